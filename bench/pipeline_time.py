@@ -1,0 +1,63 @@
+"""Wall time and peak memory of one pipeline run, per stage.
+
+    .venv/bin/python bench/pipeline_time.py                 # all 50,000 reviews
+    .venv/bin/python bench/pipeline_time.py --sample 2000   # the quick run
+
+Runs `python -m pipeline run` in a child process on a fresh store under build/bench/,
+then prints the wall time, the child's peak resident memory and the seconds per
+stage that the run recorded in the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = os.environ.get("IMDB_DATA", str(ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=DEFAULT_DATA, help="the IMDB archive")
+    parser.add_argument("--sample", type=int, default=None, help="reviews to keep (default: all)")
+    args = parser.parse_args()
+
+    out = ROOT / "build" / "bench" / f"pipeline-{args.sample or 'full'}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    db = out / "lossmap.duckdb"
+    cmd = [sys.executable, "-m", "pipeline", "run", "--data", args.data, "--db", str(db),
+           "--models-dir", str(out / "models"), "--no-progress"]
+    if args.sample:
+        cmd += ["--sample", str(args.sample)]
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    wall = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    con = duckdb.connect(str(db), read_only=True)
+    n, stages, test_acc, flagged = con.execute(
+        "SELECT n_samples, stage_seconds, test_accuracy, n_flagged FROM runs").fetchone()
+    size_mib = db.stat().st_size / 2**20
+    print(f"\npipeline run on {n:,} reviews ({os.cpu_count()} cores)")
+    print(f"  wall time        {wall:8.1f} s   (process start to exit)")
+    print(f"  peak memory      {peak_mib:8.0f} MiB (max RSS of the child)")
+    print(f"  store size       {size_mib:8.1f} MiB")
+    print(f"  test accuracy    {test_acc:8.2%}" if test_acc is not None else "  test accuracy         n/a")
+    print(f"  flagged          {flagged:8,d}")
+    for stage, seconds in json.loads(stages).items():
+        print(f"  {stage:<16} {seconds:8.1f} s")
+
+
+if __name__ == "__main__":
+    main()

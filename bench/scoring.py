@@ -1,0 +1,81 @@
+"""ONNX Runtime vs native scikit-learn scoring throughput, side by side in one run.
+
+    .venv/bin/python bench/scoring.py
+
+Trains the conventional model (train split), exports it, and scores the 25,000 test
+reviews both ways, best of 3:
+- model only: from the count matrix (ONNX graph vs TfidfTransformer + NB + LogisticRegression);
+- from text: tokenizing included (ONNX `score_texts` vs the same tokenizer + native model).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline import export, score, train  # noqa: E402
+from pipeline.config import Config  # noqa: E402
+from pipeline.load import load_reviews  # noqa: E402
+
+DEFAULT_DATA = os.environ.get("IMDB_DATA", str(ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"))
+
+
+def best_of(fn, repeat=3) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    cfg = Config()
+    frame = load_reviews(Path(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_DATA), progress=False).frame
+    corpus = train.tokenize(frame["display_text"], cfg)
+    train_rows = np.flatnonzero(frame["split"].to_numpy() == "train")
+    test_rows = np.flatnonzero(frame["split"].to_numpy() == "test")
+    model = train.fit(corpus, frame["label"].to_numpy(), train_rows, cfg, model_id="nblr-train")
+    path = export.export_onnx(model, Path(tempfile.mkdtemp()) / "m.onnx", tokenizer_spec=corpus.tokenizer_spec())
+    onnx_model = score.OnnxTextModel.load(path)
+    counts = corpus.counts[test_rows][:, onnx_model.columns_in(corpus.vocab)]
+    texts = frame["text"].to_numpy()[test_rows].tolist()
+    n = len(test_rows)
+
+    def native_counts():
+        x = model.tfidf.transform(counts).multiply(model.nb_ratio).tocsr()
+        return model.clf.predict_proba(x)[:, 1]
+
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vec = CountVectorizer(token_pattern=train.TOKEN_PATTERN, ngram_range=(1, cfg.ngram_max),
+                          vocabulary=list(model.vocab), dtype=np.float32)
+
+    def native_texts():
+        import re
+        cleaned = [re.sub(r"<br\s*/?>", "\n", t, flags=re.I) for t in texts]
+        x = model.tfidf.transform(vec.transform(cleaned)).multiply(model.nb_ratio).tocsr()
+        return model.clf.predict_proba(x)[:, 1]
+
+    gap = np.max(np.abs(onnx_model.score_counts(counts)[0] - native_counts()))
+    print(f"\n{n:,} test reviews, {len(model.vocab):,} n-grams, provider {onnx_model.provider}, "
+          f"{os.cpu_count()} cores; max |p_onnx - p_native| = {gap:.1e}")
+    print(f"{'':<12} {'native (reviews/s)':>20} {'ONNX Runtime (reviews/s)':>26} {'ONNX / native':>14}")
+    for name, native, onnx_fn in (
+        ("model only", native_counts, lambda: onnx_model.score_counts(counts)),
+        ("from text", native_texts, lambda: onnx_model.score_texts(texts)),
+    ):
+        t_native, t_onnx = best_of(native), best_of(onnx_fn)
+        print(f"{name:<12} {n / t_native:>20,.0f} {n / t_onnx:>26,.0f} {t_native / t_onnx:>13.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Command line: ``python -m pipeline run`` builds a run; ``python -m pipeline runs`` lists them.
+
+Errors a user can fix (missing data, corrupt archive, wrong store) print one
+message and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.config import DATA_ENV, DEFAULT_DB, Config
+
+_EPILOG = f"""\
+examples:
+  python -m pipeline run --data ../shared/data/aclImdb_v1_labeled.tar.gz
+  python -m pipeline run --sample 2000          quick run on 2,000 reviews
+  python -m pipeline runs                        list the runs in the store
+
+data: --data, else ${DATA_ENV}, else data/aclImdb_v1.tar.gz, data/aclImdb_v1_labeled.tar.gz
+or data/aclImdb/; failing all, the published archive is downloaded into data/.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Lossmap pipeline: find likely mislabeled IMDB reviews and store the analysis in DuckDB.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    d = Config()
+
+    run = sub.add_parser(
+        "run", help="load reviews, train with cross-fitting, score with ONNX Runtime, write a run to the store",
+        description="Train the NB-LR text model with cross-fitting grouped by movie, score every review out of "
+                    "fold through ONNX Runtime, explain with SHAP, map with SVD+UMAP, rank label issues with "
+                    "cleanlab, and write everything to the DuckDB store as one new run.",
+    )
+    g = run.add_argument_group("input")
+    g.add_argument("--data", type=Path, default=None,
+                   help=f"aclImdb_v1.tar.gz, aclImdb_v1_labeled.tar.gz or an extracted aclImdb/ folder "
+                        f"(default: ${DATA_ENV}, then data/, then download)")
+    g.add_argument("--sample", type=int, default=None, metavar="N",
+                   help="keep N reviews, a seeded label-stratified sample, for a quick run (default: all 50,000)")
+    g.add_argument("--seed", type=int, default=d.seed, help="seed for sampling, folds, SVD and clusters (default: %(default)s)")
+    g = run.add_argument_group("model")
+    g.add_argument("--folds", type=int, default=d.folds, help="cross-fitting folds, grouped by movie (default: %(default)s)")
+    g.add_argument("--ngram-max", type=int, default=d.ngram_max, help="longest word n-gram used as a feature (default: %(default)s)")
+    g.add_argument("--min-df", type=int, default=d.min_df, help="an n-gram must occur in this many training reviews (default: %(default)s)")
+    g.add_argument("--max-features", type=int, default=d.max_features, help="vocabulary cap, most frequent first (default: %(default)s)")
+    g.add_argument("-C", dest="C", type=float, default=d.C, help="inverse L2 strength of the logistic regression (default: %(default)s)")
+    g = run.add_argument_group("analysis")
+    g.add_argument("--shap-top-k", type=int, default=d.shap_top_k, help="token attributions stored per review (default: %(default)s)")
+    g.add_argument("--svd-dim", type=int, default=d.svd_dim, help="embedding width (truncated SVD of TF-IDF) (default: %(default)s)")
+    g.add_argument("--clusters", type=int, default=d.clusters, help="k-means clusters on the embedding (default: %(default)s)")
+    g.add_argument("--issue-method", default=d.issue_method,
+                   choices=["self_confidence", "normalized_margin", "confidence_weighted_entropy"],
+                   help="cleanlab label-quality score used to rank suspects (default: %(default)s)")
+    g = run.add_argument_group("output")
+    g.add_argument("--db", type=Path, default=DEFAULT_DB, help="the DuckDB store (created if missing) (default: %(default)s)")
+    g.add_argument("--models-dir", type=Path, default=d.models_dir, help="where ONNX files go, one folder per run (default: %(default)s)")
+    g.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"],
+                   help="ONNX Runtime device; auto uses CUDA only when a usable GPU is found (default: %(default)s)")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    runs = sub.add_parser("runs", help="list the complete runs in a store",
+                          description="List the complete runs in a store, newest first.")
+    runs.add_argument("--db", type=Path, default=DEFAULT_DB, help="the DuckDB store (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from pipeline.load import LoadError
+    from pipeline.schema import StoreError
+
+    try:
+        if args.command == "run":
+            return _run(args)
+        return _runs(args)
+    except (LoadError, StoreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the store is unchanged.", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
+    from pipeline.run import run_pipeline
+
+    if args.sample is not None and args.sample < 2:
+        raise ValueError(f"--sample must be at least 2 (got {args.sample})")
+    cfg = Config(
+        data=args.data, sample=args.sample, seed=args.seed, folds=args.folds, ngram_max=args.ngram_max,
+        min_df=args.min_df, max_features=args.max_features, C=args.C, shap_top_k=args.shap_top_k,
+        svd_dim=args.svd_dim, clusters=args.clusters, issue_method=args.issue_method, db=args.db,
+        models_dir=args.models_dir, device=args.device, progress=not args.no_progress,
+    )
+    s = run_pipeline(cfg)
+    for line in s.warnings:
+        print(f"warning: {line}")
+    test = f"{s.test_accuracy:.2%}" if s.test_accuracy is not None else "n/a (no train split)"
+    print(f"\nrun {s.run_id} complete: {s.n_samples:,} reviews in {s.seconds:.0f} s")
+    print(f"  test accuracy (trained on train, scored on test): {test}")
+    print(f"  out-of-fold accuracy (all reviews): {s.oof_accuracy:.2%}")
+    print(f"  flagged as likely mislabeled: {s.n_flagged:,} ({s.n_flagged / s.n_samples:.1%})")
+    print(f"  ONNX Runtime: {s.provider}, largest gap to scikit-learn {s.parity_max_abs:.1e} in probability")
+    print("  time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in s.stage_seconds.items()))
+    print(f"  store: {s.db}  (open it with `streamlit run app.py -- --db {s.db}`)")
+    return 0
+
+
+def _runs(args) -> int:
+    from pipeline.store import list_runs
+
+    runs = list_runs(args.db)
+    if runs.empty:
+        print(f"{args.db} holds no runs yet. Make one with `python -m pipeline run --db {args.db}`.")
+        return 0
+    print(f"{len(runs)} run(s) in {args.db}, newest first:")
+    for r in runs.itertuples():
+        test = f"{r.test_accuracy:.2%}" if r.test_accuracy == r.test_accuracy and r.test_accuracy is not None else "n/a"
+        print(f"  {r.run_id}  {r.completed_at:%Y-%m-%d %H:%M} UTC  {r.n_samples:>6,} reviews  "
+              f"test acc {test}  flagged {r.n_flagged:,}  {r.seconds:.0f} s")
+    return 0

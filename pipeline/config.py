@@ -1,0 +1,52 @@
+"""The pipeline's one configuration object.
+
+`Config` is frozen: every stage reads it, none changes it. The CLI (`python -m
+pipeline run ...`) builds it from its options; tests build it directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+DEFAULT_DB = Path("data") / "lossmap.duckdb"
+DATA_ENV = "IMDB_DATA"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # --- input ---
+    data: Path | None = None  # archive or extracted aclImdb/ folder; None: $IMDB_DATA, then data/, then download
+    data_dir: Path = Path("data")  # where archives are searched for and downloaded to
+    sample: int | None = None  # reviews to keep (seeded, label-stratified); None keeps all 50,000
+    seed: int = 0  # seed for sampling, folds, SVD and UMAP
+    flip_fraction: float = 0.0  # share of labels flipped at random before training (benchmarks only)
+
+    # --- model: TF-IDF (word n-grams) + NB log-count ratio + logistic regression ---
+    ngram_max: int = 2  # longest word n-gram used as a feature
+    min_df: int = 3  # a feature must occur in this many training reviews
+    max_features: int = 400_000  # cap on the vocabulary, most frequent first
+    nb_alpha: float = 1.0  # smoothing of the NB log-count ratio
+    C: float = 30.0  # inverse L2 strength of the logistic regression
+    folds: int = 5  # cross-fitting folds, grouped by movie_id
+
+    # --- analysis ---
+    shap_top_k: int = 30  # token attributions stored per sample, by |value|
+    svd_dim: int = 100  # width of the dense embedding (truncated SVD of TF-IDF)
+    umap_neighbors: int = 15  # UMAP n_neighbors for the 2-D map
+    clusters: int = 12  # k-means clusters on the embedding
+    issue_method: str = "self_confidence"  # cleanlab ranking: self_confidence | normalized_margin | confidence_weighted_entropy
+
+    # --- runtime ---
+    device: str = "auto"  # ONNX Runtime provider: auto (CUDA when usable) | cpu | cuda
+    db: Path = DEFAULT_DB  # the DuckDB store
+    models_dir: Path = Path("data") / "models"  # where ONNX files are written, one folder per run
+    progress: bool = True  # show progress bars
+
+    def data_source(self) -> Path | None:
+        """The explicit data path: --data, else $IMDB_DATA, else None."""
+        if self.data is not None:
+            return Path(self.data)
+        env = os.environ.get(DATA_ENV)
+        return Path(env) if env else None

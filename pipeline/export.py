@@ -1,0 +1,95 @@
+"""Export a trained ``LinearTextModel`` to a self-describing ONNX file.
+
+Tokenizing stays outside the graph (skl2onnx's TF-IDF converter has known parity
+problems, onnx/onnx#6078 and microsoft/onnxruntime#4201, and needs a locale), so
+the graph starts from bags of n-gram ids:
+
+    inputs   term_ids (N, L) int64   ids into the model's vocabulary, padded with 0
+             counts   (N, L) float32 how often each id occurs; 0 marks padding
+    outputs  p_pos    (N,)   float32 probability of the positive label
+             logit    (N,)   float32 log-odds of the positive label
+
+Inside: sublinear TF (1 + log count), times IDF, L2-normalised per review, dot the
+effective weights (NB ratio x LR coefficient), plus bias, sigmoid. The vocabulary
+(JSON list, index = term id) and the tokenizer spec travel in the model's
+metadata, so the file alone is enough to score new text (``pipeline.score``).
+skl2onnx is not used because no converter covers a bag-of-ids input.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from pipeline.train import LinearTextModel
+
+OPSET = 17
+META_VOCAB = "lossmap.vocabulary"
+META_TOKENIZER = "lossmap.tokenizer"
+META_MODEL = "lossmap.model_id"
+
+
+def export_onnx(model: LinearTextModel, path: Path, *, tokenizer_spec: dict) -> Path:
+    """Write ``model`` to ``path`` (an .onnx file) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    graph = _graph(model.tfidf.idf_.astype(np.float32), model.weights.astype(np.float32), model.bias)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lossmap")
+    proto.ir_version = 8
+    for key, value in (
+        (META_VOCAB, json.dumps(model.vocab.tolist(), ensure_ascii=False)),
+        (META_TOKENIZER, json.dumps(tokenizer_spec)),
+        (META_MODEL, model.model_id),
+    ):
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, path)
+    return path
+
+
+def _graph(idf: np.ndarray, weights: np.ndarray, bias: float) -> onnx.GraphProto:
+    consts = [
+        numpy_helper.from_array(idf, "idf"),
+        numpy_helper.from_array(weights, "weights"),
+        numpy_helper.from_array(np.array([bias], dtype=np.float32), "bias"),
+        numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
+        numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        numpy_helper.from_array(np.array(1e-12, dtype=np.float32), "tiny"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+    ]
+    n = helper.make_node
+    nodes = [
+        # sublinear tf: 1 + log(count) where count > 0, else 0
+        n("Greater", ["counts", "zero"], ["present"]),
+        n("Max", ["counts", "one"], ["count_ge1"]),
+        n("Log", ["count_ge1"], ["log_count"]),
+        n("Add", ["log_count", "one"], ["tf_raw"]),
+        n("Where", ["present", "tf_raw", "zero"], ["tf"]),
+        # tf * idf, L2-normalised per row
+        n("Gather", ["idf", "term_ids"], ["idf_rows"]),
+        n("Mul", ["tf", "idf_rows"], ["tfidf"]),
+        n("Mul", ["tfidf", "tfidf"], ["sq"]),
+        n("ReduceSum", ["sq", "axis1"], ["sumsq"], keepdims=1),
+        n("Sqrt", ["sumsq"], ["norm_raw"]),
+        n("Max", ["norm_raw", "tiny"], ["norm"]),
+        n("Div", ["tfidf", "norm"], ["x"]),
+        # logit = x . weights + bias
+        n("Gather", ["weights", "term_ids"], ["w_rows"]),
+        n("Mul", ["x", "w_rows"], ["contrib"]),
+        n("ReduceSum", ["contrib", "axis1"], ["dot"], keepdims=0),
+        n("Add", ["dot", "bias"], ["logit"]),
+        n("Sigmoid", ["logit"], ["p_pos"]),
+    ]
+    inputs = [
+        helper.make_tensor_value_info("term_ids", TensorProto.INT64, ["batch", "terms"]),
+        helper.make_tensor_value_info("counts", TensorProto.FLOAT, ["batch", "terms"]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("p_pos", TensorProto.FLOAT, ["batch"]),
+        helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["batch"]),
+    ]
+    return helper.make_graph(nodes, "nb_logistic_regression", inputs, outputs, initializer=consts)

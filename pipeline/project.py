@@ -1,0 +1,81 @@
+"""Dense embeddings, a 2-D map and clusters of the reviews.
+
+``project(corpus, cfg)`` returns a ``Projection``:
+
+- ``vectors`` (N, svd_dim) float32: truncated SVD (LSA) of the L2-normalised TF-IDF
+  matrix, label-free;
+- ``xy`` (N, 2) float32: UMAP of the vectors (cosine metric);
+- ``cluster`` (N,) int16: k-means on the vectors;
+- ``cluster_terms``: per cluster, the n-grams whose mean TF-IDF most exceeds the
+  corpus mean.
+
+UMAP runs on both cores without a fixed random state (a fixed one forces a single
+thread), so the map's layout can differ between runs; the SVD and clusters are
+seeded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfTransformer
+
+from pipeline.config import Config
+from pipeline.train import Corpus
+
+SPACE = "tfidf-svd"  # name of this embedding space in the store
+_TERMS_PER_CLUSTER = 8
+
+
+@dataclasses.dataclass
+class Projection:
+    space: str
+    vectors: np.ndarray  # (N, d) float32
+    xy: np.ndarray  # (N, 2) float32
+    cluster: np.ndarray  # (N,) int16
+    cluster_terms: pd.DataFrame  # cluster, size, top_terms
+
+
+def project(corpus: Corpus, cfg: Config) -> Projection:
+    n = corpus.counts.shape[0]
+    doc_freq = np.asarray((corpus.counts > 0).sum(axis=0)).ravel()
+    columns = np.flatnonzero(doc_freq >= min(cfg.min_df, n))
+    x = TfidfTransformer(sublinear_tf=True).fit_transform(corpus.counts[:, columns])
+    dim = max(1, min(cfg.svd_dim, len(columns) - 1, n - 1))
+    vectors = TruncatedSVD(dim, n_iter=4, random_state=cfg.seed).fit_transform(x).astype(np.float32)
+    xy = _umap(vectors, cfg)
+    k = max(1, min(cfg.clusters, n))
+    cluster = KMeans(k, n_init=3, random_state=cfg.seed).fit_predict(vectors).astype(np.int16)
+    terms = _cluster_terms(x, cluster, corpus.vocab[columns])
+    return Projection(SPACE, vectors, xy, cluster, terms)
+
+
+def _umap(vectors: np.ndarray, cfg: Config) -> np.ndarray:
+    n = len(vectors)
+    if n < 4:  # UMAP needs a few neighbours; a tiny corpus is laid out by its first two components
+        return np.pad(vectors[:, :2], ((0, 0), (0, max(0, 2 - vectors.shape[1])))).astype(np.float32)
+    import umap  # slow import (numba), so only when needed
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reducer = umap.UMAP(
+            n_neighbors=min(cfg.umap_neighbors, n - 1), metric="cosine", n_jobs=2, low_memory=True,
+            init="spectral" if n > 50 else "random",
+        )
+        return reducer.fit_transform(vectors).astype(np.float32)
+
+
+def _cluster_terms(x, cluster: np.ndarray, vocab: np.ndarray) -> pd.DataFrame:
+    overall = np.asarray(x.mean(axis=0)).ravel()
+    rows = []
+    for c in np.unique(cluster):
+        members = cluster == c
+        lift = np.asarray(x[members].mean(axis=0)).ravel() - overall
+        top = np.argsort(-lift)[:_TERMS_PER_CLUSTER]
+        rows.append((int(c), int(members.sum()), ", ".join(vocab[top])))
+    return pd.DataFrame(rows, columns=["cluster", "size", "top_terms"])

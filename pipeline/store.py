@@ -1,0 +1,138 @@
+"""Write runs into the DuckDB store so that only complete runs are ever visible.
+
+``publish(db_path, write)`` copies the current store to a temporary file beside it,
+calls ``write(con)`` inside one transaction on the copy, checkpoints, closes, and
+renames the copy over the store (an atomic ``os.replace``). A pipeline killed at
+any moment, even by SIGKILL, leaves the store exactly as it was; readers that
+hold the old file open (the app) keep reading it and see the new run once they
+reopen. A lock file stops two pipelines writing one store at once.
+
+``open_readonly(path)`` is how everything that only reads opens the store;
+``list_runs(path)`` returns the runs, newest first. All errors are ``StoreError``
+with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import pandas as pd
+
+from pipeline.schema import StoreError, check_version, ensure_schema
+
+_TMP_SUFFIX = ".incomplete"
+
+
+def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a Lossmap store, version-checked."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"no store at {path}. Make one with `python -m pipeline run --db {path}`.")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise StoreError(f"{path} cannot be opened as a DuckDB store ({_first_line(exc)}).") from None
+    try:
+        check_version(con)
+    except StoreError as exc:
+        con.close()
+        raise StoreError(f"{path}: {exc}") from None
+    return con
+
+
+def list_runs(path: Path) -> pd.DataFrame:
+    """Every complete run in the store, newest first."""
+    con = open_readonly(path)
+    try:
+        return con.execute(
+            "SELECT run_id, completed_at, n_samples, test_accuracy, oof_accuracy, n_flagged, seconds, source "
+            "FROM runs ORDER BY completed_at DESC"
+        ).df()
+    finally:
+        con.close()
+
+
+def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+    """Run ``write(con)`` on a copy of the store in one transaction, then swap it in."""
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db_path.with_name(db_path.name + _TMP_SUFFIX)
+    with _lock(db_path):
+        _remove(tmp)  # left by a run that was killed
+        if db_path.exists():
+            _fold_wal(db_path)
+            shutil.copyfile(db_path, tmp)
+        try:
+            con = duckdb.connect(str(tmp))
+        except duckdb.Error as exc:
+            _remove(tmp)
+            raise StoreError(f"{db_path} is not a DuckDB file ({_first_line(exc)}); pass another --db.") from None
+        try:
+            try:
+                ensure_schema(con)
+            except StoreError as exc:
+                raise StoreError(f"{db_path}: {exc}") from None
+            con.execute("BEGIN TRANSACTION")
+            write(con)
+            con.execute("COMMIT")
+            con.execute("CHECKPOINT")
+        except BaseException:
+            con.close()
+            _remove(tmp)
+            raise
+        con.close()
+        _fsync(tmp)
+        os.replace(tmp, db_path)
+        _fsync(db_path.parent)
+
+
+@contextmanager
+def _lock(db_path: Path):
+    lock_path = db_path.with_name(db_path.name + ".lock")
+    with open(lock_path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"another pipeline run is writing {db_path}; wait for it to finish.") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fold_wal(db_path: Path) -> None:
+    """A store left with a write-ahead log is checkpointed before it is copied."""
+    if not db_path.with_name(db_path.name + ".wal").exists():
+        return
+    try:
+        con = duckdb.connect(str(db_path))
+        con.execute("CHECKPOINT")
+        con.close()
+    except duckdb.Error as exc:
+        raise StoreError(
+            f"{db_path} has unsaved changes in its .wal file and cannot be checkpointed now "
+            f"({_first_line(exc)}); close the app that holds it and run again."
+        ) from None
+
+
+def _remove(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".wal")):
+        p.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

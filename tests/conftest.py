@@ -1,0 +1,106 @@
+"""Shared fixtures: tiny hand-made archives, a seeded sample of the real data, and a
+real store built by the pipeline from it (once per test session)."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_ARCHIVE = Path(os.environ.get("IMDB_DATA", ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"))
+STORE_SAMPLE = 400  # reviews in the session store; enough for 5 grouped folds and cleanlab
+
+POSITIVE = "A wonderful, moving film. The acting is superb and I loved every minute.<br /><br />Great!"
+NEGATIVE = "A dull, boring mess. The plot is awful and I hated every minute.<br />Terrible."
+
+
+def make_archive(path: Path, reviews: dict[str, bytes], urls: dict[str, list[str]] | None = None,
+                 *, gz: bool = True) -> Path:
+    """Write an archive in the aclImdb layout: ``reviews`` maps 'train/pos/0_9' -> bytes."""
+    urls = urls if urls is not None else _default_urls(reviews)
+    with tarfile.open(path, "w:gz" if gz else "w") as tar:
+        for sample_id, payload in reviews.items():
+            _add(tar, f"aclImdb/{sample_id}.txt", payload)
+        for key, lines in urls.items():
+            split, folder = key.split("/")
+            _add(tar, f"aclImdb/{split}/urls_{folder}.txt", "\n".join(lines).encode() + b"\n")
+    return path
+
+
+def _add(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def _default_urls(reviews: dict[str, bytes]) -> dict[str, list[str]]:
+    """Movie k for review id k // 2, so pairs of reviews share a movie."""
+    out: dict[str, list[str]] = {}
+    for sample_id in reviews:
+        split, folder, stem = sample_id.split("/")
+        if not stem.split("_")[0].isdigit():
+            continue
+        review_id = int(stem.split("_")[0])
+        lines = out.setdefault(f"{split}/{folder}", [])
+        while len(lines) <= review_id:
+            lines.append(f"http://www.imdb.com/title/tt{1000000 + len(lines) // 2:07d}/usercomments")
+    return out
+
+
+def balanced_reviews(n_per_folder: int = 6) -> dict[str, bytes]:
+    """Positive and negative reviews in both splits, ratings consistent with folders."""
+    reviews = {}
+    for split in ("train", "test"):
+        for i in range(n_per_folder):
+            reviews[f"{split}/pos/{i}_{7 + i % 4}"] = f"{POSITIVE} Number {i}.".encode()
+            reviews[f"{split}/neg/{i}_{1 + i % 4}"] = f"{NEGATIVE} Number {i}.".encode()
+    return reviews
+
+
+@pytest.fixture
+def tiny_archive(tmp_path: Path) -> Path:
+    return make_archive(tmp_path / "aclImdb_v1_labeled.tar.gz", balanced_reviews())
+
+
+@pytest.fixture
+def con():
+    connection = duckdb.connect(":memory:")
+    yield connection
+    connection.close()
+
+
+def real_archive() -> Path:
+    if not REAL_ARCHIVE.exists():
+        pytest.skip(f"the IMDB archive is not at {REAL_ARCHIVE} (set IMDB_DATA)")
+    return REAL_ARCHIVE
+
+
+@pytest.fixture(scope="session")
+def sample_config(tmp_path_factory) -> Config:
+    folder = tmp_path_factory.mktemp("store")
+    return Config(data=real_archive(), sample=STORE_SAMPLE, seed=1, db=folder / "lossmap.duckdb",
+                  models_dir=folder / "models", progress=False, clusters=6, svd_dim=20)
+
+
+@pytest.fixture(scope="session")
+def sample_run(sample_config):
+    """A real run of the whole pipeline on a seeded sample of the real archive."""
+    from pipeline.run import run_pipeline
+
+    return run_pipeline(sample_config)
+
+
+@pytest.fixture
+def store_ro(sample_run):
+    from pipeline.store import open_readonly
+
+    connection = open_readonly(sample_run.db)
+    yield connection
+    connection.close()

@@ -1,0 +1,68 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.cli import build_parser, main
+from tests.conftest import ROOT
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_help_explains_every_run_option():
+    out = _cli("run", "--help")
+    assert out.returncode == 0
+    for option in ("--data", "--sample", "--seed", "--folds", "--min-df", "--db", "--device", "--issue-method",
+                   "--shap-top-k", "--no-progress"):
+        assert option in out.stdout
+    text = " ".join(out.stdout.split())
+    assert "IMDB_DATA" in text and "(default: data/lossmap.duckdb)" in text and "(default: None)" not in text
+    top = _cli("--help")
+    assert "run" in top.stdout and "runs" in top.stdout and "examples:" in top.stdout
+
+
+def test_missing_data_is_one_line_no_traceback(tmp_path):
+    out = _cli("run", "--data", str(tmp_path / "nowhere.tar.gz"), "--db", str(tmp_path / "s.duckdb"))
+    assert out.returncode == 2
+    assert "error:" in out.stderr and "--data" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_corrupt_archive_is_one_line_no_traceback(tmp_path):
+    bad = tmp_path / "aclImdb_v1.tar.gz"
+    bad.write_bytes(b"\x1f\x8b" + b"garbage" * 500)
+    out = _cli("run", "--data", str(bad), "--db", str(tmp_path / "s.duckdb"), "--no-progress")
+    assert out.returncode == 2
+    assert "corrupt or truncated" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bad_option_values(tmp_path, capsys):
+    assert main(["run", "--sample", "1", "--db", str(tmp_path / "s.duckdb")]) == 2
+    assert "--sample must be at least 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--device", "tpu"])
+    assert "invalid choice: 'tpu'" in capsys.readouterr().err
+
+
+def test_runs_on_a_missing_store(tmp_path):
+    out = _cli("runs", "--db", str(tmp_path / "none.duckdb"))
+    assert out.returncode == 2
+    assert "no store at" in out.stderr and "python -m pipeline run" in out.stderr
+
+
+def test_run_then_runs_end_to_end(tmp_path):
+    from tests.conftest import real_archive
+
+    db = tmp_path / "s.duckdb"
+    out = _cli("run", "--data", str(real_archive()), "--sample", "300", "--db", str(db),
+               "--models-dir", str(tmp_path / "models"), "--svd-dim", "10", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "300 reviews" in out.stdout and "test accuracy" in out.stdout and "flagged as likely mislabeled" in out.stdout
+    assert "time per stage: load" in out.stdout and f"store: {db}" in out.stdout
+    listed = _cli("runs", "--db", str(db))
+    assert listed.returncode == 0 and "1 run(s)" in listed.stdout and "300 reviews" in listed.stdout

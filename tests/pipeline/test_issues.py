@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from pipeline.issues import METHODS, find_label_issues
+
+
+def test_confidently_contradicted_review_ranks_first_with_a_readable_reason():
+    rng = np.random.default_rng(0)
+    labels = np.array([1] * 50 + [0] * 50)
+    p_pos = np.where(labels == 1, rng.uniform(0.7, 0.99, 100), rng.uniform(0.01, 0.3, 100))
+    p_pos[7] = 0.03  # labeled positive, model 97% sure it is negative
+    ratings = np.where(labels == 1, 8, 2)
+    ratings[7] = 3
+    found = find_label_issues(labels, p_pos, ratings)
+    assert found.loc[7, "issue_rank"] == 1
+    assert bool(found.loc[7, "is_label_issue"])
+    assert found.loc[7, "suggested_label"] == 0
+    assert found.loc[7, "reason"] == "the model is 97% sure this is negative, but it is labeled positive; the rating is 3/10"
+    assert found["is_label_issue"].sum() < 10
+    assert sorted(found["issue_rank"]) == list(range(1, 101))
+    assert found.loc[0, "reason"].startswith("the model agrees it is positive")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_puts_the_contradicted_review_first(method):
+    labels = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1])
+    p_pos = np.array([0.1, 0.9, 0.2, 0.8, 0.1, 0.9, 0.99, 0.7, 0.3, 0.8, 0.2, 0.9])
+    found = find_label_issues(labels, p_pos, np.full(12, 5), method=method)
+    assert found["issue_rank"].idxmin() == 6
+
+
+def test_bad_inputs_name_the_problem():
+    with pytest.raises(ValueError, match="self_confidence, normalized_margin, confidence_weighted_entropy"):
+        find_label_issues([0, 1], [0.1, 0.9], [1, 9], method="vibes")
+    with pytest.raises(ValueError, match="same length"):
+        find_label_issues([0, 1], [0.1], [1, 9])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        find_label_issues([0, 1], [0.1, 1.2], [1, 9])

@@ -1,0 +1,128 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline import store
+from pipeline.schema import StoreError
+from tests.conftest import ROOT
+
+
+def _add_run(con, run_id: str) -> None:
+    con.execute(
+        "INSERT INTO runs VALUES (?, now()::TIMESTAMP, now()::TIMESTAMP, 'src', 1, 0.9, 0.9, 0, 1.0, '{}', '{}', '{}')",
+        [run_id],
+    )
+
+
+def _run_ids(path: Path) -> list[str]:
+    return store.list_runs(path)["run_id"].tolist()
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    path = tmp_path / "lossmap.duckdb"
+    store.publish(path, lambda con: _add_run(con, "first"))
+    return path
+
+
+def test_publish_adds_a_complete_run(db):
+    store.publish(db, lambda con: _add_run(con, "second"))
+    assert sorted(_run_ids(db)) == ["first", "second"]
+    assert not list(db.parent.glob("*.incomplete*"))
+
+
+def test_a_failing_run_leaves_the_store_unchanged(db):
+    before = db.read_bytes()
+
+    def half_then_fail(con):
+        _add_run(con, "broken")
+        raise RuntimeError("stage failed")
+
+    with pytest.raises(RuntimeError, match="stage failed"):
+        store.publish(db, half_then_fail)
+    assert _run_ids(db) == ["first"]
+    assert db.read_bytes() == before
+    assert not list(db.parent.glob("*.incomplete*"))
+
+
+_KILLABLE = """
+import sys, time, pathlib
+from pipeline import store
+db, ready = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+def slow(con):
+    con.execute("INSERT INTO runs VALUES ('killed', now()::TIMESTAMP, now()::TIMESTAMP, 's', 1, 0.9, 0.9, 0, 1, '{}', '{}', '{}')")
+    con.execute("CREATE TABLE filler AS SELECT range AS i FROM range(2000000)")
+    ready.write_text("writing")
+    time.sleep(60)
+store.publish(db, slow)
+"""
+
+
+def test_sigkill_while_writing_leaves_earlier_runs_intact_and_next_run_works(db, tmp_path):
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(db), str(ready)], cwd=ROOT)
+    deadline = time.time() + 60
+    while not ready.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert ready.exists(), "the writer never reached its write"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _run_ids(db) == ["first"]  # the killed run is not visible
+    store.publish(db, lambda con: _add_run(con, "after"))
+    assert sorted(_run_ids(db)) == ["after", "first"]
+    assert not list(db.parent.glob("*.incomplete*"))
+
+
+def test_other_schema_version_gets_a_clear_message(db):
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE lossmap_meta SET value = '0' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(StoreError, match="schema version 0; this Lossmap reads version 1.*--db NEW_PATH"):
+        store.open_readonly(db)
+    with pytest.raises(StoreError, match="schema version 0"):
+        store.publish(db, lambda con: _add_run(con, "x"))
+
+
+def test_file_that_is_not_duckdb(tmp_path):
+    path = tmp_path / "notes.duckdb"
+    path.write_text("just some text, not a database\n" * 100)
+    with pytest.raises(StoreError, match="cannot be opened as a DuckDB store"):
+        store.open_readonly(path)
+    with pytest.raises(StoreError, match="not a DuckDB file"):
+        store.publish(path, lambda con: None)
+    assert path.read_text().startswith("just some text")
+
+
+def test_duckdb_file_of_another_program(tmp_path):
+    path = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE invoices (id INTEGER)")
+    con.close()
+    with pytest.raises(StoreError, match="not a Lossmap store"):
+        store.open_readonly(path)
+
+
+def test_missing_store_says_how_to_make_one(tmp_path):
+    with pytest.raises(StoreError, match="no store at .*python -m pipeline run"):
+        store.open_readonly(tmp_path / "nope.duckdb")
+
+
+def test_second_writer_is_refused_while_the_first_holds_the_lock(db):
+    with store._lock(db):
+        with pytest.raises(StoreError, match="another pipeline run is writing"):
+            store.publish(db, lambda con: _add_run(con, "x"))
+    assert _run_ids(db) == ["first"]
+
+
+def test_readonly_connection_cannot_write(db):
+    con = store.open_readonly(db)
+    with pytest.raises(duckdb.Error):
+        con.execute("DELETE FROM runs")
+    con.close()
+    assert _run_ids(db) == ["first"]
