@@ -47,9 +47,10 @@ def main() -> None:
     parser.add_argument("--flip", type=float, default=0.05, help="share of labels flipped (default: 0.05)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--method", default="self_confidence", choices=issues.METHODS)
+    parser.add_argument("-C", dest="C", type=float, default=Config.C, help="logistic regression C (default: %(default)s)")
     args = parser.parse_args()
 
-    cfg = Config(seed=args.seed)
+    cfg = Config(seed=args.seed, C=args.C)
     start = time.perf_counter()
     frame = load_reviews(Path(args.data), sample=args.sample, seed=args.seed, progress=False).frame
     rng = np.random.default_rng(args.seed)
@@ -64,7 +65,7 @@ def main() -> None:
     order = np.argsort(found["issue_rank"].to_numpy())
 
     n, n_flip = len(frame), int(flipped.sum())
-    print(f"\n{n:,} reviews, {n_flip:,} labels flipped ({args.flip:.1%}, seed {args.seed}), method {args.method}")
+    print(f"\n{n:,} reviews, {n_flip:,} labels flipped ({args.flip:.1%}, seed {args.seed}), method {args.method}, C {args.C:g}")
     print(f"{'top k':>14} {'precision':>10} {'recall':>8}")
     for share in (0.01, 0.025, 0.05, 0.10):
         k = round(share * n)

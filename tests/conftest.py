@@ -104,3 +104,38 @@ def store_ro(sample_run):
     connection = open_readonly(sample_run.db)
     yield connection
     connection.close()
+
+
+HOSTILE_ID = "train/neg/99999_1"
+HOSTILE_TEXT = ("<script>window.__pwned = 1; document.title = 'pwned'</script>"
+                "<img src=x onerror=\"window.__pwned = 2\"> Awful, boring film.<br /><br />"
+                "=HYPERLINK(\"http://example.com\") terrible acting, worst plot ever.")
+
+
+def sample_archive(path: Path, *, n: int, seed: int) -> Path:
+    """An archive in the aclImdb layout: a seeded sample of the real reviews plus one hostile review."""
+    from pipeline.load import load_reviews
+
+    frame = load_reviews(real_archive(), sample=n, seed=seed, progress=False).frame
+    reviews = {row.sample_id: row.text.encode() for row in frame.itertuples()}
+    reviews[HOSTILE_ID] = HOSTILE_TEXT.encode()
+    urls: dict[str, list[str]] = {}
+    for row in [*frame.itertuples(), None]:
+        split, folder, stem = (row.sample_id if row else HOSTILE_ID).split("/")
+        movie = row.movie_id if row else "tt9999999"
+        lines = urls.setdefault(f"{split}/{folder}", [""] * 100_000)
+        lines[int(stem.split("_")[0])] = f"http://www.imdb.com/title/{movie}/usercomments"
+    return make_archive(path, reviews, urls)
+
+
+@pytest.fixture(scope="session")
+def app_store(tmp_path_factory) -> Path:
+    """A store built by the real pipeline from a small archive that holds a hostile review."""
+    from pipeline.run import run_pipeline
+
+    folder = tmp_path_factory.mktemp("app_store")
+    archive = sample_archive(folder / "aclImdb_v1_labeled.tar.gz", n=300, seed=7)
+    cfg = Config(data=archive, db=folder / "lossmap.duckdb", models_dir=folder / "models", progress=False,
+                 clusters=5, svd_dim=16)
+    run_pipeline(cfg)
+    return cfg.db

@@ -1,0 +1,15 @@
+"""Lossmap app: a router over the pages in pages/. Run with `streamlit run app.py [-- --db PATH]`."""
+
+import streamlit as st
+
+from pages.common import state
+
+st.set_page_config(page_title="Lossmap", page_icon=":material/troubleshoot:", layout="wide")
+state.sidebar()
+st.navigation([
+    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("pages/samples.py", title="Samples", icon=":material/table_rows:"),
+    st.Page("pages/population_map.py", title="Population map", icon=":material/scatter_plot:"),
+    st.Page("pages/mislabel_review.py", title="Mislabel review", icon=":material/fact_check:"),
+    st.Page("pages/sample_analysis.py", title="Sample analysis", icon=":material/search_insights:"),
+]).run()

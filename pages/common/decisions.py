@@ -1,0 +1,152 @@
+"""Reviewers' decisions: the only thing the app writes, in a DuckDB file of its own.
+
+The analysis store is replaced by every pipeline run, so decisions live beside it in
+``<store>.decisions.duckdb`` (``decisions_path``), keyed by ``sample_id``: they
+survive app restarts and new runs. The table is an append-only history; the
+current decision for a review is its latest row (``current``). Writes are short
+transactions behind a process-wide lock, retried while another process holds the
+file, so reviewers working at once lose nothing.
+
+``relabel_csv(path)`` renders the current decisions as CSV bytes with spreadsheet
+formulas neutralised.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+DECISIONS = {
+    "mislabeled": "Mislabeled (flip)",
+    "correct": "Correct as is",
+    "ambiguous": "Ambiguous / neutral",
+}
+CSV_COLUMNS = ["sample_id", "path", "old_label", "new_label", "rating", "decision", "score", "note", "decided_at"]
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_WRITE_LOCK = threading.Lock()
+_RETRY_SECONDS = 10.0
+
+_DDL = [
+    "CREATE SEQUENCE IF NOT EXISTS decision_seq",
+    """CREATE TABLE IF NOT EXISTS decisions (
+        decision_id BIGINT PRIMARY KEY DEFAULT nextval('decision_seq'),
+        sample_id   VARCHAR NOT NULL,    -- 'test/neg/10003_3'
+        decision    VARCHAR NOT NULL CHECK (decision IN ('mislabeled', 'correct', 'ambiguous')),
+        old_label   TINYINT NOT NULL,    -- the given label, 0/1
+        new_label   TINYINT,             -- the label to use: flipped, kept, or NULL when ambiguous
+        rating      TINYINT,
+        score       DOUBLE,              -- label_score when decided
+        path        VARCHAR,             -- path inside the archive
+        note        VARCHAR,
+        run_id      VARCHAR,             -- the run the reviewer was looking at
+        reviewer    VARCHAR,             -- session that decided
+        decided_at  TIMESTAMP NOT NULL   -- UTC
+    )""",
+]
+_CURRENT = """
+    SELECT * FROM decisions
+    QUALIFY row_number() OVER (PARTITION BY sample_id ORDER BY decided_at DESC, decision_id DESC) = 1
+"""
+
+
+def decisions_path(store: Path) -> Path:
+    store = Path(store)
+    return store.with_name(store.stem + ".decisions.duckdb")
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + _RETRY_SECONDS
+    while True:
+        try:
+            con = duckdb.connect(str(path))
+            break
+        except duckdb.IOException:  # another process holds the file: wait a moment
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    for ddl in _DDL:
+        con.execute(ddl)
+    return con
+
+
+def record(path: Path, *, sample_id: str, decision: str, old_label: int, rating: int | None = None,
+           score: float | None = None, sample_path: str | None = None, note: str = "", run_id: str | None = None,
+           reviewer: str | None = None) -> None:
+    """Append one decision; the latest per sample wins."""
+    if decision not in DECISIONS:
+        raise ValueError(f"decision must be one of {', '.join(DECISIONS)}; got {decision!r}")
+    new_label = {"mislabeled": 1 - int(old_label), "correct": int(old_label), "ambiguous": None}[decision]
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    with _WRITE_LOCK:
+        con = _connect(path)
+        try:
+            con.execute(
+                "INSERT INTO decisions (sample_id, decision, old_label, new_label, rating, score, path, note, "
+                "run_id, reviewer, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [sample_id, decision, int(old_label), new_label, rating, score, sample_path, note or None, run_id,
+                 reviewer, now],
+            )
+        finally:
+            con.close()
+
+
+def current(path: Path) -> pd.DataFrame:
+    """The latest decision per sample (empty frame when none yet)."""
+    if not Path(path).exists():
+        return pd.DataFrame(columns=["sample_id", "decision", "old_label", "new_label", "note", "decided_at"])
+    with _WRITE_LOCK:
+        con = _connect(path)
+        try:
+            return con.execute(_CURRENT + " ORDER BY decided_at").df()
+        finally:
+            con.close()
+
+
+def history(path: Path) -> pd.DataFrame:
+    """Every decision ever recorded, oldest first."""
+    if not Path(path).exists():
+        return pd.DataFrame(columns=["decision_id", "sample_id", "decision"])
+    with _WRITE_LOCK:
+        con = _connect(path)
+        try:
+            return con.execute("SELECT * FROM decisions ORDER BY decision_id").df()
+        finally:
+            con.close()
+
+
+def neutralise(value):
+    """Prefix a cell a spreadsheet would run as a formula with a quote."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def relabel_csv(path: Path) -> bytes:
+    """The current decisions as CSV (one row per decided review)."""
+    rows = current(path)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for r in rows.itertuples(index=False):
+        record_ = r._asdict()
+        record_["decided_at"] = pd.Timestamp(record_["decided_at"]).isoformat() + "Z"
+        cells = [record_.get(c) for c in CSV_COLUMNS]
+        writer.writerow(["" if _missing(v) else neutralise(_plain(v)) for v in cells])
+    return out.getvalue().encode("utf-8")
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value is pd.NA
+
+
+def _plain(value):
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

@@ -1,0 +1,158 @@
+"""Every read query the app issues, in one place, each a cached function.
+
+The analysis store is opened read-only (``pipeline.store.open_readonly``) and cached
+per file identity (path, inode, mtime): when the pipeline swaps in a new store the
+identity changes, the next rerun opens the new file and its runs appear, while
+sessions keep working meanwhile. Each query uses its own cursor (a DuckDB
+connection is not thread-safe); every value is bound, and identifiers come only
+from constants here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import streamlit as st
+
+from pipeline.store import open_readonly
+
+OOF = "nblr-oof"
+CONVENTIONAL = "nblr-train"
+SPACE = "tfidf-svd"
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreRef:
+    """Identifies one version of the store file; hashable, so it keys the caches."""
+
+    path: str
+    inode: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> "StoreRef":
+        stat = os.stat(path)
+        return cls(str(Path(path).resolve()), stat.st_ino, stat.st_mtime_ns)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _connection(ref: StoreRef) -> duckdb.DuckDBPyConnection:
+    return open_readonly(Path(ref.path))
+
+
+def _query(ref: StoreRef, sql: str, params=None) -> pd.DataFrame:
+    cursor = _connection(ref).cursor()
+    try:
+        return cursor.execute(sql, params or []).df()
+    finally:
+        cursor.close()
+
+
+@st.cache_data(show_spinner=False)
+def runs(ref: StoreRef) -> pd.DataFrame:
+    return _query(ref, "SELECT run_id, completed_at, n_samples, test_accuracy, oof_accuracy, n_flagged, seconds, "
+                       "source, stage_seconds FROM runs ORDER BY completed_at DESC")
+
+
+_SAMPLE_VIEW = """
+    SELECT s.sample_id, s.path, s.split, s.label, s.rating, s.movie_id, s.n_words, s.fold,
+           p.p_pos, p.pred_label, p.loss, p.margin, p.pred_label = s.label AS correct,
+           i.label_score, i.is_label_issue, i.suggested_label, i.issue_rank, i.reason,
+           e.x, e.y, e.cluster
+    FROM samples s
+    JOIN predictions p ON p.run_id = s.run_id AND p.sample_id = s.sample_id AND p.predictor = $oof
+    JOIN label_issues i ON i.run_id = s.run_id AND i.sample_id = s.sample_id
+    LEFT JOIN embeddings e ON e.run_id = s.run_id AND e.sample_id = s.sample_id AND e.space = $space
+    WHERE s.run_id = $run
+"""
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def sample_table(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """One row per review with its out-of-fold prediction, issue columns and map position (no text)."""
+    return _query(ref, _SAMPLE_VIEW + " ORDER BY p.loss DESC", {"run": run_id, "oof": OOF, "space": SPACE})
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def search_text(ref: StoreRef, run_id: str, needle: str) -> set[str]:
+    """sample_ids whose review contains ``needle`` (case-insensitive, literal)."""
+    rows = _query(ref, "SELECT sample_id FROM samples WHERE run_id = ? AND contains(lower(display_text), lower(?))",
+                  [run_id, needle])
+    return set(rows["sample_id"])
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def sample_detail(ref: StoreRef, run_id: str, sample_id: str) -> dict | None:
+    rows = _query(ref, _SAMPLE_VIEW.replace("SELECT s.sample_id", "SELECT s.display_text, s.sample_id")
+                  + " AND s.sample_id = $sample", {"run": run_id, "oof": OOF, "space": SPACE, "sample": sample_id})
+    return None if rows.empty else rows.iloc[0].to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def predictions_for(ref: StoreRef, run_id: str, sample_id: str) -> pd.DataFrame:
+    return _query(ref, "SELECT predictor, model_id, p_pos, loss, seen_in_training FROM predictions "
+                       "WHERE run_id = ? AND sample_id = ? ORDER BY predictor", [run_id, sample_id])
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def shap_tokens(ref: StoreRef, run_id: str, sample_id: str) -> pd.DataFrame:
+    return _query(ref, "SELECT rank, kind, token, shap_value FROM shap_tokens "
+                       "WHERE run_id = ? AND sample_id = ? ORDER BY rank", [run_id, sample_id])
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def top_tokens_for(ref: StoreRef, run_id: str, sample_ids: tuple[str, ...], k: int = 6) -> pd.DataFrame:
+    """The k strongest n-grams of each review, for lists of suspects."""
+    return _query(ref, "SELECT sample_id, rank, token, shap_value FROM shap_tokens "
+                       "WHERE run_id = ? AND kind = 'token' AND rank <= ? AND list_contains(?, sample_id) "
+                       "ORDER BY sample_id, rank", [run_id, k, list(sample_ids)])
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def neighbours(ref: StoreRef, run_id: str, sample_id: str, k: int = 10) -> pd.DataFrame:
+    """The k nearest reviews by cosine similarity of their embeddings."""
+    return _query(ref, """
+        WITH me AS (SELECT vector FROM embeddings WHERE run_id = $run AND space = $space AND sample_id = $sample)
+        SELECT e.sample_id, s.label, s.rating, p.pred_label, p.loss,
+               list_cosine_similarity(e.vector, me.vector) AS similarity, left(s.display_text, 160) AS preview
+        FROM embeddings e, me
+        JOIN samples s ON s.run_id = $run AND s.sample_id = e.sample_id
+        JOIN predictions p ON p.run_id = $run AND p.sample_id = e.sample_id AND p.predictor = $oof
+        WHERE e.run_id = $run AND e.space = $space AND e.sample_id <> $sample
+        ORDER BY similarity DESC LIMIT $k
+    """, {"run": run_id, "space": SPACE, "sample": sample_id, "oof": OOF, "k": k})
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def previews(ref: StoreRef, run_id: str, sample_ids: tuple[str, ...], chars: int = 100) -> pd.DataFrame:
+    return _query(ref, "SELECT sample_id, left(display_text, ?) AS preview FROM samples "
+                       "WHERE run_id = ? AND list_contains(?, sample_id)", [chars, run_id, list(sample_ids)])
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def clusters(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    return _query(ref, """
+        SELECT c.cluster, c.size, avg((p.pred_label = s.label)::INT) AS accuracy, avg(p.loss) AS mean_loss,
+               avg(i.is_label_issue::INT) AS share_flagged, avg(s.label) AS share_positive, c.top_terms
+        FROM clusters c
+        JOIN embeddings e ON e.run_id = c.run_id AND e.space = c.space AND e.cluster = c.cluster
+        JOIN samples s ON s.run_id = e.run_id AND s.sample_id = e.sample_id
+        JOIN predictions p ON p.run_id = e.run_id AND p.sample_id = e.sample_id AND p.predictor = $oof
+        JOIN label_issues i ON i.run_id = e.run_id AND i.sample_id = e.sample_id
+        WHERE c.run_id = $run AND c.space = $space
+        GROUP BY c.cluster, c.size, c.top_terms ORDER BY c.cluster
+    """, {"run": run_id, "space": SPACE, "oof": OOF})
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def loss_by_rating(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    return _query(ref, """
+        SELECT s.rating, count(*) AS reviews, avg(p.loss) AS mean_loss, stddev_samp(p.loss) AS std_loss,
+               quantile_cont(p.loss, 0.25) AS q25, quantile_cont(p.loss, 0.75) AS q75
+        FROM samples s JOIN predictions p ON p.run_id = s.run_id AND p.sample_id = s.sample_id AND p.predictor = $oof
+        WHERE s.run_id = $run GROUP BY s.rating ORDER BY s.rating
+    """, {"run": run_id, "oof": OOF})

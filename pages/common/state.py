@@ -1,0 +1,100 @@
+"""The app's shared state: which store and run are open, initialised in one place.
+
+``app.py`` calls ``sidebar()`` on every rerun; pages call ``context()`` to get the
+``Context`` it chose, or stop with a helpful message when there is no store or run.
+The store path comes from ``streamlit run app.py -- --db PATH``, else
+``$LOSSMAP_DB``, else the pipeline's default ``data/lossmap.duckdb``; the run from
+the URL (``?run=...``), else the latest complete run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import streamlit as st
+
+from pages.common import queries
+from pages.common.decisions import decisions_path
+from pipeline.config import DEFAULT_DB
+from pipeline.schema import StoreError
+
+ROOT = Path(__file__).resolve().parents[2]
+DB_ENV = "LOSSMAP_DB"
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    db: Path
+    ref: queries.StoreRef
+    run_id: str
+    run: dict
+    decisions: Path
+    reviewer: str
+
+
+def default_db() -> Path:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--db", default=None)
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    chosen = args.db or os.environ.get(DB_ENV)
+    return Path(chosen) if chosen else ROOT / DEFAULT_DB
+
+
+def init() -> None:
+    """Session defaults, set once per session."""
+    ss = st.session_state
+    if "db_path" not in ss:
+        ss.db_path = str(default_db())
+    if "reviewer" not in ss:
+        ss.reviewer = uuid.uuid4().hex[:8]
+
+
+def sidebar() -> None:
+    """Store and run pickers; records the Context (or the reason there is none)."""
+    init()
+    ss = st.session_state
+    ss.ctx, ss.ctx_error = None, None
+    with st.sidebar:
+        st.text_input("Store", key="db_path", help=f"DuckDB file written by the pipeline (or set {DB_ENV})")
+        db = Path(ss.db_path)
+        if not db.exists():
+            ss.ctx_error = (f"No store at `{db}` yet. Make one with:\n\n"
+                            f"```\npython -m pipeline run --db {db}\n```\n\n"
+                            f"(`--sample 2000` for a quick run), then reload this page.")
+            return
+        try:
+            ref = queries.StoreRef.of(db)
+            runs = queries.runs(ref)
+        except StoreError as exc:
+            ss.ctx_error = str(exc)
+            return
+        if runs.empty:
+            ss.ctx_error = f"The store `{db}` has no complete run yet. Run `python -m pipeline run --db {db}`."
+            return
+        ids = runs["run_id"].tolist()
+        wanted = st.query_params.get("run")
+        index = ids.index(wanted) if wanted in ids else 0
+        labels = {r.run_id: f"{r.completed_at:%Y-%m-%d %H:%M} · {r.n_samples:,} reviews" for r in runs.itertuples()}
+        run_id = st.selectbox("Run", ids, index=index, format_func=lambda r: labels[r], key=f"run_pick_{ref.mtime_ns}",
+                              help="Latest complete run first; a run appears here once the pipeline has finished it")
+        if run_id != ids[0]:
+            st.query_params["run"] = run_id
+        elif "run" in st.query_params:
+            del st.query_params["run"]
+        run = runs.set_index("run_id").loc[run_id].to_dict()
+        st.caption(f"Run `{run_id}`")
+        ss.ctx = Context(db, ref, run_id, run, decisions_path(db), ss.reviewer)
+
+
+def context() -> Context:
+    """The open store and run, or a message and st.stop()."""
+    ctx = st.session_state.get("ctx")
+    if ctx is None:
+        st.info(st.session_state.get("ctx_error") or "Open a store in the sidebar.")
+        st.stop()
+    return ctx

@@ -1,0 +1,53 @@
+"""Overview: headline figures and the loss dashlets."""
+
+import altair as alt
+import streamlit as st
+
+from pages.common import decisions, queries, state
+from pages.common.widgets import LABELS, pct
+
+ctx = state.context()
+table = queries.sample_table(ctx.ref, ctx.run_id)
+decided = decisions.current(ctx.decisions)
+
+st.title("Overview")
+c = st.columns(5)
+c[0].metric("Reviews", f"{len(table):,}")
+c[1].metric("Test accuracy", pct(ctx.run["test_accuracy"]), help="Trained on the train split, scored on the test split")
+c[2].metric("Out-of-fold accuracy", pct(ctx.run["oof_accuracy"]), help="Every review scored by a model that never saw it")
+c[3].metric("Flagged mislabels", f"{int(table['is_label_issue'].sum()):,}", help="cleanlab confident learning")
+c[4].metric("Decisions made", f"{len(decided):,}")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Highest loss first")
+    top = table.head(200)[["sample_id", "split", "label", "rating", "p_pos", "loss", "is_label_issue"]]
+    st.dataframe(top.assign(label=top["label"].map(LABELS)), hide_index=True, height=320,
+                 column_config={"p_pos": st.column_config.ProgressColumn("p(positive)", min_value=0, max_value=1,
+                                                                         format="%.2f"),
+                                "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f"),
+                                "is_label_issue": st.column_config.CheckboxColumn("flagged")})
+    st.caption("The 200 reviews with the highest out-of-fold loss; the Samples page has them all.")
+with right:
+    st.subheader("User score (rating) vs loss")
+    by_rating = queries.loss_by_rating(ctx.ref, ctx.run_id)
+    base = alt.Chart(by_rating).encode(x=alt.X("rating:O", title="rating (stars, 1-10)"))
+    band = base.mark_rule(strokeWidth=2, opacity=0.5).encode(y=alt.Y("q25:Q", title="loss (nats)"), y2="q75:Q")
+    mean = base.mark_line(point=True).encode(
+        y="mean_loss:Q", tooltip=["rating", "reviews", alt.Tooltip("mean_loss", format=".3f", title="mean loss"),
+                                  alt.Tooltip("std_loss", format=".3f", title="std")])
+    st.altair_chart(band + mean, width="stretch")
+    st.caption("Mean out-of-fold loss per rating, with the interquartile range. Reviews in the middle of the scale "
+               "(4 and 7 stars) are the hardest.")
+
+st.subheader("Loss distribution by split")
+hist = alt.Chart(table[["loss", "split"]]).mark_bar(opacity=0.7).encode(
+    x=alt.X("loss:Q", bin=alt.Bin(maxbins=60), title="loss (nats)"),
+    y=alt.Y("count():Q", stack=None, scale=alt.Scale(type="symlog"), title="reviews (symlog)"),
+    color=alt.Color("split:N"),
+)
+st.altair_chart(hist, width="stretch")
+
+st.subheader("Training telemetry")
+st.info("This run has no training telemetry: the linear model is fitted in one solver call, with no batches "
+        "or epochs. Loss and accuracy vs batch appear here for runs that include the neural models.")

@@ -1,0 +1,91 @@
+"""Population map: every review on the 2-D UMAP of its embedding, with the clusters beside it."""
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages.common import queries, state
+from pages.common.widgets import LABELS
+
+COLOR_BY = {
+    "given label": ("label_name", "nominal"), "predicted label": ("pred_name", "nominal"),
+    "loss": ("loss", "quantitative"), "rating": ("rating", "ordinal"), "cluster": ("cluster", "nominal"),
+    "flag": ("flag", "nominal"),
+}
+
+ctx = state.context()
+table = queries.sample_table(ctx.ref, ctx.run_id)
+table = table[table["x"].notna()]
+if table.empty:
+    st.info("This run has no 2-D map. Re-run the pipeline to compute one.")
+    st.stop()
+
+st.title("Population map")
+c = st.columns([2, 2, 1])
+color = c[0].selectbox("Color by", list(COLOR_BY), key="map_color")
+limit = c[1].select_slider("Points drawn", [2_000, 5_000, 10_000, 20_000, 50_000], value=10_000, key="map_limit")
+outline = c[2].checkbox("Outline flagged", value=True, key="map_outline")
+
+flagged = table[table["is_label_issue"]]
+rest = table[~table["is_label_issue"]]
+n_rest = max(0, min(len(rest), limit - len(flagged)))
+drawn = pd.concat([flagged.head(limit), rest.sample(n=n_rest, random_state=0)]) if len(table) > limit else table
+if len(drawn) < len(table):
+    st.caption(f"Drawing {len(drawn):,} of {len(table):,} reviews: every flagged review plus a seeded random sample "
+               "of the rest (raise 'Points drawn' for more). Box selections search all reviews.")
+else:
+    st.caption(f"Drawing all {len(table):,} reviews.")
+
+prev = queries.previews(ctx.ref, ctx.run_id, tuple(drawn["sample_id"]), 100)
+drawn = drawn.merge(prev, on="sample_id", how="left").assign(
+    label_name=lambda d: d["label"].map(LABELS), pred_name=lambda d: d["pred_label"].map(LABELS),
+    flag=lambda d: np.where(d["is_label_issue"], "flagged mislabel", "not flagged"),
+)[["sample_id", "x", "y", "loss", "rating", "cluster", "label_name", "pred_name", "flag", "is_label_issue", "preview"]]
+
+field, kind = COLOR_BY[color]
+brush = alt.selection_interval(name="brush", encodings=["x", "y"])
+tooltip = [alt.Tooltip("preview:N", title="review"), alt.Tooltip("label_name:N", title="given label"),
+           alt.Tooltip("pred_name:N", title="predicted"), alt.Tooltip("loss:Q", format=".3f", title="loss (nats)"),
+           alt.Tooltip("rating:O", title="rating"), alt.Tooltip("sample_id:N")]
+scale = alt.Scale(scheme="viridis") if kind == "quantitative" else alt.Undefined
+base = alt.Chart(drawn).mark_circle(opacity=0.6).encode(
+    x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
+    color=alt.Color(f"{field}:{kind[0].upper()}", title=color, scale=scale),
+    size=alt.Size("loss:Q", scale=alt.Scale(range=[6, 120]), title="loss (nats)"),
+    tooltip=tooltip,
+).add_params(brush)
+chart = base
+if outline:
+    chart = base + alt.Chart(drawn[drawn["is_label_issue"]]).mark_point(
+        shape="diamond", filled=False, color="black", strokeWidth=1.2, size=70).encode(
+        x="x:Q", y="y:Q", tooltip=tooltip)
+
+left, right = st.columns([3, 2])
+with left:
+    event = st.altair_chart(chart.properties(height=560), key="map_chart", on_select="rerun",
+                            selection_mode=["brush"], width="stretch")
+    st.caption("Drag a box to list the reviews inside it. Black diamonds: flagged mislabels, usually high-loss "
+               "points sitting among reviews of the other label.")
+with right:
+    st.subheader("Clusters")
+    cl = queries.clusters(ctx.ref, ctx.run_id)
+    st.dataframe(cl, hide_index=True, height=560, column_config={
+        "size": st.column_config.NumberColumn("reviews"),
+        "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
+        "mean_loss": st.column_config.NumberColumn("mean loss (nats)", format="%.3f"),
+        "share_flagged": st.column_config.NumberColumn("flagged", format="percent"),
+        "share_positive": st.column_config.NumberColumn("positive", format="percent"),
+        "top_terms": "characteristic terms",
+    })
+
+box = (event.selection.get("brush") if event and hasattr(event, "selection") else None) or {}
+if "x" in box and "y" in box:
+    (x0, x1), (y0, y1) = sorted(box["x"]), sorted(box["y"])
+    inside = table[table["x"].between(x0, x1) & table["y"].between(y0, y1)]
+    st.subheader(f"{len(inside):,} reviews in the box")
+    st.dataframe(inside[["sample_id", "label", "pred_label", "rating", "loss", "is_label_issue", "reason"]].assign(
+        label=lambda d: d["label"].map(LABELS), pred_label=lambda d: d["pred_label"].map(LABELS)),
+        hide_index=True, column_config={"loss": st.column_config.NumberColumn("loss (nats)", format="%.3f")})
+else:
+    st.caption("No box drawn yet.")

@@ -1,0 +1,69 @@
+"""Samples: every review, ordered by loss, filtered by what you choose (kept in the URL)."""
+
+import math
+
+import streamlit as st
+
+from pages.common import decisions, filters, queries, state
+from pages.common.widgets import LABELS
+
+PAGE_SIZE = 100
+
+ctx = state.context()
+table = queries.sample_table(ctx.ref, ctx.run_id)
+decided = decisions.current(ctx.decisions)
+max_loss = float(math.ceil(table["loss"].max() * 10) / 10) if len(table) else 1.0
+max_words = int(table["n_words"].max()) if len(table) else 1
+bounds = {"rating": (1, 10), "loss": (0.0, max_loss), "words": (0, max_words)}
+filters.from_url(bounds)
+
+st.title("Samples")
+with st.expander("Filters", expanded=True):
+    c = st.columns(4)
+    c[0].multiselect("Split", ["train", "test"], key="f_split")
+    c[1].multiselect("Given label", ["negative", "positive"], key="f_label")
+    c[2].multiselect("Predicted label", ["negative", "positive"], key="f_pred")
+    c[3].radio("Prediction", ["all", "correct", "incorrect"], key="f_outcome", horizontal=True)
+    c = st.columns(3)
+    c[0].slider("Rating (stars)", 1, 10, key="f_rating")
+    c[1].slider("Loss (nats)", 0.0, max_loss, key="f_loss", step=0.05)
+    c[2].slider("Length (words)", 0, max_words, key="f_words")
+    c = st.columns(4)
+    c[0].multiselect("Cluster", sorted(table["cluster"].dropna().astype(int).unique().tolist()), key="f_cluster")
+    c[1].selectbox("Review status", filters.STATUSES, key="f_status")
+    c[2].text_input("Search the review text", key="f_q", placeholder="e.g. worst movie")
+    c[3].checkbox("Flagged mislabels only", key="f_flagged")
+
+current = filters.values()
+filters.to_url(current, bounds)
+search = queries.search_text(ctx.ref, ctx.run_id, current["q"]) if current["q"].strip() else None
+shown = filters.apply(table, current, decided, search)
+
+if shown.empty:
+    st.warning("No review matches these filters. Widen a range or clear a filter.")
+    st.stop()
+
+pages = max(1, math.ceil(len(shown) / PAGE_SIZE))
+page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, key="samples_page")
+start = (page - 1) * PAGE_SIZE
+st.caption(f"Rows {start + 1:,}-{min(start + PAGE_SIZE, len(shown)):,} of {len(shown):,} matching reviews "
+           f"({len(table):,} in the run), highest loss first, {PAGE_SIZE} per page. Select a row to open it.")
+view = shown.iloc[start:start + PAGE_SIZE]
+status = view["sample_id"].map(decided.set_index("sample_id")["decision"]) if len(decided) else None
+display = view.assign(label=view["label"].map(LABELS), pred_label=view["pred_label"].map(LABELS),
+                      status=status if status is not None else None)[
+    ["sample_id", "split", "label", "pred_label", "rating", "p_pos", "loss", "n_words", "cluster",
+     "is_label_issue", "status"]]
+event = st.dataframe(
+    display, hide_index=True, key="samples_table", on_select="rerun", selection_mode="single-row",
+    column_config={
+        "label": "given label", "pred_label": "predicted",
+        "p_pos": st.column_config.ProgressColumn("p(positive)", min_value=0, max_value=1, format="%.2f"),
+        "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f"),
+        "n_words": st.column_config.NumberColumn("words"),
+        "is_label_issue": st.column_config.CheckboxColumn("flagged"),
+    },
+)
+if event.selection.rows:
+    chosen = display.iloc[event.selection.rows[0]]["sample_id"]
+    st.switch_page("pages/sample_analysis.py", query_params={"sample": chosen})

@@ -1,0 +1,175 @@
+"""Every page, started from app.py through AppTest."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pages.common import decisions
+from tests.conftest import HOSTILE_ID, ROOT
+
+PAGES = {
+    "pages/overview.py": "Overview",
+    "pages/samples.py": "Samples",
+    "pages/population_map.py": "Population map",
+    "pages/mislabel_review.py": "Mislabel review",
+    "pages/sample_analysis.py": "Sample analysis",
+}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(app, page):
+    app.run()
+    app.switch_page(page).run()
+    assert not app.exception
+    assert [t.value for t in app.title] == [PAGES[page]]
+
+
+def test_overview_headline_figures(app):
+    app.run()
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Reviews"] == "301"
+    assert metrics["Decisions made"] == "0"
+    assert metrics["Test accuracy"].endswith("%")
+    assert any("no training telemetry" in i.value for i in app.info)
+
+
+def test_missing_store_says_how_to_make_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOSSMAP_DB", str(tmp_path / "none.duckdb"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert "python -m pipeline run --db" in at.info[0].value
+
+
+def test_store_of_another_program_is_explained(tmp_path, monkeypatch):
+    import duckdb
+
+    path = tmp_path / "other.duckdb"
+    duckdb.connect(str(path)).execute("CREATE TABLE t (i INT)").close()
+    monkeypatch.setenv("LOSSMAP_DB", str(path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception and "not a Lossmap store" in at.info[0].value
+
+
+def _table(at):
+    return at.dataframe[0].value
+
+
+def test_samples_filters_change_the_rows_and_the_url(app):
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    everything = _table(app)
+    assert len(everything) == 100  # first page of 301
+    app.multiselect(key="f_split").set_value(["test"]).run()
+    tests_only = _table(app)
+    assert set(tests_only["split"]) == {"test"}
+    assert app.query_params["split"] == "test"
+    app.radio(key="f_outcome").set_value("incorrect").run()
+    wrong = _table(app)
+    assert (wrong["label"] != wrong["pred_label"]).all() and len(wrong) < len(tests_only)
+    assert list(wrong["loss"]) == sorted(wrong["loss"], reverse=True)
+
+
+def test_filters_come_back_from_a_shared_url(app):
+    app.query_params["rating"] = "1-2"
+    app.query_params["label"] = "negative"
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    rows = _table(app)
+    assert len(rows) > 0 and set(rows["rating"]) <= {1, 2} and set(rows["label"]) == {"negative"}
+
+
+@pytest.mark.parametrize("needle", ["'; DROP TABLE samples; --", "x' OR '1'='1", "%", "_", "<script>"])
+def test_search_is_literal_and_binds_its_value(app, needle, store):
+    import duckdb
+
+    con = duckdb.connect(str(store), read_only=True)
+    texts = con.execute("SELECT sample_id, display_text FROM samples").fetchall()
+    con.close()
+    expected = {sid for sid, text in texts if needle.lower() in text.lower()}
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    app.text_input(key="f_q").input(needle).run()
+    assert not app.exception
+    if expected:
+        shown = set(_table(app)["sample_id"])
+        assert shown == expected or (len(shown) == 100 and shown <= expected)
+    else:
+        assert any("No review matches" in w.value for w in app.warning)
+    if needle == "<script>":
+        assert expected == {HOSTILE_ID}
+    from pipeline.store import list_runs
+
+    assert len(list_runs(store)) == 1  # nothing was dropped
+
+
+def test_decision_buttons_store_decisions_and_progress(app, store):
+    app.run()
+    app.switch_page("pages/mislabel_review.py").run()
+    first = app.subheader[0].value.split(" · ")[1]
+    app.text_input(key="note_review").input("=cmd|' /C calc'!A0").run()
+    app.button(key="mislabeled_review").click().run()
+    assert not app.exception
+    stored = decisions.current(decisions.decisions_path(store))
+    assert stored["sample_id"].tolist() == [first]
+    assert stored["decision"].tolist() == ["mislabeled"]
+    assert stored["new_label"].tolist() == [1 - stored["old_label"].iloc[0]]
+    assert app.get("progress")[0].proto.text.startswith("Reviewed 1 of")
+    assert app.subheader[0].value.split(" · ")[1] != first  # the next suspect is up
+    app.button(key="correct_review").click().run()
+    app.button(key="skip_review").click().run()
+    assert len(decisions.current(decisions.decisions_path(store))) == 2
+
+
+def test_decisions_survive_an_app_restart(app, store, monkeypatch):
+    app.run()
+    app.switch_page("pages/mislabel_review.py").run()
+    app.button(key="ambiguous_review").click().run()
+    restarted = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    metrics = {m.label: m.value for m in restarted.metric}
+    assert metrics["Decisions made"] == "1"
+
+
+def test_sample_analysis_escapes_hostile_text(app):
+    app.query_params["sample"] = HOSTILE_ID
+    app.run()
+    app.switch_page("pages/sample_analysis.py").run()
+    assert not app.exception
+    rendered = " ".join(h.proto.body for h in app.get("html"))
+    tags, text = _parse(rendered)
+    assert tags <= {"div", "span", "br"}  # no script, no img
+    assert "<script>window.__pwned = 1;" in text  # shown as text
+    assert '<img src=x onerror="window.__pwned = 2">' in text
+
+
+def _parse(markup: str) -> tuple[set[str], str]:
+    from html.parser import HTMLParser
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.tags, self.text = set(), []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.add(tag)
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    parser = Collect()
+    parser.feed(markup)
+    return parser.tags, "".join(parser.text)
+
+
+def test_sample_analysis_unknown_id(app):
+    app.query_params["sample"] = "test/pos/nope_9"
+    app.run()
+    app.switch_page("pages/sample_analysis.py").run()
+    assert not app.exception
+    assert "No review `test/pos/nope_9`" in app.warning[0].value
+
+
+def test_population_map_lists_clusters(app):
+    app.run()
+    app.switch_page("pages/population_map.py").run()
+    clusters = app.dataframe[0].value
+    assert len(clusters) == 5 and clusters["size"].sum() == 301
+    assert clusters["top_terms"].str.len().min() > 0
