@@ -3,8 +3,9 @@
     .venv/bin/python bench/label_noise.py                  # 5% flips, all 50,000 reviews
     .venv/bin/python bench/label_noise.py --flip 0.02 --sample 10000
 
-Flips a seeded random share of the given labels, cross-fits the pipeline's model on
-the noisy labels (same grouped folds, native scikit-learn scores: ONNX agrees within
+Flips a seeded random share of the given labels, cross-fits the pipeline's fold
+models on the noisy labels exactly as `python -m pipeline run` does (same grouped
+folds, same pruning round; native scikit-learn scores, which ONNX matches within
 1e-4), ranks with `pipeline.issues.find_label_issues`, and prints precision and
 recall at k for the top 1%, 2.5%, 5% and 10%, average precision, and the
 precision/recall of cleanlab's flag.
@@ -27,14 +28,15 @@ sys.path.insert(0, str(ROOT))
 from pipeline import issues, train  # noqa: E402
 from pipeline.config import Config  # noqa: E402
 from pipeline.load import load_reviews  # noqa: E402
+from pipeline.run import train_fold_models  # noqa: E402
 
 DEFAULT_DATA = os.environ.get("IMDB_DATA", str(ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"))
 
 
-def oof_probabilities(corpus, labels, folds, cfg) -> np.ndarray:
-    p = np.empty(len(labels))
-    for k in np.unique(folds):
-        model = train.fit(corpus, labels, np.flatnonzero(folds != k), cfg, model_id=f"fold{k}")
+def oof_probabilities(corpus, frame, folds, cfg) -> np.ndarray:
+    """Out-of-fold p_pos from the pipeline's own fold models (pipeline.run.train_fold_models)."""
+    p = np.empty(len(frame))
+    for k, model in enumerate(train_fold_models(corpus, frame, folds, cfg)):
         held = np.flatnonzero(folds == k)
         p[held] = 1.0 / (1.0 + np.exp(-model.predict_logit(corpus, held)))
     return p
@@ -48,9 +50,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--method", default="self_confidence", choices=issues.METHODS)
     parser.add_argument("-C", dest="C", type=float, default=Config.C, help="logistic regression C (default: %(default)s)")
+    parser.add_argument("--no-prune", action="store_true", help="one cross-fitting round, no pruning")
     args = parser.parse_args()
 
-    cfg = Config(seed=args.seed, C=args.C)
+    cfg = Config(seed=args.seed, C=args.C, prune=not args.no_prune, progress=False)
     start = time.perf_counter()
     frame = load_reviews(Path(args.data), sample=args.sample, seed=args.seed, progress=False).frame
     rng = np.random.default_rng(args.seed)
@@ -60,12 +63,13 @@ def main() -> None:
 
     corpus = train.tokenize(frame["display_text"], cfg)
     folds = train.make_folds(frame.assign(label=noisy), n_folds=cfg.folds, seed=cfg.seed)
-    p = oof_probabilities(corpus, noisy, folds, cfg)
+    p = oof_probabilities(corpus, frame.assign(label=noisy), folds, cfg)
     found = issues.find_label_issues(noisy, p, frame["rating"].to_numpy(), method=args.method)
     order = np.argsort(found["issue_rank"].to_numpy())
 
     n, n_flip = len(frame), int(flipped.sum())
-    print(f"\n{n:,} reviews, {n_flip:,} labels flipped ({args.flip:.1%}, seed {args.seed}), method {args.method}, C {args.C:g}")
+    print(f"\n{n:,} reviews, {n_flip:,} labels flipped ({args.flip:.1%}, seed {args.seed}), method {args.method}, C {args.C:g}, "
+          f"{'one round' if args.no_prune else 'pruned second round'}")
     print(f"{'top k':>14} {'precision':>10} {'recall':>8}")
     for share in (0.01, 0.025, 0.05, 0.10):
         k = round(share * n)

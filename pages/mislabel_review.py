@@ -35,7 +35,7 @@ else:
     c[1].metric("Suggested label", LABELS[row["suggested_label"]])
     c[2].metric("Rating", f"{row['rating']}/10")
     c[3].metric("Label score", f"{row['label_score']:.3f}", help="cleanlab label quality; lower = more suspect")
-    c[4].metric("Loss", f"{row['loss']:.2f} nats")
+    c[4].metric("Loss (nats)", f"{row['loss']:.2f}")
     st.markdown(f"**Why flagged:** {row['reason']}")
     strongest = tokens[tokens["kind"] == "token"].head(8)
     st.markdown("**Tokens that drove the prediction:** " + ", ".join(

@@ -48,7 +48,14 @@ brush = alt.selection_interval(name="brush", encodings=["x", "y"])
 tooltip = [alt.Tooltip("preview:N", title="review"), alt.Tooltip("label_name:N", title="given label"),
            alt.Tooltip("pred_name:N", title="predicted"), alt.Tooltip("loss:Q", format=".3f", title="loss (nats)"),
            alt.Tooltip("rating:O", title="rating"), alt.Tooltip("sample_id:N")]
-scale = alt.Scale(scheme="viridis") if kind == "quantitative" else alt.Undefined
+if kind == "quantitative":
+    scale = alt.Scale(scheme="viridis")
+elif field in ("label_name", "pred_name"):
+    scale = alt.Scale(domain=["negative", "positive"], range=["#dc2626", "#16a34a"])
+elif field == "flag":
+    scale = alt.Scale(domain=["flagged mislabel", "not flagged"], range=["#111827", "#93c5fd"])
+else:
+    scale = alt.Undefined
 base = alt.Chart(drawn).mark_circle(opacity=0.6).encode(
     x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
     color=alt.Color(f"{field}:{kind[0].upper()}", title=color, scale=scale),
@@ -63,7 +70,7 @@ if outline:
 
 left, right = st.columns([3, 2])
 with left:
-    event = st.altair_chart(chart.properties(height=560), key="map_chart", on_select="rerun",
+    event = st.altair_chart(chart.properties(height=560, width="container"), key="map_chart", on_select="rerun",
                             selection_mode=["brush"], width="stretch")
     st.caption("Drag a box to list the reviews inside it. Black diamonds: flagged mislabels, usually high-loss "
                "points sitting among reviews of the other label.")

@@ -24,7 +24,7 @@ c = st.columns(6)
 c[0].metric("Given label", LABELS[row["label"]])
 c[1].metric("Predicted", LABELS[row["pred_label"]])
 c[2].metric("Rating", f"{row['rating']}/10")
-c[3].metric("Loss", f"{row['loss']:.3f} nats")
+c[3].metric("Loss (nats)", f"{row['loss']:.3f}")
 c[4].metric("Words", f"{row['n_words']:,}")
 c[5].metric("Issue rank", f"#{row['issue_rank']:,}")
 mine = decisions.current(ctx.decisions)
@@ -55,9 +55,10 @@ with right:
     st.subheader("Strongest n-grams")
     top = tokens[tokens["kind"] == "token"].head(15)
     st.altair_chart(alt.Chart(top).mark_bar().encode(
-        x=alt.X("shap_value:Q", title="SHAP value (logit)"), y=alt.Y("token:N", sort=None, title=None),
+        x=alt.X("shap_value:Q", title="SHAP value (logit)"),
+        y=alt.Y("token:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=180)),
         color=alt.condition("datum.shap_value > 0", alt.value("#16a34a"), alt.value("#dc2626")),
-        tooltip=["token", alt.Tooltip("shap_value:Q", format="+.3f")]).properties(height=320), width="stretch")
+        tooltip=["token", alt.Tooltip("shap_value:Q", format="+.3f")]).properties(height=18 * max(len(top), 1) + 40), width="stretch")
 
 st.subheader("Nearest neighbours in embedding space")
 near = queries.neighbours(ctx.ref, ctx.run_id, sample_id)

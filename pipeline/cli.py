@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ngram-max", type=int, default=d.ngram_max, help="longest word n-gram used as a feature (default: %(default)s)")
     g.add_argument("--min-df", type=int, default=d.min_df, help="an n-gram must occur in this many training reviews (default: %(default)s)")
     g.add_argument("--max-features", type=int, default=d.max_features, help="vocabulary cap, most frequent first (default: %(default)s)")
+    g.add_argument("--no-prune", action="store_true",
+                   help="one cross-fitting round; by default a second round refits without the reviews the first "
+                        "round flags")
     g.add_argument("-C", dest="C", type=float, default=d.C, help="inverse L2 strength of the logistic regression (default: %(default)s)")
     g = run.add_argument_group("analysis")
     g.add_argument("--shap-top-k", type=int, default=d.shap_top_k, help="token attributions stored per review (default: %(default)s)")
@@ -95,7 +98,7 @@ def _run(args) -> int:
         raise ValueError(f"--sample must be at least 2 (got {args.sample})")
     cfg = Config(
         data=args.data, sample=args.sample, seed=args.seed, folds=args.folds, ngram_max=args.ngram_max,
-        min_df=args.min_df, max_features=args.max_features, C=args.C, shap_top_k=args.shap_top_k,
+        min_df=args.min_df, max_features=args.max_features, C=args.C, prune=not args.no_prune, shap_top_k=args.shap_top_k,
         svd_dim=args.svd_dim, clusters=args.clusters, issue_method=args.issue_method, db=args.db,
         models_dir=args.models_dir, device=args.device, progress=not args.no_progress,
     )

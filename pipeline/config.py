@@ -30,6 +30,7 @@ class Config:
     nb_alpha: float = 1.0  # smoothing of the NB log-count ratio
     C: float = 30.0  # inverse L2 strength of the logistic regression
     folds: int = 5  # cross-fitting folds, grouped by movie_id
+    prune: bool = True  # refit the fold models without the reviews a first round flags (confident learning)
 
     # --- analysis ---
     shap_top_k: int = 30  # token attributions stored per sample, by |value|

@@ -121,10 +121,27 @@ def run_pipeline(cfg: Config) -> RunSummary:
     return summary
 
 
+def train_fold_models(corpus, frame, folds, cfg) -> list[train.LinearTextModel]:
+    """The cross-fitted fold models; with cfg.prune, in two rounds.
+
+    Round one cross-fits on every review and flags label issues from its (native,
+    never stored) out-of-fold scores; round two cross-fits again without the flagged
+    reviews, so suspected mislabels do not teach the models that judge them
+    (cleanlab's confident learning: prune, then retrain). Each review is still
+    scored by a model that never saw it.
+    """
+    labels = frame["label"].to_numpy()
+    models, p_pos = train.cross_fit(corpus, labels, folds, cfg, family=FAMILY, progress=cfg.progress)
+    if not cfg.prune:
+        return models
+    flagged = issues.find_label_issues(labels, p_pos, frame["rating"].to_numpy(), method=cfg.issue_method)
+    models, _ = train.cross_fit(corpus, labels, folds, cfg, family=FAMILY, progress=cfg.progress,
+                                exclude=flagged["is_label_issue"].to_numpy())
+    return models
+
+
 def _train_models(corpus, labels, folds, frame, cfg) -> list[train.LinearTextModel]:
-    models = []
-    for k in tqdm(range(cfg.folds), desc="train folds", leave=False, disable=not cfg.progress):
-        models.append(train.fit(corpus, labels, np.flatnonzero(folds != k), cfg, model_id=f"{FAMILY}-fold{k}"))
+    models = train_fold_models(corpus, frame, folds, cfg)
     train_rows = np.flatnonzero(frame["split"].to_numpy() == "train")
     if len(np.unique(labels[train_rows])) == 2:
         models.append(train.fit(corpus, labels, train_rows, cfg, model_id=CONVENTIONAL))

@@ -162,7 +162,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def check_version(con: duckdb.DuckDBPyConnection, *, allow_empty: bool = False) -> None:
     """Raise StoreError unless the store was written with SCHEMA_VERSION."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    tables = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
     if "lossmap_meta" not in tables:
         if allow_empty and not tables:
             return

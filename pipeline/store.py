@@ -7,7 +7,8 @@ any moment, even by SIGKILL, leaves the store exactly as it was; readers that
 hold the old file open (the app) keep reading it and see the new run once they
 reopen. A lock file stops two pipelines writing one store at once.
 
-``open_readonly(path)`` is how everything that only reads opens the store;
+``open_readonly(path)`` is how everything that only reads opens the store (each call
+sees the file as it is now, even in a process that opened an older version);
 ``list_runs(path)`` returns the runs, newest first. All errors are ``StoreError``
 with a message that says what to do.
 """
@@ -34,15 +35,31 @@ def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     if not path.exists():
         raise StoreError(f"no store at {path}. Make one with `python -m pipeline run --db {path}`.")
+    # A private in-memory instance that attaches the file: duckdb.connect(path) would
+    # reuse a cached instance still bound to a file the pipeline has since replaced.
+    con = duckdb.connect(":memory:")
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con.execute("ATTACH ? AS store (READ_ONLY)", [str(path)])
+        _use_store(con)
     except duckdb.Error as exc:
+        con.close()
         raise StoreError(f"{path} cannot be opened as a DuckDB store ({_first_line(exc)}).") from None
     try:
         check_version(con)
     except StoreError as exc:
         con.close()
         raise StoreError(f"{path}: {exc}") from None
+    return con
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of a connection from ``open_readonly``, reading the store (one per query or thread)."""
+    return _use_store(con.cursor())
+
+
+def _use_store(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    con.execute("USE store")
+    con.execute("SET python_enable_replacements = false")  # a table name never resolves to a Python variable
     return con
 
 

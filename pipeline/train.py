@@ -10,6 +10,8 @@ regression. Public entries:
   so reviews of one movie never sit on both sides of a split.
 - ``fit(corpus, labels, rows, cfg)`` -> ``LinearTextModel`` trained on ``rows`` only:
   its vocabulary (min_df), IDF and NB ratios are computed from those rows alone.
+- ``cross_fit(corpus, labels, folds, cfg, family=...)`` -> one model per fold and the
+  (N,) out-of-fold probabilities.
 
 A model predicts natively with ``predict_logit(corpus)``; the ONNX copy written by
 ``pipeline.export`` must agree with it (checked in ``pipeline.score``).
@@ -103,6 +105,25 @@ def make_folds(frame: pd.DataFrame, *, n_folds: int, seed: int) -> np.ndarray:
     for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(frame)), frame["label"].to_numpy(), groups)):
         fold[held_out] = k
     return fold
+
+
+def cross_fit(corpus: Corpus, labels: np.ndarray, folds: np.ndarray, cfg: Config, *, family: str,
+              exclude: np.ndarray | None = None, progress: bool = False) -> tuple[list[LinearTextModel], np.ndarray]:
+    """One model per fold, trained on the other folds (less ``exclude``).
+
+    Returns the models (``<family>-fold<k>``) and the (N,) native out-of-fold
+    probability of positive for every review.
+    """
+    from tqdm.auto import tqdm
+
+    exclude = np.zeros(len(labels), bool) if exclude is None else np.asarray(exclude, bool)
+    models, p_pos = [], np.empty(len(labels))
+    for k in tqdm(np.unique(folds), desc="train folds", leave=False, disable=not progress):
+        model = fit(corpus, labels, np.flatnonzero((folds != k) & ~exclude), cfg, model_id=f"{family}-fold{k}")
+        held = np.flatnonzero(folds == k)
+        p_pos[held] = 1.0 / (1.0 + np.exp(-model.predict_logit(corpus, held)))
+        models.append(model)
+    return models, p_pos
 
 
 def fit(corpus: Corpus, labels: np.ndarray, rows: np.ndarray, cfg: Config, *, model_id: str) -> LinearTextModel:

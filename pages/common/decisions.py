@@ -83,9 +83,9 @@ def record(path: Path, *, sample_id: str, decision: str, old_label: int, rating:
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {', '.join(DECISIONS)}; got {decision!r}")
     new_label = {"mislabeled": 1 - int(old_label), "correct": int(old_label), "ambiguous": None}[decision]
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     with _WRITE_LOCK:
         con = _connect(path)
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # inside the lock: time order = write order
         try:
             con.execute(
                 "INSERT INTO decisions (sample_id, decision, old_label, new_label, rating, score, path, note, "

@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from pipeline.store import cursor as store_cursor
 from pipeline.store import open_readonly
 
 OOF = "nblr-oof"
@@ -45,7 +46,7 @@ def _connection(ref: StoreRef) -> duckdb.DuckDBPyConnection:
 
 
 def _query(ref: StoreRef, sql: str, params=None) -> pd.DataFrame:
-    cursor = _connection(ref).cursor()
+    cursor = store_cursor(_connection(ref))
     try:
         return cursor.execute(sql, params or []).df()
     finally:

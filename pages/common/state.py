@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from pages.common import queries
 from pages.common.decisions import decisions_path
@@ -25,6 +26,13 @@ from pipeline.schema import StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
 DB_ENV = "LOSSMAP_DB"
+
+# The brief fixes the page folder's name, `pages/`, which Streamlit also treats as the
+# legacy (v1) multipage folder until app.py has called st.navigation once in this
+# server. A first visit straight to a page URL (a shared link to a fresh server) would
+# then run that page without app.py. Opting out of the legacy mode here, and rerunning
+# once in context(), sends such a visit through the router.
+PagesManager.uses_pages_directory = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +101,8 @@ def sidebar() -> None:
 
 def context() -> Context:
     """The open store and run, or a message and st.stop()."""
+    if "ctx" not in st.session_state:  # this page ran without app.py (see above): go through the router
+        st.rerun()
     ctx = st.session_state.get("ctx")
     if ctx is None:
         st.info(st.session_state.get("ctx_error") or "Open a store in the sidebar.")

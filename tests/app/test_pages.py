@@ -173,3 +173,4 @@ def test_population_map_lists_clusters(app):
     clusters = app.dataframe[0].value
     assert len(clusters) == 5 and clusters["size"].sum() == 301
     assert clusters["top_terms"].str.len().min() > 0
+

@@ -1,0 +1,183 @@
+"""The whole app in a real headless Chromium, driven by Playwright, against a store
+built by the pipeline. Screenshots of every page go to build/screenshots/."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import HOSTILE_ID, ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+SHOTS = ROOT / "build" / "screenshots"
+PAGES = {"": "Overview", "samples": "Samples", "population_map": "Population map",
+         "mislabel_review": "Mislabel review", "sample_analysis": "Sample analysis"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(store: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py -- --db STORE` on a free local port; returns (process, base URL)."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--", "--db", str(store)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("streamlit did not start within 60 s")
+
+
+def launch_chromium(playwright):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs the Debian chromium package")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="module")
+def server(app_store, tmp_path_factory):
+    import shutil
+
+    store = tmp_path_factory.mktemp("browser") / "lossmap.duckdb"
+    shutil.copyfile(app_store, store)
+    proc, url = start_app(store)
+    yield url, store
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
+
+
+def _open(page, url: str, title: str):
+    page.goto(url)
+    page.get_by_role("heading", name=title, exact=True).wait_for(timeout=90_000)
+    page.wait_for_load_state("networkidle")
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_shared_link_to_a_fresh_server_opens_its_page(app_store, tmp_path, browser):
+    import shutil
+
+    store = tmp_path / "lossmap.duckdb"
+    shutil.copyfile(app_store, store)
+    proc, url = start_app(store)  # nobody has opened this server's front page yet
+    try:
+        page = browser.new_page()
+        _open(page, f"{url}/sample_analysis?sample={HOSTILE_ID}", "Sample analysis")
+        assert page.get_by_role("textbox", name="Sample id").input_value() == HOSTILE_ID
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_every_page_opens_and_is_captured(server, page):
+    url, _ = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for path, title in PAGES.items():
+        _open(page, f"{url}/{path}", title)
+        page.wait_for_timeout(800)  # let charts finish drawing
+        page.screenshot(path=str(SHOTS / f"{path or 'overview'}.png"), full_page=True)
+        assert (SHOTS / f"{path or 'overview'}.png").stat().st_size > 10_000
+
+
+def test_flag_a_sample_and_download_the_csv(server, page):
+    url, _ = server
+    _open(page, f"{url}/mislabel_review", "Mislabel review")
+    heading = page.locator("h3").filter(has_text=" · ").first.inner_text()
+    sample_id = heading.split(" · ")[1].strip()
+    page.get_by_role("button", name="Mislabeled (flip)").click()
+    page.get_by_text("Reviewed 1 of").wait_for()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download relabel CSV").click()
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["sample_id"] == sample_id and row["decision"] == "mislabeled"
+    assert row["new_label"] == str(1 - int(row["old_label"]))
+    assert row["path"] == f"aclImdb/{sample_id}.txt"
+
+
+def test_hostile_review_shows_as_text_and_runs_nothing(server, page):
+    url, _ = server
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    _open(page, f"{url}/sample_analysis?sample={HOSTILE_ID}", "Sample analysis")
+    page.get_by_text("window.__pwned = 1;", exact=False).first.wait_for()
+    page.wait_for_timeout(500)
+    assert page.evaluate("() => window.__pwned === undefined")
+    for frame in page.frames:
+        assert frame.evaluate("() => window.__pwned === undefined")
+    assert page.title() != "pwned" and dialogs == []
+    text = page.locator(".lossmap-review").first.inner_text()
+    assert "<script>" in text and "<img src=x" in text
+    page.screenshot(path=str(SHOTS / "hostile_review.png"), full_page=True)
+
+
+def test_a_run_published_while_the_app_is_open_is_offered_without_restart(server, page):
+    """Last in this module: it adds a run to the shared store."""
+    from pipeline import store as pipeline_store
+    from pipeline.schema import TABLES
+
+    url, store = server
+    _open(page, f"{url}/samples", "Samples")
+    old_run = page.get_by_text("Run ").last.inner_text()
+
+    def copy_run(con):  # a second complete run, swapped in atomically the way the pipeline does it
+        old = con.execute("SELECT run_id FROM runs").fetchone()[0]
+        for table in TABLES:
+            if table != "lossmap_meta":
+                con.execute(f"CREATE TEMP TABLE t AS SELECT * FROM {table} WHERE run_id = ?", [old])
+                con.execute("UPDATE t SET run_id = 'second-run'")
+                con.execute(f"INSERT INTO {table} SELECT * FROM t")
+                con.execute("DROP TABLE t")
+        con.execute("UPDATE runs SET completed_at = completed_at + INTERVAL 1 DAY WHERE run_id = 'second-run'")
+
+    pipeline_store.publish(store, copy_run)
+    page.get_by_role("link", name="Overview").click()  # any interaction reruns the app
+    page.get_by_text("Run second-run").wait_for()
+    assert "second-run" not in old_run
+    page.get_by_role("heading", name="Overview", exact=True).wait_for()
+    assert page.locator('[data-testid="stException"]').count() == 0

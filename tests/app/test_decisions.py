@@ -1,0 +1,80 @@
+import csv
+import io
+import threading
+
+import pytest
+
+from pages.common import decisions
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "lossmap.decisions.duckdb"
+
+
+def _rows(data: bytes) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+
+
+def test_relabel_csv_has_one_row_per_decided_review(path):
+    decisions.record(path, sample_id="test/neg/1_3", decision="mislabeled", old_label=0, rating=3, score=0.02,
+                     sample_path="aclImdb/test/neg/1_3.txt", note="clearly positive", run_id="r1")
+    decisions.record(path, sample_id="train/pos/2_8", decision="correct", old_label=1, rating=8, score=0.4)
+    decisions.record(path, sample_id="test/neg/1_3", decision="ambiguous", old_label=0, rating=3, score=0.02,
+                     sample_path="aclImdb/test/neg/1_3.txt", note="on reflection, mixed")
+    rows = _rows(decisions.relabel_csv(path))
+    assert [r["sample_id"] for r in rows] == ["train/pos/2_8", "test/neg/1_3"]
+    assert list(rows[0]) == decisions.CSV_COLUMNS
+    latest = rows[1]
+    assert (latest["decision"], latest["old_label"], latest["new_label"], latest["note"]) == \
+        ("ambiguous", "0", "", "on reflection, mixed")
+    assert latest["path"] == "aclImdb/test/neg/1_3.txt" and latest["rating"] == "3" and latest["score"] == "0.02"
+    assert rows[0]["new_label"] == "1" and latest["decided_at"].endswith("Z")
+    assert len(decisions.history(path)) == 3
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_formula_cells_are_neutralised(path, start):
+    note = f"{start}SUM(A1:A9)"
+    decisions.record(path, sample_id="test/pos/3_9", decision="mislabeled", old_label=1, note=note)
+    (row,) = _rows(decisions.relabel_csv(path))
+    assert row["note"] == "'" + note
+
+
+def test_other_cells_round_trip_unchanged(path):
+    note = 'quotes " and, commas\nand a newline, unicode é, 1+1'
+    decisions.record(path, sample_id="test/pos/4_9", decision="correct", old_label=1, note=note)
+    (row,) = _rows(decisions.relabel_csv(path))
+    assert row["note"] == note
+
+
+def test_unknown_decision_is_refused(path):
+    with pytest.raises(ValueError, match="mislabeled, correct, ambiguous"):
+        decisions.record(path, sample_id="x", decision="maybe", old_label=0)
+
+
+def test_concurrent_reviewers_lose_nothing(path):
+    samples = [f"test/neg/{i}_2" for i in range(5)]
+
+    def reviewer(n):
+        for i in range(10):
+            decisions.record(path, sample_id=samples[(n + i) % 5], decision=("mislabeled", "correct")[i % 2],
+                             old_label=0, reviewer=f"r{n}", note=f"{n}-{i}")
+
+    threads = [threading.Thread(target=reviewer, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = decisions.history(path)
+    assert len(everything) == 60 and everything["note"].is_unique
+    current = decisions.current(path).set_index("sample_id")
+    assert sorted(current.index) == sorted(samples)
+    last = everything.sort_values("decision_id").groupby("sample_id").tail(1).set_index("sample_id")
+    assert (current.loc[last.index, "note"] == last["note"]).all()
+
+
+def test_no_decisions_yet(path):
+    assert decisions.current(path).empty
+    assert _rows(decisions.relabel_csv(path)) == []
+    assert not path.exists()
