@@ -63,7 +63,8 @@ def _find(labels, p_pos, ratings, method) -> pd.DataFrame:
 def _reason(label: int, p_pos: float, rating) -> str:
     believed = int(p_pos >= 0.5)
     sure = max(p_pos, 1.0 - p_pos)
+    sure_text = "over 99%" if sure > 0.99 else f"{sure:.0%}"
     stars = f"the rating is {int(rating)}/10" if pd.notna(rating) else "there is no rating"
     if believed != label:
-        return f"the model is {sure:.0%} sure this is {_NAMES[believed]}, but it is labeled {_NAMES[label]}; {stars}"
-    return f"the model agrees it is {_NAMES[label]} ({sure:.0%} sure); {stars}"
+        return f"the model is {sure_text} sure this is {_NAMES[believed]}, but it is labeled {_NAMES[label]}; {stars}"
+    return f"the model agrees it is {_NAMES[label]} ({sure_text} sure); {stars}"

@@ -19,6 +19,8 @@ def test_confidently_contradicted_review_ranks_first_with_a_readable_reason():
     assert found["is_label_issue"].sum() < 10
     assert sorted(found["issue_rank"]) == list(range(1, 101))
     assert found.loc[0, "reason"].startswith("the model agrees it is positive")
+    sure = find_label_issues([0, 1], [0.9999, 0.9], [2, 9])
+    assert sure.loc[0, "reason"].startswith("the model is over 99% sure this is positive")
 
 
 @pytest.mark.parametrize("method", METHODS)
