@@ -49,5 +49,19 @@ hist = alt.Chart(table[["loss", "split"]]).mark_bar(opacity=0.7).encode(
 st.altair_chart(hist, width="stretch")
 
 st.subheader("Training telemetry")
-st.info("This run has no training telemetry: the linear model is fitted in one solver call, with no batches "
-        "or epochs. Loss and accuracy vs batch appear here for runs that include the neural models.")
+batches = queries.training_batches(ctx.ref, ctx.run_id)
+if batches.empty:
+    st.info("This run has no training telemetry: it trained only the linear model, which is fitted in one solver "
+            "call with no batches or epochs. Runs with the dense network (the default) fill this in.")
+else:
+    long = batches.melt(id_vars=["model_id", "step", "epoch"], value_vars=["loss", "accuracy"], var_name="metric")
+    st.altair_chart(alt.Chart(long).mark_line(opacity=0.8).encode(
+        x=alt.X("step:Q", title="batch (step)"), y=alt.Y("value:Q", title=None),
+        color=alt.Color("model_id:N", title="model"), row=alt.Row("metric:N", title=None),
+        tooltip=["model_id", "epoch", "step", alt.Tooltip("value:Q", format=".3f")],
+    ).properties(height=160).resolve_scale(y="independent"), width="stretch")
+    epochs = queries.training_epochs(ctx.ref, ctx.run_id)
+    st.caption("Loss (binary cross-entropy, nats) and accuracy per training batch of the models trained on the "
+               "train split. Per epoch, train vs test: " + "; ".join(
+                   f"{r.model_id} epoch {r.epoch}: train {r.train_accuracy:.1%}, test {r.val_accuracy:.1%}"
+                   for r in epochs.itertuples()))

@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-prune", action="store_true",
                    help="one cross-fitting round; by default a second round refits without the reviews the first "
                         "round flags")
+    g.add_argument("--no-dense", action="store_true",
+                   help="skip Chollet's dense network (PyTorch); the linear model alone is about a minute faster")
+    g.add_argument("--dense-epochs", type=int, default=d.dense_epochs, help="epochs of the dense network "
+                   "(default: %(default)s)")
     g.add_argument("-C", dest="C", type=float, default=d.C, help="inverse L2 strength of the logistic regression (default: %(default)s)")
     g = run.add_argument_group("analysis")
     g.add_argument("--shap-top-k", type=int, default=d.shap_top_k, help="token attributions stored per review (default: %(default)s)")
@@ -98,7 +102,8 @@ def _run(args) -> int:
         raise ValueError(f"--sample must be at least 2 (got {args.sample})")
     cfg = Config(
         data=args.data, sample=args.sample, seed=args.seed, folds=args.folds, ngram_max=args.ngram_max,
-        min_df=args.min_df, max_features=args.max_features, C=args.C, prune=not args.no_prune, shap_top_k=args.shap_top_k,
+        min_df=args.min_df, max_features=args.max_features, C=args.C, prune=not args.no_prune, dense=not args.no_dense,
+        dense_epochs=args.dense_epochs, shap_top_k=args.shap_top_k,
         svd_dim=args.svd_dim, clusters=args.clusters, issue_method=args.issue_method, db=args.db,
         models_dir=args.models_dir, device=args.device, progress=not args.no_progress,
     )
@@ -107,10 +112,11 @@ def _run(args) -> int:
         print(f"warning: {line}")
     test = f"{s.test_accuracy:.2%}" if s.test_accuracy is not None else "n/a (no train split)"
     print(f"\nrun {s.run_id} complete: {s.n_samples:,} reviews in {s.seconds:.0f} s")
-    print(f"  test accuracy (trained on train, scored on test): {test}")
+    others = "".join(f", {m} {a:.2%}" for m, a in s.model_test_accuracy.items() if not m.startswith("nblr"))
+    print(f"  test accuracy (trained on train, scored on test): {test}{others}")
     print(f"  out-of-fold accuracy (all reviews): {s.oof_accuracy:.2%}")
     print(f"  flagged as likely mislabeled: {s.n_flagged:,} ({s.n_flagged / s.n_samples:.1%})")
-    print(f"  ONNX Runtime: {s.provider}, largest gap to scikit-learn {s.parity_max_abs:.1e} in probability")
+    print(f"  ONNX Runtime: {s.provider}, largest gap to the native models {s.parity_max_abs:.1e} in probability")
     print("  time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in s.stage_seconds.items()))
     print(f"  store: {s.db}  (open it with `streamlit run app.py -- --db {s.db}`)")
     return 0

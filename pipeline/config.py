@@ -32,6 +32,15 @@ class Config:
     folds: int = 5  # cross-fitting folds, grouped by movie_id
     prune: bool = True  # refit the fold models without the reviews a first round flags (confident learning)
 
+    # --- model: Chollet's dense network (PyTorch) ---
+    dense: bool = True  # also train the dense network (cross-fitted and conventional)
+    dense_vocab: int = 10_000  # multi-hot input: this many most frequent words
+    dense_hidden: int = 16  # units per hidden layer
+    dense_layers: int = 2  # hidden layers
+    dense_epochs: int = 4  # passes over the training reviews
+    dense_batch: int = 512  # reviews per batch
+    dense_lr: float = 1e-3  # RMSprop learning rate
+
     # --- analysis ---
     shap_top_k: int = 30  # token attributions stored per sample, by |value|
     svd_dim: int = 100  # width of the dense embedding (truncated SVD of TF-IDF)

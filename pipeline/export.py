@@ -14,6 +14,11 @@ effective weights (NB ratio x LR coefficient), plus bias, sigmoid. The vocabular
 (JSON list, index = term id) and the tokenizer spec travel in the model's
 metadata, so the file alone is enough to score new text (``pipeline.score``).
 skl2onnx is not used because no converter covers a bag-of-ids input.
+
+``export_network(trained, path, *, tokenizer_spec)`` writes a PyTorch network
+(``pipeline.train_nn.TrainedNetwork``) with torch.onnx: input ``x`` (N, V) float32
+multi-hot, outputs ``p_pos`` (N,) and ``embedding`` (N, hidden), batch axis dynamic;
+the vocabulary travels in the metadata the same way.
 """
 
 from __future__ import annotations
@@ -44,6 +49,36 @@ def export_onnx(model: LinearTextModel, path: Path, *, tokenizer_spec: dict) -> 
         (META_VOCAB, json.dumps(model.vocab.tolist(), ensure_ascii=False)),
         (META_TOKENIZER, json.dumps(tokenizer_spec)),
         (META_MODEL, model.model_id),
+    ):
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, path)
+    return path
+
+
+def export_network(trained, path: Path, *, tokenizer_spec: dict) -> Path:
+    """Write a TrainedNetwork to ``path`` (.onnx) and return the path."""
+    import io
+    import warnings
+
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    trained.net.eval()
+    example = torch.zeros(2, len(trained.vocab))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter warns that it is the legacy one
+        torch.onnx.export(trained.net, (example,), buffer, input_names=["x"], output_names=["p_pos", "embedding"],
+                          dynamic_axes={"x": {0: "batch"}, "p_pos": {0: "batch"}, "embedding": {0: "batch"}},
+                          opset_version=OPSET, dynamo=False)
+    proto = onnx.load_from_string(buffer.getvalue())
+    spec = {**tokenizer_spec, "input": "multi-hot over the vocabulary, 1.0 if the word occurs", "ngram_range": [1, 1]}
+    for key, value in (
+        (META_VOCAB, json.dumps(trained.vocab.tolist(), ensure_ascii=False)),
+        (META_TOKENIZER, json.dumps(spec)),
+        (META_MODEL, trained.model_id),
     ):
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)

@@ -22,12 +22,15 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from pipeline import explain, export, issues, load, project, score, store, train
+from pipeline import explain, export, issues, load, networks, project, score, store, train, train_nn
 from pipeline.config import Config
 
 FAMILY = "nblr"
 OOF = f"{FAMILY}-oof"
 CONVENTIONAL = f"{FAMILY}-train"
+DENSE = "dense"
+DENSE_OOF = f"{DENSE}-oof"
+DENSE_CONVENTIONAL = f"{DENSE}-train"
 
 
 @dataclasses.dataclass
@@ -42,6 +45,7 @@ class RunSummary:
     parity_max_abs: float
     stage_seconds: dict[str, float]
     warnings: list[str]
+    model_test_accuracy: dict[str, float]  # conventional model id -> accuracy on the test split
 
     @property
     def seconds(self) -> float:
@@ -51,7 +55,7 @@ class RunSummary:
 class _Timer:
     def __init__(self, progress: bool):
         self.seconds: dict[str, float] = {}
-        self.bar = tqdm(total=9, desc="pipeline", unit="stage", disable=not progress)
+        self.bar = tqdm(total=10, desc="pipeline", unit="stage", disable=not progress)
 
     @contextmanager
     def stage(self, name: str):
@@ -81,6 +85,8 @@ def run_pipeline(cfg: Config) -> RunSummary:
                                                 tokenizer_spec=corpus.tokenizer_spec()) for m in models}
     with timer.stage("score"):
         scored = _score(models, paths, corpus, folds, frame, cfg)
+    with timer.stage("dense"):
+        dense = _dense(corpus, frame, folds, cfg, model_dir) if cfg.dense else None
     with timer.stage("explain"):
         shap_rows, bases = _explain(models, corpus, folds, cfg)
     with timer.stage("project"):
@@ -91,21 +97,23 @@ def run_pipeline(cfg: Config) -> RunSummary:
                                          method=cfg.issue_method)
         found.insert(0, "sample_id", frame["sample_id"].to_numpy())
         found.insert(1, "method", cfg.issue_method)
+    all_models = pd.concat([scored["models"], dense["models"]]) if dense else scored["models"]
     test_acc = scored["test_accuracy"]
     oof_acc = float((oof["pred_label"].to_numpy() == labels).mean())
     summary = RunSummary(run_id, Path(cfg.db), len(frame), test_acc, oof_acc, int(found["is_label_issue"].sum()),
-                         scored["provider"], float(scored["models"]["parity_max_abs"].max()), timer.seconds,
-                         loaded.report.lines())
+                         scored["provider"], float(all_models["parity_max_abs"].max()), timer.seconds,
+                         loaded.report.lines(), _test_accuracies(all_models))
     with timer.stage("store"):
         tables = {
             "samples": frame.assign(fold=folds),
-            "models": scored["models"].assign(onnx_path=lambda d: [_relative(p, cfg.db) for p in d["onnx_path"]]),
-            "predictions": scored["predictions"],
+            "models": all_models.assign(onnx_path=lambda d: [_relative(p, cfg.db) for p in d["onnx_path"]]),
+            "predictions": pd.concat([scored["predictions"], *([dense["predictions"]] if dense else [])]),
             "embeddings": _embedding_table(frame, proj),
             "clusters": proj.cluster_terms.assign(space=proj.space),
             "shap_base": bases,
             "shap_tokens": shap_rows.assign(sample_id=frame["sample_id"].to_numpy()[shap_rows["row"]]).drop(columns="row"),
             "label_issues": found,
+            **({"training_batches": dense["batches"], "training_epochs": dense["epochs"]} if dense else {}),
         }
         finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         run_row = pd.DataFrame([{
@@ -170,16 +178,52 @@ def _score(models, paths, corpus, folds, frame, cfg) -> dict:
         acc = float(((p[ho] >= 0.5) == labels[rows][ho]).mean()) if ho.any() else None
         if model.model_id == CONVENTIONAL:
             test_acc = acc
-        model_rows.append({
-            "model_id": model.model_id, "family": FAMILY,
-            "role": "conventional" if model.model_id == CONVENTIONAL else "fold",
-            "fold": None if model.model_id == CONVENTIONAL else k,
-            "onnx_path": str(paths[model.model_id]), "onnx_sha256": _sha256(paths[model.model_id]),
-            "n_features": len(model.vocab), "n_train": len(model.train_rows), "accuracy": acc,
-            "parity_max_abs": parity, "provider": provider,
-        })
+        model_rows.append(_model_row(model, FAMILY, None if model.model_id == CONVENTIONAL else k,
+                                     paths[model.model_id], acc, parity, provider))
     return {"predictions": pd.concat(preds, ignore_index=True), "models": pd.DataFrame(model_rows),
             "test_accuracy": test_acc, "provider": provider}
+
+
+def _test_accuracies(models: pd.DataFrame) -> dict[str, float]:
+    conventional = models[(models["role"] == "conventional") & models["accuracy"].notna()]
+    return dict(zip(conventional["model_id"], conventional["accuracy"].astype(float)))
+
+
+def _model_row(model, family: str, fold: int | None, path: Path, accuracy, parity: float, provider: str) -> dict:
+    return {
+        "model_id": model.model_id, "family": family, "role": "conventional" if fold is None else "fold",
+        "fold": fold, "onnx_path": str(path), "onnx_sha256": _sha256(path), "n_features": len(model.vocab),
+        "n_train": len(model.train_rows), "accuracy": accuracy, "parity_max_abs": parity, "provider": provider,
+    }
+
+
+def _dense(corpus, frame, folds, cfg, model_dir: Path) -> dict:
+    """Train, export and score the dense network: cross-fitted plus conventional."""
+    labels = frame["label"].to_numpy()
+    is_train = frame["split"].to_numpy() == "train"
+    jobs = [(f"{DENSE}-fold{k}", k, np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in np.unique(folds)]
+    if len(np.unique(labels[is_train])) == 2:
+        jobs.append((DENSE_CONVENTIONAL, None, np.flatnonzero(is_train), np.flatnonzero(~is_train)))
+    preds, model_rows, batches, epochs = [], [], [], []
+    for model_id, k, train_rows, held in tqdm(jobs, desc="dense network", leave=False, disable=not cfg.progress):
+        net = train_nn.fit_dense(corpus, labels, train_rows, cfg, model_id=model_id, val_rows=held)
+        path = export.export_network(net, model_dir / f"{model_id}.onnx", tokenizer_spec=corpus.tokenizer_spec())
+        session = score.OnnxNetwork.load(path, device=cfg.device)
+        rows = held if k is not None else np.arange(len(frame))
+        x = networks.multi_hot(corpus, net.columns, rows)
+        p, _ = session.score_multi_hot(x)
+        parity = score.check_parity(p, net.predict(corpus, rows)[0], model_id=model_id)
+        logit = np.log(np.clip(p, 1e-7, 1.0)) - np.log(np.clip(1.0 - p, 1e-7, 1.0))
+        seen = np.zeros(len(rows), bool) if k is not None else is_train
+        preds.append(_prediction_frame(frame, rows, p, logit, DENSE_OOF if k is not None else DENSE_CONVENTIONAL,
+                                       model_id, seen))
+        on_held = p[~seen] if k is None else p
+        accuracy = float(((on_held >= 0.5) == labels[rows][~seen]).mean()) if len(on_held) else None
+        model_rows.append(_model_row(net, DENSE, k, path, accuracy, parity, session.provider))
+        batches.append(net.batches.assign(model_id=model_id))
+        epochs.append(net.epochs.assign(model_id=model_id))
+    return {"predictions": pd.concat(preds, ignore_index=True), "models": pd.DataFrame(model_rows),
+            "batches": pd.concat(batches, ignore_index=True), "epochs": pd.concat(epochs, ignore_index=True)}
 
 
 def _prediction_frame(frame, rows, p, logit, predictor, model_id, seen) -> pd.DataFrame:

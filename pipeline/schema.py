@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 META = """
 CREATE TABLE IF NOT EXISTS lossmap_meta (
@@ -53,8 +53,8 @@ CREATE TABLE IF NOT EXISTS samples (
 MODELS = """
 CREATE TABLE IF NOT EXISTS models (
     run_id          VARCHAR NOT NULL,
-    model_id        VARCHAR NOT NULL,  -- 'nblr-fold0'..'nblr-fold4', 'nblr-train'
-    family          VARCHAR NOT NULL,  -- 'nblr': TF-IDF n-grams + NB ratio + logistic regression
+    model_id        VARCHAR NOT NULL,  -- '<family>-fold0'..'<family>-fold4', '<family>-train'
+    family          VARCHAR NOT NULL,  -- 'nblr': TF-IDF n-grams + NB ratio + logistic regression; 'dense': Chollet's network
     role            VARCHAR NOT NULL,  -- 'fold' (cross-fitting) | 'conventional' (train split only)
     fold            SMALLINT,          -- held-out fold for role 'fold'
     onnx_path       VARCHAR NOT NULL,  -- ONNX file, relative to the store's folder
@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS models (
 PREDICTIONS = """
 CREATE TABLE IF NOT EXISTS predictions (
     run_id           VARCHAR NOT NULL,
-    predictor        VARCHAR NOT NULL,  -- 'nblr-oof' (each review by the fold model that never saw it) | 'nblr-train'
+    predictor        VARCHAR NOT NULL,  -- '<family>-oof' (each review by the fold model that never saw it) | '<family>-train'
     sample_id        VARCHAR NOT NULL,
     model_id         VARCHAR NOT NULL,  -- the ONNX model that scored this review
     seen_in_training BOOLEAN NOT NULL,  -- true only for 'nblr-train' on train-split reviews
@@ -138,10 +138,35 @@ CREATE TABLE IF NOT EXISTS label_issues (
     PRIMARY KEY (run_id, sample_id)
 )"""
 
+TRAINING_BATCHES = """
+CREATE TABLE IF NOT EXISTS training_batches (
+    run_id   VARCHAR NOT NULL,
+    model_id VARCHAR NOT NULL,   -- e.g. 'dense-fold0', 'dense-train'
+    step     INTEGER NOT NULL,   -- 1, 2, ... over the whole training
+    epoch    SMALLINT NOT NULL,  -- 1-based
+    batch    INTEGER NOT NULL,   -- 0-based within the epoch
+    loss     DOUBLE NOT NULL,    -- binary cross-entropy of the batch, nats
+    accuracy DOUBLE NOT NULL,    -- on the batch, 0..1
+    lr       DOUBLE NOT NULL,    -- learning rate used for the step
+    PRIMARY KEY (run_id, model_id, step)
+)"""
+
+TRAINING_EPOCHS = """
+CREATE TABLE IF NOT EXISTS training_epochs (
+    run_id         VARCHAR NOT NULL,
+    model_id       VARCHAR NOT NULL,
+    epoch          SMALLINT NOT NULL,
+    train_loss     DOUBLE NOT NULL,  -- over the training reviews after the epoch, nats
+    train_accuracy DOUBLE NOT NULL,
+    val_loss       DOUBLE,           -- over the held-out fold (fold models) or the test split (conventional)
+    val_accuracy   DOUBLE,
+    PRIMARY KEY (run_id, model_id, epoch)
+)"""
+
 TABLES = {
     "lossmap_meta": META, "runs": RUNS, "samples": SAMPLES, "models": MODELS, "predictions": PREDICTIONS,
     "embeddings": EMBEDDINGS, "clusters": CLUSTERS, "shap_base": SHAP_BASE, "shap_tokens": SHAP_TOKENS,
-    "label_issues": LABEL_ISSUES,
+    "label_issues": LABEL_ISSUES, "training_batches": TRAINING_BATCHES, "training_epochs": TRAINING_EPOCHS,
 }
 
 

@@ -111,6 +111,44 @@ class OnnxTextModel:
         return self.score_counts(vec.transform(cleaned))
 
 
+class OnnxNetwork:
+    """A network exported by ``export.export_network``: multi-hot in, (p_pos, embedding) out."""
+
+    def __init__(self, session: ort.InferenceSession, path: Path):
+        meta = session.get_modelmeta().custom_metadata_map
+        self.session, self.path = session, Path(path)
+        self.model_id = meta[META_MODEL]
+        self.vocab = np.array(json.loads(meta[META_VOCAB]), dtype=object)
+        self.tokenizer = json.loads(meta[META_TOKENIZER])
+
+    @classmethod
+    def load(cls, path: Path, *, device: str = "auto") -> "OnnxNetwork":
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        return cls(ort.InferenceSession(str(path), options, providers=providers(device)), path)
+
+    @property
+    def provider(self) -> str:
+        return self.session.get_providers()[0]
+
+    def columns_in(self, vocab: np.ndarray) -> np.ndarray:
+        return pd.Index(vocab).get_indexer(self.vocab)
+
+    def score_multi_hot(self, x: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """(p_pos (N,), embedding (N, hidden)) for an (N, V) 0/1 matrix in this model's vocabulary order."""
+        if x.shape[1] != len(self.vocab):
+            raise ValueError(f"input has {x.shape[1]} columns; {self.model_id} has {len(self.vocab)} words")
+        ps, embs = [], []
+        for start in range(0, x.shape[0], _BATCH * 4):
+            block = np.asarray(x[start:start + _BATCH * 4].todense(), dtype=np.float32)
+            p, emb = self.session.run(["p_pos", "embedding"], {"x": block})
+            ps.append(p)
+            embs.append(emb)
+        if not ps:
+            return np.empty(0), np.empty((0, 0), dtype=np.float32)
+        return np.concatenate(ps).astype(np.float64), np.concatenate(embs)
+
+
 def _padded(block: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.diff(block.indptr)
     width = max(int(lengths.max(initial=0)), 1)

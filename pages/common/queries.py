@@ -157,3 +157,17 @@ def loss_by_rating(ref: StoreRef, run_id: str) -> pd.DataFrame:
         FROM samples s JOIN predictions p ON p.run_id = s.run_id AND p.sample_id = s.sample_id AND p.predictor = $oof
         WHERE s.run_id = $run GROUP BY s.rating ORDER BY s.rating
     """, {"run": run_id, "oof": OOF})
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def training_batches(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """Per-batch loss and accuracy of the conventional models (empty when the run has no telemetry)."""
+    return _query(ref, "SELECT model_id, step, epoch, loss, accuracy FROM training_batches "
+                       "WHERE run_id = ? AND model_id LIKE '%-train' ORDER BY model_id, step", [run_id])
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def training_epochs(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    return _query(ref, "SELECT model_id, epoch, train_loss, train_accuracy, val_loss, val_accuracy "
+                       "FROM training_epochs WHERE run_id = ? AND model_id LIKE '%-train' ORDER BY model_id, epoch",
+                  [run_id])

@@ -29,6 +29,20 @@ def test_overview_headline_figures(app):
     assert metrics["Reviews"] == "301"
     assert metrics["Decisions made"] == "0"
     assert metrics["Test accuracy"].endswith("%")
+    assert not app.info  # the dense network's telemetry is charted
+    assert any("dense-train epoch 4" in c.value for c in app.caption)
+
+
+def test_overview_without_telemetry_says_so(app, store):
+    from pipeline import store as pipeline_store
+
+    def linear_only(con):  # what a run with --no-dense leaves: no telemetry rows
+        con.execute("DELETE FROM training_batches")
+        con.execute("DELETE FROM training_epochs")
+
+    pipeline_store.publish(store, linear_only)
+    app.run()
+    assert not app.exception
     assert any("no training telemetry" in i.value for i in app.info)
 
 

@@ -20,7 +20,11 @@ RULES = {
     "every run is complete": "SELECT * FROM runs WHERE completed_at IS NULL OR completed_at < started_at",
     "train-split rows of the conventional model are marked seen": """
         SELECT * FROM predictions p JOIN samples s USING (run_id, sample_id)
-        WHERE p.predictor = 'nblr-train' AND p.seen_in_training <> (s.split = 'train')""",
+        WHERE p.predictor LIKE '%-train' AND p.seen_in_training <> (s.split = 'train')""",
+    "telemetry within range": """
+        SELECT * FROM training_batches WHERE loss < 0 OR accuracy NOT BETWEEN 0 AND 1 OR lr <= 0""",
+    "one out-of-fold prediction per sample per family": """
+        SELECT sample_id, model_id FROM predictions WHERE predictor LIKE '%-oof' AND model_id NOT LIKE '%-fold%'""",
 }
 
 

@@ -16,7 +16,8 @@ def test_every_table_is_filled_for_the_run(sample_run, store_ro):
         assert n > 0, table
     counts = dict(store_ro.execute(
         "SELECT predictor, count(*) FROM predictions WHERE run_id = ? GROUP BY ALL", [run]).fetchall())
-    assert counts == {"nblr-oof": STORE_SAMPLE, "nblr-train": STORE_SAMPLE}
+    assert counts == {"nblr-oof": STORE_SAMPLE, "nblr-train": STORE_SAMPLE,
+                      "dense-oof": STORE_SAMPLE, "dense-train": STORE_SAMPLE}
 
 
 def test_summary_matches_the_store(sample_run, store_ro):
@@ -58,3 +59,11 @@ def test_label_issue_ranks_are_a_permutation(sample_run, store_ro):
     ranks = np.array([r[0] for r in store_ro.execute(
         "SELECT issue_rank FROM label_issues WHERE run_id = ? ORDER BY issue_rank", [sample_run.run_id]).fetchall()])
     assert np.array_equal(ranks, np.arange(1, STORE_SAMPLE + 1))
+
+
+def test_dense_network_telemetry_is_stored(sample_run, store_ro):
+    models = dict(store_ro.execute("SELECT model_id, count(*) FROM training_epochs WHERE run_id = ? GROUP BY ALL",
+                                   [sample_run.run_id]).fetchall())
+    assert set(models) == {f"dense-fold{k}" for k in range(5)} | {"dense-train"}
+    assert set(models.values()) == {4}
+    assert "dense-train" in sample_run.model_test_accuracy

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from pipeline import store
-from pipeline.schema import StoreError
+from pipeline.schema import SCHEMA_VERSION, StoreError
 from tests.conftest import ROOT
 
 
@@ -83,7 +83,7 @@ def test_other_schema_version_gets_a_clear_message(db):
     con = duckdb.connect(str(db))
     con.execute("UPDATE lossmap_meta SET value = '0' WHERE key = 'schema_version'")
     con.close()
-    with pytest.raises(StoreError, match="schema version 0; this Lossmap reads version 1.*--db NEW_PATH"):
+    with pytest.raises(StoreError, match=f"schema version 0; this Lossmap reads version {SCHEMA_VERSION}.*--db NEW_PATH"):
         store.open_readonly(db)
     with pytest.raises(StoreError, match="schema version 0"):
         store.publish(db, lambda con: _add_run(con, "x"))
