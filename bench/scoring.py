@@ -1,11 +1,12 @@
-"""ONNX Runtime vs native scikit-learn scoring throughput, side by side in one run.
+"""ONNX Runtime vs native scoring throughput (scikit-learn, PyTorch eager), side by side in one run.
 
     .venv/bin/python bench/scoring.py
 
 Trains the conventional model (train split), exports it, and scores the 25,000 test
 reviews both ways, best of 3:
 - model only: from the count matrix (ONNX graph vs TfidfTransformer + NB + LogisticRegression);
-- from text: tokenizing included (ONNX `score_texts` vs the same tokenizer + native model).
+- from text: tokenizing included (ONNX `score_texts` vs the same tokenizer + native model);
+- dense network: multi-hot in, probability and embedding out (ONNX vs PyTorch eager).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import export, score, train  # noqa: E402
+from pipeline import export, networks, score, train, train_nn  # noqa: E402
 from pipeline.config import Config  # noqa: E402
 from pipeline.load import load_reviews  # noqa: E402
 
@@ -75,6 +76,22 @@ def main() -> None:
     ):
         t_native, t_onnx = best_of(native), best_of(onnx_fn)
         print(f"{name:<12} {n / t_native:>20,.0f} {n / t_onnx:>26,.0f} {t_native / t_onnx:>13.2f}x")
+
+    import torch
+
+    net = train_nn.fit_dense(corpus, frame["label"].to_numpy(), train_rows, cfg, model_id="dense-train")
+    dense_path = export.export_network(net, path.with_name("dense.onnx"), tokenizer_spec=corpus.tokenizer_spec())
+    dense_onnx = score.OnnxNetwork.load(dense_path)
+    x = networks.multi_hot(corpus, net.columns, test_rows)
+    net.net.eval()
+
+    @torch.no_grad()
+    def eager():  # same input and batch size as OnnxNetwork.score_multi_hot
+        return [net.net(torch.from_numpy(x[i:i + 2048].toarray())) for i in range(0, x.shape[0], 2048)]
+
+    t_native, t_onnx = best_of(eager), best_of(lambda: dense_onnx.score_multi_hot(x))
+    print(f"{'dense net':<12} {n / t_native:>20,.0f} {n / t_onnx:>26,.0f} {t_native / t_onnx:>13.2f}x"
+          f"   (PyTorch eager, {torch.get_num_threads()} threads)")
 
 
 if __name__ == "__main__":
