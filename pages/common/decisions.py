@@ -99,24 +99,22 @@ def record(path: Path, *, sample_id: str, decision: str, old_label: int, rating:
 
 def current(path: Path) -> pd.DataFrame:
     """The latest decision per sample (empty frame when none yet)."""
-    if not Path(path).exists():
-        return pd.DataFrame(columns=["sample_id", "decision", "old_label", "new_label", "note", "decided_at"])
-    with _WRITE_LOCK:
-        con = _connect(path)
-        try:
-            return con.execute(_CURRENT + " ORDER BY decided_at").df()
-        finally:
-            con.close()
+    return _read(path, _CURRENT + " ORDER BY decided_at")
 
 
 def history(path: Path) -> pd.DataFrame:
     """Every decision ever recorded, oldest first."""
+    return _read(path, "SELECT * FROM decisions ORDER BY decision_id")
+
+
+def _read(path: Path, sql: str) -> pd.DataFrame:
     if not Path(path).exists():
-        return pd.DataFrame(columns=["decision_id", "sample_id", "decision"])
+        return pd.DataFrame(columns=["decision_id", "sample_id", "decision", "old_label", "new_label", "note",
+                                     "decided_at"])
     with _WRITE_LOCK:
         con = _connect(path)
         try:
-            return con.execute("SELECT * FROM decisions ORDER BY decision_id").df()
+            return con.execute(sql).df()
         finally:
             con.close()
 
