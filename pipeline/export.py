@@ -45,10 +45,15 @@ def export_onnx(model: LinearTextModel, path: Path, *, tokenizer_spec: dict) -> 
     graph = _graph(model.tfidf.idf_.astype(np.float32), model.weights.astype(np.float32), model.bias)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lossmap")
     proto.ir_version = 8
+    return _save(proto, path, model.model_id, model.vocab, tokenizer_spec)
+
+
+def _save(proto: onnx.ModelProto, path: Path, model_id: str, vocab, spec: dict) -> Path:
+    """Stamp the vocabulary, tokenizer spec and model id into the metadata, check, write."""
     for key, value in (
-        (META_VOCAB, json.dumps(model.vocab.tolist(), ensure_ascii=False)),
-        (META_TOKENIZER, json.dumps(tokenizer_spec)),
-        (META_MODEL, model.model_id),
+        (META_VOCAB, json.dumps(list(vocab), ensure_ascii=False)),
+        (META_TOKENIZER, json.dumps(spec)),
+        (META_MODEL, model_id),
     ):
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
@@ -73,17 +78,8 @@ def export_network(trained, path: Path, *, tokenizer_spec: dict) -> Path:
         torch.onnx.export(trained.net, (example,), buffer, input_names=["x"], output_names=["p_pos", "embedding"],
                           dynamic_axes={"x": {0: "batch"}, "p_pos": {0: "batch"}, "embedding": {0: "batch"}},
                           opset_version=OPSET, dynamo=False)
-    proto = onnx.load_from_string(buffer.getvalue())
     spec = {**tokenizer_spec, "input": "multi-hot over the vocabulary, 1.0 if the word occurs", "ngram_range": [1, 1]}
-    for key, value in (
-        (META_VOCAB, json.dumps(trained.vocab.tolist(), ensure_ascii=False)),
-        (META_TOKENIZER, json.dumps(spec)),
-        (META_MODEL, trained.model_id),
-    ):
-        proto.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(proto)
-    onnx.save(proto, path)
-    return path
+    return _save(onnx.load_from_string(buffer.getvalue()), path, trained.model_id, trained.vocab, spec)
 
 
 def _graph(idf: np.ndarray, weights: np.ndarray, bias: float) -> onnx.GraphProto:

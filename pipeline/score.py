@@ -60,7 +60,7 @@ def providers(device: str = "auto") -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-class OnnxTextModel:
+class _OnnxModel:
     """An ONNX Runtime session plus the vocabulary and tokenizer shipped in the file."""
 
     def __init__(self, session: ort.InferenceSession, path: Path):
@@ -72,7 +72,7 @@ class OnnxTextModel:
         self.tokenizer = json.loads(meta[META_TOKENIZER])
 
     @classmethod
-    def load(cls, path: Path, *, device: str = "auto") -> "OnnxTextModel":
+    def load(cls, path: Path, *, device: str = "auto"):
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
         return cls(ort.InferenceSession(str(path), options, providers=providers(device)), path)
@@ -82,8 +82,12 @@ class OnnxTextModel:
         return self.session.get_providers()[0]
 
     def columns_in(self, vocab: np.ndarray) -> np.ndarray:
-        """(V_model,) position of each of this model's n-grams in another vocabulary (-1: absent)."""
+        """(V_model,) position of each of this model's terms in another vocabulary (-1: absent)."""
         return pd.Index(vocab).get_indexer(self.vocab)
+
+
+class OnnxTextModel(_OnnxModel):
+    """A linear model exported by ``export.export_onnx``: bags of n-gram ids in."""
 
     def score_counts(self, counts: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """(p_pos, logit) for an (N, V_model) count matrix in this model's vocabulary order."""
@@ -111,28 +115,8 @@ class OnnxTextModel:
         return self.score_counts(vec.transform(cleaned))
 
 
-class OnnxNetwork:
+class OnnxNetwork(_OnnxModel):
     """A network exported by ``export.export_network``: multi-hot in, (p_pos, embedding) out."""
-
-    def __init__(self, session: ort.InferenceSession, path: Path):
-        meta = session.get_modelmeta().custom_metadata_map
-        self.session, self.path = session, Path(path)
-        self.model_id = meta[META_MODEL]
-        self.vocab = np.array(json.loads(meta[META_VOCAB]), dtype=object)
-        self.tokenizer = json.loads(meta[META_TOKENIZER])
-
-    @classmethod
-    def load(cls, path: Path, *, device: str = "auto") -> "OnnxNetwork":
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        return cls(ort.InferenceSession(str(path), options, providers=providers(device)), path)
-
-    @property
-    def provider(self) -> str:
-        return self.session.get_providers()[0]
-
-    def columns_in(self, vocab: np.ndarray) -> np.ndarray:
-        return pd.Index(vocab).get_indexer(self.vocab)
 
     def score_multi_hot(self, x: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """(p_pos (N,), embedding (N, hidden)) for an (N, V) 0/1 matrix in this model's vocabulary order."""
