@@ -106,7 +106,10 @@ def test_a_shared_link_to_a_fresh_server_opens_its_page(app_store, tmp_path, bro
     try:
         page = browser.new_page()
         _open(page, f"{url}/sample_analysis?sample={HOSTILE_ID}", "Sample analysis")
-        assert page.get_by_role("textbox", name="Sample id").input_value() == HOSTILE_ID
+        from playwright.sync_api import expect
+
+        expect(page.get_by_role("textbox", name="Sample id")).to_have_value(HOSTILE_ID, timeout=30_000)
+        page.get_by_text("window.__pwned = 1;", exact=False).first.wait_for()
         page.close()
     finally:
         proc.terminate()
