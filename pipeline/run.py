@@ -212,13 +212,12 @@ def _dense(corpus, frame, folds, cfg, model_dir: Path) -> dict:
         rows = held if k is not None else np.arange(len(frame))
         x = networks.multi_hot(corpus, net.columns, rows)
         p, _ = session.score_multi_hot(x)
-        parity = score.check_parity(p, net.predict(corpus, rows)[0], model_id=model_id)
+        parity = score.check_parity(p, net.predict_multi_hot(x)[0], model_id=model_id)
         logit = np.log(np.clip(p, 1e-7, 1.0)) - np.log(np.clip(1.0 - p, 1e-7, 1.0))
         seen = np.zeros(len(rows), bool) if k is not None else is_train
         preds.append(_prediction_frame(frame, rows, p, logit, DENSE_OOF if k is not None else DENSE_CONVENTIONAL,
                                        model_id, seen))
-        on_held = p[~seen] if k is None else p
-        accuracy = float(((on_held >= 0.5) == labels[rows][~seen]).mean()) if len(on_held) else None
+        accuracy = float(((p[~seen] >= 0.5) == labels[rows][~seen]).mean()) if (~seen).any() else None
         model_rows.append(_model_row(net, DENSE, k, path, accuracy, parity, session.provider))
         batches.append(net.batches.assign(model_id=model_id))
         epochs.append(net.epochs.assign(model_id=model_id))

@@ -35,11 +35,14 @@ class TrainedNetwork:
     batches: pd.DataFrame  # epoch, batch, step, loss, accuracy, lr
     epochs: pd.DataFrame  # epoch, train_loss, train_accuracy, val_loss, val_accuracy
 
-    @torch.no_grad()
     def predict(self, corpus: Corpus, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(p_pos (n,), embedding (n, hidden)) from PyTorch."""
+        return self.predict_multi_hot(multi_hot(corpus, self.columns, rows))
+
+    @torch.no_grad()
+    def predict_multi_hot(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """The same, for an (n, V) multi-hot matrix already built over ``columns``."""
         self.net.eval()
-        x = multi_hot(corpus, self.columns, rows)
         ps, embs = [], []
         for start in range(0, x.shape[0], _EVAL_BATCH):
             p, emb = self.net(torch.from_numpy(x[start:start + _EVAL_BATCH].toarray()))
@@ -68,6 +71,7 @@ def _train(trained: TrainedNetwork, corpus, labels, val_rows, cfg) -> None:
     optimiser = torch.optim.RMSprop(net.parameters(), lr=cfg.dense_lr)
     loss_fn = nn.BCEWithLogitsLoss()
     x_all = multi_hot(corpus, trained.columns, rows)
+    x_val = multi_hot(corpus, trained.columns, val_rows) if val_rows is not None and len(val_rows) else None
     y_all = torch.from_numpy(labels[rows].astype(np.float32))
     rng = np.random.default_rng(cfg.seed)
     batches, epochs, step = [], [], 0
@@ -85,15 +89,14 @@ def _train(trained: TrainedNetwork, corpus, labels, val_rows, cfg) -> None:
             step += 1
             batches.append((epoch, b, step, float(loss.detach()), float(((logit.detach() > 0).float() == y).float().mean()),
                             optimiser.param_groups[0]["lr"]))
-        train_loss, train_acc = _evaluate(trained, corpus, labels, rows)
-        val = _evaluate(trained, corpus, labels, val_rows) if val_rows is not None and len(val_rows) else (None, None)
+        train_loss, train_acc = _evaluate(trained, x_all, labels[rows])
+        val = _evaluate(trained, x_val, labels[val_rows]) if x_val is not None else (None, None)
         epochs.append((epoch, train_loss, train_acc, *val))
     trained.batches = pd.DataFrame(batches, columns=["epoch", "batch", "step", "loss", "accuracy", "lr"])
     trained.epochs = pd.DataFrame(epochs, columns=["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"])
 
 
-def _evaluate(trained: TrainedNetwork, corpus, labels, rows) -> tuple[float, float]:
-    p, _ = trained.predict(corpus, rows)
-    y = labels[rows]
+def _evaluate(trained: TrainedNetwork, x, y: np.ndarray) -> tuple[float, float]:
+    p, _ = trained.predict_multi_hot(x)
     p_given = np.clip(np.where(y == 1, p, 1 - p), 1e-7, 1.0)
     return float(-np.log(p_given).mean()), float(((p >= 0.5) == y).mean())
