@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline import export, networks, score, train, train_nn  # noqa: E402
 from pipeline.config import Config  # noqa: E402
-from pipeline.load import load_reviews  # noqa: E402
+from pipeline.load import display_text, load_reviews  # noqa: E402
 
 DEFAULT_DATA = os.environ.get("IMDB_DATA", str(ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"))
 
@@ -61,8 +61,7 @@ def main() -> None:
                           vocabulary=list(model.vocab), dtype=np.float32)
 
     def native_texts():
-        import re
-        cleaned = [re.sub(r"<br\s*/?>", "\n", t, flags=re.I) for t in texts]
+        cleaned = [display_text(t) for t in texts]
         x = model.tfidf.transform(vec.transform(cleaned)).multiply(model.nb_ratio).tocsr()
         return model.clf.predict_proba(x)[:, 1]
 

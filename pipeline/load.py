@@ -43,7 +43,7 @@ _REVIEW = re.compile(r"^(?:.*/)?aclImdb/(train|test)/(pos|neg)/([^/]+)\.txt$")
 _URLS = re.compile(r"^(?:.*/)?aclImdb/(train|test)/urls_(pos|neg)\.txt$")
 _NAME = re.compile(r"^(\d+)_(\d+)$")
 _MOVIE = re.compile(r"/title/(tt\d+)")
-_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)  # reviews use <br /> for line breaks
 _MAX_EXAMPLES = 5
 
 
@@ -213,11 +213,16 @@ def _build_frame(members: Iterator[tuple[str, bytes]], report: LoadReport, sourc
     frame["movie_id"] = [_movie_id(urls, s, f, i) for s, f, i in zip(frame["split"], frame["_folder"], frame["_id"])]
     for sid in frame.loc[frame["movie_id"].isna(), "sample_id"]:
         report.add("no_movie_id", sid)
-    frame["display_text"] = frame["text"].str.replace(_BR, "\n", regex=True)
+    frame["display_text"] = frame["text"].str.replace(HTML_BREAK, "\n", regex=True)
     frame["n_words"] = frame["display_text"].str.split().str.len().astype("int32")
     frame["label"] = frame["label"].astype("int8")
     frame["rating"] = frame["rating"].astype("int8")
     return frame[COLUMNS].sort_values("sample_id", kind="stable").reset_index(drop=True)
+
+
+def display_text(text: str) -> str:
+    """A review's text with HTML line breaks turned into newlines, as models see it."""
+    return HTML_BREAK.sub("\n", text)
 
 
 def _movie_id(urls: dict, split: str, folder: str, review_id: int) -> str | None:

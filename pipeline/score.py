@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +24,11 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
 from pipeline.export import META_MODEL, META_TOKENIZER, META_VOCAB
+from pipeline.load import display_text
 
 DEVICES = ("auto", "cpu", "cuda")
 PARITY_ATOL = 1e-4  # largest allowed |p_onnx - p_native|
 _BATCH = 512
-_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 class ParityError(RuntimeError):
@@ -111,7 +110,7 @@ class OnnxTextModel(_OnnxModel):
             lowercase=spec["lowercase"], token_pattern=spec["token_pattern"],
             ngram_range=tuple(spec["ngram_range"]), vocabulary=list(self.vocab), dtype=np.float32,
         )
-        cleaned = [_BR.sub("\n", t) for t in texts]
+        cleaned = [display_text(t) for t in texts]
         return self.score_counts(vec.transform(cleaned))
 
 
