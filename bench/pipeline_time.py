@@ -55,8 +55,13 @@ def main() -> None:
     print(f"  store size       {size_mib:8.1f} MiB")
     print(f"  test accuracy    {test_acc:8.2%}" if test_acc is not None else "  test accuracy         n/a")
     print(f"  flagged          {flagged:8,d}")
+    for model_id, acc in con.execute("SELECT model_id, accuracy FROM models WHERE role = 'conventional' "
+                                     "AND accuracy IS NOT NULL ORDER BY model_id").fetchall():
+        print(f"  test acc {model_id:<12} {acc:6.2%}")
     for stage, seconds in json.loads(stages).items():
         print(f"  {stage:<16} {seconds:8.1f} s")
+    target = 120 if args.sample else 900
+    print(f"  target           {target:8d} s   {'met' if wall < target else 'MISSED'}")
 
 
 if __name__ == "__main__":

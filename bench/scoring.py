@@ -6,7 +6,10 @@ Trains the conventional model (train split), exports it, and scores the 25,000 t
 reviews both ways, best of 3:
 - model only: from the count matrix (ONNX graph vs TfidfTransformer + NB + LogisticRegression);
 - from text: tokenizing included (ONNX `score_texts` vs the same tokenizer + native model);
-- dense network: multi-hot in, probability and embedding out (ONNX vs PyTorch eager).
+- dense network: multi-hot in, probability and embedding out (ONNX vs PyTorch eager);
+- CNN and BiLSTM: word ids in (max_len 256), same outputs, same batches of 512 both
+  ways. These two are not trained here (their weights do not change the arithmetic,
+  only the default sizes do), which keeps the bench to a few minutes.
 """
 
 from __future__ import annotations
@@ -91,6 +94,29 @@ def main() -> None:
     t_native, t_onnx = best_of(eager), best_of(lambda: dense_onnx.score_multi_hot(x))
     print(f"{'dense net':<12} {n / t_native:>20,.0f} {n / t_onnx:>26,.0f} {t_native / t_onnx:>13.2f}x"
           f"   (PyTorch eager, {torch.get_num_threads()} threads)")
+
+    from pipeline import sequences
+
+    seqs = sequences.tokenize_sequences(frame["display_text"])
+    data = train_nn.NetworkData(corpus, seqs)
+    for family in ("cnn", "bilstm"):
+        how = train_nn.Recipe(0, cfg.seq_batch, cfg.seq_lr, 1.0, "adam")  # untrained: see the module doc
+        seq_net = train_nn.fit_network(family, data, frame["label"].to_numpy(), train_rows, cfg,
+                                       model_id=f"{family}-train", how=how)
+        seq_path = export.export_network(seq_net, path.with_name(f"{family}.onnx"), tokenizer_spec={})
+        seq_onnx = score.OnnxNetwork.load(seq_path)
+        ids = seq_net.inputs.encode(data, test_rows)
+        seq_net.net.eval()
+
+        @torch.no_grad()
+        def seq_eager(net=seq_net.net, ids=ids):
+            return [net(torch.from_numpy(ids[i:i + 512])) for i in range(0, len(ids), 512)]
+
+        repeat = 3 if family == "cnn" else 1
+        gap = np.max(np.abs(seq_onnx.score_ids(ids[:2048])[0] - seq_net.predict_inputs(ids[:2048])[0]))
+        t_native, t_onnx = best_of(seq_eager, repeat), best_of(lambda: seq_onnx.score_ids(ids), repeat)
+        print(f"{family:<12} {n / t_native:>20,.0f} {n / t_onnx:>26,.0f} {t_native / t_onnx:>13.2f}x"
+              f"   (max |gap| {gap:.1e}, best of {repeat})")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,23 @@ COLOR_BY = {
     "flag": ("flag", "nominal"),
 }
 
+SPACE_NAMES = {"tfidf-svd": "Linear model features (TF-IDF, SVD)", "dense-hidden": "Dense network, last hidden layer",
+               "cnn-hidden": "CNN, penultimate layer", "bilstm-hidden": "BiLSTM, penultimate layer"}
+
 ctx = state.context()
-table = queries.sample_table(ctx.ref, ctx.run_id)
+spaces = queries.spaces(ctx.ref, ctx.run_id) or [queries.SPACE]
+space = st.sidebar.selectbox("Map of", spaces, format_func=lambda s: SPACE_NAMES.get(s, s), key="map_space",
+                             help="Which model's view of the reviews: its embedding, mapped to 2-D with UMAP; "
+                                  "loss and predictions on the map are that model's, out of fold")
+table = queries.sample_table(ctx.ref, ctx.run_id, space)
 table = table[table["x"].notna()]
 if table.empty:
     st.info("This run has no 2-D map. Re-run the pipeline to compute one.")
     st.stop()
 
 st.title("Population map")
+st.caption(f"{SPACE_NAMES.get(space, space)}. Network maps use the network trained on the train split; the "
+           "flags are the run's label issues, whichever map is shown.")
 c = st.columns([2, 2, 1])
 color = c[0].selectbox("Color by", list(COLOR_BY), key="map_color")
 limit = c[1].select_slider("Points drawn", [2_000, 5_000, 10_000, 20_000, 50_000], value=10_000, key="map_limit")
@@ -76,7 +85,7 @@ with left:
                "points sitting among reviews of the other label.")
 with right:
     st.subheader("Clusters")
-    cl = queries.clusters(ctx.ref, ctx.run_id)
+    cl = queries.clusters(ctx.ref, ctx.run_id, space)
     st.dataframe(cl, hide_index=True, height=560, column_config={
         "size": st.column_config.NumberColumn("reviews"),
         "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),

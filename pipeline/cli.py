@@ -16,7 +16,9 @@ _EPILOG = f"""\
 examples:
   python -m pipeline run --data ../shared/data/aclImdb_v1_labeled.tar.gz
   python -m pipeline run --sample 2000          quick run on 2,000 reviews
+  python -m pipeline run --bilstm                also train the BiLSTM (slow on a CPU)
   python -m pipeline runs                        list the runs in the store
+  python -m pipeline sweep                       36-run grid over the dense network
 
 data: --data, else ${DATA_ENV}, else data/aclImdb_v1.tar.gz, data/aclImdb_v1_labeled.tar.gz
 or data/aclImdb/; failing all, the published archive is downloaded into data/.
@@ -57,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip Chollet's dense network (PyTorch); the linear model alone is about a minute faster")
     g.add_argument("--dense-epochs", type=int, default=d.dense_epochs, help="epochs of the dense network "
                    "(default: %(default)s)")
+    g.add_argument("--no-cnn", action="store_true", help="skip the CNN (word embeddings + convolution, PyTorch)")
+    g.add_argument("--bilstm", action="store_true", help="also train the bidirectional LSTM (opt-in: it is the slowest)")
+    g.add_argument("--cnn-epochs", type=int, default=d.cnn_epochs, help="epochs of the CNN (default: %(default)s)")
+    g.add_argument("--max-len", type=int, default=d.max_len,
+                   help="words a sequence network reads per review (default: %(default)s)")
+    g.add_argument("--truncation", default=d.truncation, choices=["head", "head_tail"],
+                   help="which words of a longer review it reads: the first max-len, or the first and last "
+                        "max-len/2 (default: %(default)s)")
     g.add_argument("-C", dest="C", type=float, default=d.C, help="inverse L2 strength of the logistic regression (default: %(default)s)")
     g = run.add_argument_group("analysis")
     g.add_argument("--shap-top-k", type=int, default=d.shap_top_k, help="token attributions stored per review (default: %(default)s)")
@@ -65,12 +75,29 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--issue-method", default=d.issue_method,
                    choices=["self_confidence", "normalized_margin", "confidence_weighted_entropy"],
                    help="cleanlab label-quality score used to rank suspects (default: %(default)s)")
+    g.add_argument("--issue-source", default=d.issue_source, choices=["ensemble", "nblr"],
+                   help="out-of-fold probabilities the suspects are ranked on: the mean of every model's, or the "
+                        "linear model's alone (default: %(default)s)")
     g = run.add_argument_group("output")
     g.add_argument("--db", type=Path, default=DEFAULT_DB, help="the DuckDB store (created if missing) (default: %(default)s)")
     g.add_argument("--models-dir", type=Path, default=d.models_dir, help="where ONNX files go, one folder per run (default: %(default)s)")
     g.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"],
                    help="ONNX Runtime device; auto uses CUDA only when a usable GPU is found (default: %(default)s)")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    sweep = sub.add_parser(
+        "sweep", help="train a grid of dense networks and store their learning curves",
+        description="Train Chollet's dense IMDB network over the grid activation {relu, tanh} x loss {bce, mse} x "
+                    "hidden units {16, 32, 64} x hidden layers {1, 2, 3} (36 runs) on the train split, with about "
+                    "10,000 of its reviews (whole movies) held out for validation, and store every run's curves. "
+                    "The Experiments page shows them.")
+    sweep.add_argument("--data", type=Path, default=None, help="the IMDB archive or folder (as for run)")
+    sweep.add_argument("--epochs", type=int, default=20, help="epochs per run (default: %(default)s)")
+    sweep.add_argument("--val", type=int, default=10_000, help="validation reviews held out (default: %(default)s)")
+    sweep.add_argument("--quick", action="store_true", help="4 runs, 2 epochs, a few hundred reviews: a smoke test")
+    sweep.add_argument("--seed", type=int, default=d.seed, help="seed for the split and the networks (default: %(default)s)")
+    sweep.add_argument("--db", type=Path, default=DEFAULT_DB, help="the DuckDB store (created if missing) (default: %(default)s)")
+    sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     runs = sub.add_parser("runs", help="list the complete runs in a store",
                           description="List the complete runs in a store, newest first.")
@@ -86,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "sweep":
+            return _sweep(args)
         return _runs(args)
     except (LoadError, StoreError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -103,7 +132,8 @@ def _run(args) -> int:
     cfg = Config(
         data=args.data, sample=args.sample, seed=args.seed, folds=args.folds, ngram_max=args.ngram_max,
         min_df=args.min_df, max_features=args.max_features, C=args.C, prune=not args.no_prune, dense=not args.no_dense,
-        dense_epochs=args.dense_epochs, shap_top_k=args.shap_top_k,
+        dense_epochs=args.dense_epochs, cnn=not args.no_cnn, bilstm=args.bilstm, cnn_epochs=args.cnn_epochs,
+        max_len=args.max_len, truncation=args.truncation, issue_source=args.issue_source, shap_top_k=args.shap_top_k,
         svd_dim=args.svd_dim, clusters=args.clusters, issue_method=args.issue_method, db=args.db,
         models_dir=args.models_dir, device=args.device, progress=not args.no_progress,
     )
@@ -119,6 +149,23 @@ def _run(args) -> int:
     print(f"  ONNX Runtime: {s.provider}, largest gap to the native models {s.parity_max_abs:.1e} in probability")
     print("  time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in s.stage_seconds.items()))
     print(f"  store: {s.db}  (open it with `streamlit run app.py -- --db {s.db}`)")
+    return 0
+
+
+def _sweep(args) -> int:
+    from pipeline.sweep import run_sweep
+
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1 (got {args.epochs})")
+    cfg = Config(data=args.data, seed=args.seed, db=args.db, progress=not args.no_progress)
+    s = run_sweep(cfg, epochs=args.epochs, val_size=args.val, quick=args.quick)
+    print(f"\nsweep {s.sweep_id} complete: {len(s.runs)} runs in {s.seconds:.0f} s "
+          f"({s.n_train:,} training and {s.n_val:,} validation reviews)")
+    print("  best validation accuracy:")
+    for r in s.runs.head(5).itertuples():
+        print(f"    {r.best_val_accuracy:.2%} at epoch {r.best_epoch}: {r.activation}, {r.loss}, "
+              f"{r.hidden_layers} x {r.hidden_units} units")
+    print(f"  store: {s.db}  (the Experiments page shows every run)")
     return 0
 
 

@@ -41,12 +41,32 @@ class Config:
     dense_batch: int = 512  # reviews per batch
     dense_lr: float = 1e-3  # RMSprop learning rate
 
+    # --- models: sequence networks over word ids (PyTorch) ---
+    cnn: bool = True  # train the CNN (embeddings, 1-D convolution, max+mean pooling)
+    bilstm: bool = False  # train the bidirectional LSTM too (opt-in: about 10x slower than the CNN here)
+    max_len: int = 256  # words a sequence network reads per review
+    truncation: str = "head_tail"  # which words it keeps from longer reviews: head | head_tail (first + last half)
+    seq_vocab: int = 20_000  # words in the sequence networks' vocabulary (the rest share one id)
+    seq_embed: int = 64  # word embedding width
+    cnn_filters: int = 128  # convolution filters
+    cnn_kernel: int = 5  # words per filter
+    lstm_units: int = 64  # LSTM units per direction
+    seq_hidden: int = 32  # width of the dense layer before the output (the stored embedding)
+    cnn_epochs: int = 2
+    bilstm_epochs: int = 2
+    seq_batch: int = 64  # reviews per batch
+    seq_lr: float = 2e-3  # Adam learning rate in the first epoch
+    seq_lr_decay: float = 0.3  # learning rate multiplied by this after each epoch
+    window_stride: int = 128  # truncation analysis: words between the starts of sliding windows
+    probe_size: int = 1000  # training reviews on which layer telemetry and the information plane are taken
+
     # --- analysis ---
     shap_top_k: int = 30  # token attributions stored per sample, by |value|
     svd_dim: int = 100  # width of the dense embedding (truncated SVD of TF-IDF)
     umap_neighbors: int = 15  # UMAP n_neighbors for the 2-D map
     clusters: int = 12  # k-means clusters on the embedding
     issue_method: str = "self_confidence"  # cleanlab ranking: self_confidence | normalized_margin | confidence_weighted_entropy
+    issue_source: str = "ensemble"  # out-of-fold probabilities ranked: ensemble (mean of every model's) | nblr
 
     # --- runtime ---
     device: str = "auto"  # ONNX Runtime provider: auto (CUDA when usable) | cpu | cuda

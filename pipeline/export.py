@@ -62,7 +62,12 @@ def _save(proto: onnx.ModelProto, path: Path, model_id: str, vocab, spec: dict) 
 
 
 def export_network(trained, path: Path, *, tokenizer_spec: dict) -> Path:
-    """Write a TrainedNetwork to ``path`` (.onnx) and return the path."""
+    """Write a TrainedNetwork to ``path`` (.onnx) and return the path.
+
+    Outputs ``p_pos`` (batch,) and ``embedding`` (batch, d). The input is ``x``
+    (batch, V) multi-hot for the dense network, ``token_ids`` (batch, tokens) int64
+    for the sequence networks, with the batch and token axes dynamic.
+    """
     import io
     import warnings
 
@@ -71,14 +76,18 @@ def export_network(trained, path: Path, *, tokenizer_spec: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     trained.net.eval()
-    example = torch.zeros(2, len(trained.vocab))
+    name = trained.inputs.name
+    if name == "x":
+        example, axes = torch.zeros(2, len(trained.vocab)), {0: "batch"}
+    else:
+        example, axes = torch.ones(2, 8, dtype=torch.int64), {0: "batch", 1: "tokens"}
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter warns that it is the legacy one
-        torch.onnx.export(trained.net, (example,), buffer, input_names=["x"], output_names=["p_pos", "embedding"],
-                          dynamic_axes={"x": {0: "batch"}, "p_pos": {0: "batch"}, "embedding": {0: "batch"}},
+        torch.onnx.export(trained.net, (example,), buffer, input_names=[name], output_names=["p_pos", "embedding"],
+                          dynamic_axes={name: axes, "p_pos": {0: "batch"}, "embedding": {0: "batch"}},
                           opset_version=OPSET, dynamo=False)
-    spec = {**tokenizer_spec, "input": "multi-hot over the vocabulary, 1.0 if the word occurs", "ngram_range": [1, 1]}
+    spec = {**tokenizer_spec, **trained.inputs.spec(), "family": trained.family}
     return _save(onnx.load_from_string(buffer.getvalue()), path, trained.model_id, trained.vocab, spec)
 
 

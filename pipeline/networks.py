@@ -1,15 +1,25 @@
 """Small PyTorch text classifiers and their inputs.
 
+Every network's ``forward(x)`` returns ``(p_pos (N,), embedding (N, d))``, the
+embedding being the penultimate layer; ``logit(x)`` is what training optimises, and
+``trace(x)`` returns ``(logit, [Layer, ...])`` with each layer's values for the
+training telemetry (``pipeline.telemetry``).
+
 - ``DenseNet``: Chollet's IMDB model (Deep Learning with Python, ch. 4): a multi-hot
   vector over the most frequent words, Dense(16, relu), Dense(16, relu), sigmoid.
-  ``forward(x)`` takes (N, V) float32 and returns ``(p_pos (N,), embedding (N, 16))``,
-  the embedding being the last hidden layer.
+  Input (N, V) float32.
+- ``ConvNet``: word embeddings, one 1-D convolution with ReLU, global max and mean
+  pooling over the words, Dense(relu), sigmoid. Input (N, L) int64 word ids, 0 = padding.
+- ``BiLSTMNet``: word embeddings, a bidirectional LSTM, max pooling over the words,
+  Dense(relu), sigmoid. Same input as ``ConvNet``.
 - ``multi_hot_vocabulary(corpus, rows, size)``: the ``size`` unigrams found in most
   training reviews, as column indices into the corpus.
 - ``multi_hot(corpus, columns, rows)``: (n, V) 0/1 float32 matrix for those columns.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,6 +29,23 @@ from torch import nn
 from pipeline.train import Corpus
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+@dataclasses.dataclass
+class Layer:
+    """One layer's values on a batch, for telemetry. ``pre``/``post``: before and after
+    the activation (None where the layer has none), (N, units) or, for layers applied
+    at every word, (N, L, units) with ``positions`` (N, L) marking the real words;
+    ``representation``: (N, d) what the layer passes on per review (the information
+    plane's T)."""
+
+    name: str
+    module: nn.Module | None
+    pre: torch.Tensor | None
+    post: torch.Tensor | None
+    representation: torch.Tensor | None
+    relu: bool = False
+    positions: torch.Tensor | None = None
 
 
 class DenseNet(nn.Module):
@@ -32,6 +59,7 @@ class DenseNet(nn.Module):
             width = hidden
         self.hidden = nn.Sequential(*blocks)
         self.out = nn.Linear(width, 1)
+        self.relu = activation == "relu"
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         embedding = self.hidden(x)
@@ -40,6 +68,96 @@ class DenseNet(nn.Module):
     def logit(self, x: torch.Tensor) -> torch.Tensor:
         """(N,) log-odds of positive; what training optimises."""
         return self.out(self.hidden(x)).squeeze(-1)
+
+    def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, list[Layer]]:
+        layers, h = [], x
+        for i in range(0, len(self.hidden), 2):
+            linear, act = self.hidden[i], self.hidden[i + 1]
+            pre = linear(h)
+            h = act(pre)
+            layers.append(Layer(f"hidden{i // 2 + 1}", linear, pre, h, h, self.relu))
+        return _with_output(self.out, h, layers)
+
+
+class ConvNet(nn.Module):
+    def __init__(self, vocab_size: int, *, embed: int = 64, filters: int = 128, kernel: int = 5,
+                 hidden: int = 32, dropout: float = 0.2):
+        super().__init__()
+        self.embedding = _embedding(vocab_size, embed)
+        self.dropout = nn.Dropout(dropout)
+        self.conv = nn.Conv1d(embed, filters, kernel, padding=kernel // 2)
+        self.dense = nn.Linear(2 * filters, hidden)
+        self.out = nn.Linear(hidden, 1)
+
+    def trace(self, ids: torch.Tensor) -> tuple[torch.Tensor, list[Layer]]:
+        mask = (ids != 0).unsqueeze(1).to(torch.float32)  # (N, 1, L)
+        pre = self.conv(self.dropout(self.embedding(ids)).transpose(1, 2))  # (N, F, L)
+        post = torch.relu(pre) * mask  # >= 0, so padding (0) never wins the max
+        pooled = torch.cat([post.amax(dim=2), post.sum(dim=2) / mask.sum(dim=2).clamp(min=1.0)], dim=1)
+        pre_dense = self.dense(self.dropout(pooled))
+        h = torch.relu(pre_dense)
+        layers = [
+            Layer("embedding", self.embedding, None, None, None),
+            Layer("conv", self.conv, pre.transpose(1, 2), post.transpose(1, 2), pooled, True, ids != 0),
+            Layer("dense", self.dense, pre_dense, h, h, True),
+        ]
+        return _with_output(self.out, h, layers)
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _forward(self, ids)
+
+    def logit(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.trace(ids)[0]
+
+
+class BiLSTMNet(nn.Module):
+    def __init__(self, vocab_size: int, *, embed: int = 64, hidden: int = 64, dense: int = 32, dropout: float = 0.2):
+        super().__init__()
+        self.embedding = _embedding(vocab_size, embed)
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(embed, hidden, batch_first=True, bidirectional=True)
+        self.dense = nn.Linear(2 * hidden, dense)
+        self.out = nn.Linear(dense, 1)
+
+    def trace(self, ids: torch.Tensor) -> tuple[torch.Tensor, list[Layer]]:
+        mask = (ids != 0).unsqueeze(2).to(torch.float32)  # (N, L, 1)
+        states, _ = self.lstm(self.dropout(self.embedding(ids)))  # (N, L, 2H), each in (-1, 1)
+        pooled = (states * mask + (mask - 1.0) * 2.0).amax(dim=1)  # padding pushed below -1
+        pooled = pooled.clamp(min=-1.0)  # an empty review pools to -1
+        pre_dense = self.dense(self.dropout(pooled))
+        h = torch.relu(pre_dense)
+        layers = [
+            Layer("embedding", self.embedding, None, None, None),
+            Layer("lstm", self.lstm, None, states, pooled, positions=ids != 0),
+            Layer("dense", self.dense, pre_dense, h, h, True),
+        ]
+        return _with_output(self.out, h, layers)
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _forward(self, ids)
+
+    def logit(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.trace(ids)[0]
+
+
+def _embedding(vocab_size: int, dim: int) -> nn.Embedding:
+    emb = nn.Embedding(vocab_size, dim, padding_idx=0)
+    with torch.no_grad():  # small uniform start (as Keras does); N(0, 1) made training several times slower
+        emb.weight.uniform_(-0.05, 0.05)
+        emb.weight[0].zero_()
+    return emb
+
+
+def _with_output(out: nn.Linear, h: torch.Tensor, layers: list[Layer]) -> tuple[torch.Tensor, list[Layer]]:
+    logit = out(h).squeeze(-1)
+    p = torch.sigmoid(logit)
+    layers.append(Layer("output", out, logit.unsqueeze(1), p.unsqueeze(1), p.unsqueeze(1)))
+    return logit, layers
+
+
+def _forward(net, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    logit, layers = net.trace(x)
+    return torch.sigmoid(logit), layers[-2].representation
 
 
 def multi_hot_vocabulary(corpus: Corpus, rows: np.ndarray, size: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Dense embeddings, a 2-D map and clusters of the reviews.
 
-``project(corpus, cfg)`` returns a ``Projection``:
+``project(corpus, cfg, networks={space: vectors})`` returns one ``Projection`` per
+space, the TF-IDF one first:
 
 - ``vectors`` (N, svd_dim) float32: truncated SVD (LSA) of the L2-normalised TF-IDF
   matrix, label-free;
@@ -8,6 +9,10 @@
 - ``cluster`` (N,) int16: k-means on the vectors;
 - ``cluster_terms``: per cluster, the n-grams whose mean TF-IDF most exceeds the
   corpus mean.
+
+Each network space (``<family>-hidden``: the penultimate layer of the network trained
+on the train split, scored through ONNX) gets the same treatment, with a Euclidean
+UMAP (ReLU units can be all zero, where cosine is undefined).
 
 UMAP runs on both cores without a fixed random state (a fixed one forces a single
 thread), so the map's layout can differ between runs; the SVD and clusters are
@@ -41,21 +46,26 @@ class Projection:
     cluster_terms: pd.DataFrame  # cluster, size, top_terms
 
 
-def project(corpus: Corpus, cfg: Config) -> Projection:
+def project(corpus: Corpus, cfg: Config, networks: dict[str, np.ndarray] | None = None) -> list[Projection]:
     n = corpus.counts.shape[0]
     doc_freq = np.asarray((corpus.counts > 0).sum(axis=0)).ravel()
     columns = np.flatnonzero(doc_freq >= min(cfg.min_df, n))
     x = TfidfTransformer(sublinear_tf=True).fit_transform(corpus.counts[:, columns])
     dim = max(1, min(cfg.svd_dim, len(columns) - 1, n - 1))
     vectors = TruncatedSVD(dim, n_iter=4, random_state=cfg.seed).fit_transform(x).astype(np.float32)
-    xy = _umap(vectors, cfg)
-    k = max(1, min(cfg.clusters, n))
+    spaces = [(SPACE, vectors, "cosine"), *((name, v, "euclidean") for name, v in (networks or {}).items())]
+    return [_map(name, v, metric, x, corpus.vocab[columns], cfg) for name, v, metric in spaces]
+
+
+def _map(space: str, vectors: np.ndarray, metric: str, x, vocab, cfg: Config) -> Projection:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    xy = _umap(vectors, cfg, metric)
+    k = max(1, min(cfg.clusters, len(vectors)))
     cluster = KMeans(k, n_init=3, random_state=cfg.seed).fit_predict(vectors).astype(np.int16)
-    terms = _cluster_terms(x, cluster, corpus.vocab[columns])
-    return Projection(SPACE, vectors, xy, cluster, terms)
+    return Projection(space, vectors, xy, cluster, _cluster_terms(x, cluster, vocab))
 
 
-def _umap(vectors: np.ndarray, cfg: Config) -> np.ndarray:
+def _umap(vectors: np.ndarray, cfg: Config, metric: str = "cosine") -> np.ndarray:
     n = len(vectors)
     if n < 4:  # UMAP needs a few neighbours; a tiny corpus is laid out by its first two components
         return np.pad(vectors[:, :2], ((0, 0), (0, max(0, 2 - vectors.shape[1])))).astype(np.float32)
@@ -64,7 +74,7 @@ def _umap(vectors: np.ndarray, cfg: Config) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reducer = umap.UMAP(
-            n_neighbors=min(cfg.umap_neighbors, n - 1), metric="cosine", n_jobs=2, low_memory=True,
+            n_neighbors=min(cfg.umap_neighbors, n - 1), metric=metric, n_jobs=2, low_memory=True,
             init="spectral" if n > 50 else "random",
         )
         return reducer.fit_transform(vectors).astype(np.float32)

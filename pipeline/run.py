@@ -1,5 +1,5 @@
-"""One pipeline run, stage by stage: load, tokenize, train, export, score, explain,
-project, issues, store.
+"""One pipeline run, stage by stage: load, tokenize, train, export, score, dense,
+cnn, bilstm, explain, project, issues, store.
 
 ``run_pipeline(cfg)`` returns a ``RunSummary``; the run is written to the store only
 when every stage has succeeded (``pipeline.store.publish``). Each stage is a module
@@ -22,15 +22,15 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from pipeline import explain, export, issues, load, networks, project, score, store, train, train_nn
+from pipeline import (explain, export, issues, load, project, score, sequences, store, train, train_nn,
+                      truncation)
 from pipeline.config import Config
 
 FAMILY = "nblr"
 OOF = f"{FAMILY}-oof"
 CONVENTIONAL = f"{FAMILY}-train"
-DENSE = "dense"
-DENSE_OOF = f"{DENSE}-oof"
-DENSE_CONVENTIONAL = f"{DENSE}-train"
+NETWORKS = ("dense", "cnn", "bilstm")  # PyTorch families, in training order
+SEQUENCE_NETWORKS = ("cnn", "bilstm")
 
 
 @dataclasses.dataclass
@@ -55,7 +55,7 @@ class RunSummary:
 class _Timer:
     def __init__(self, progress: bool):
         self.seconds: dict[str, float] = {}
-        self.bar = tqdm(total=10, desc="pipeline", unit="stage", disable=not progress)
+        self.bar = tqdm(total=12, desc="pipeline", unit="stage", disable=not progress)
 
     @contextmanager
     def stage(self, name: str):
@@ -85,19 +85,25 @@ def run_pipeline(cfg: Config) -> RunSummary:
                                                 tokenizer_spec=corpus.tokenizer_spec()) for m in models}
     with timer.stage("score"):
         scored = _score(models, paths, corpus, folds, frame, cfg)
-    with timer.stage("dense"):
-        dense = _dense(corpus, frame, folds, cfg, model_dir) if cfg.dense else None
+    data = train_nn.NetworkData(corpus)
+    nets = {}
+    for family in _families(cfg):
+        with timer.stage(family):
+            if family in SEQUENCE_NETWORKS and data.sequences is None:
+                data = train_nn.NetworkData(corpus, sequences.tokenize_sequences(frame["display_text"]))
+            nets[family] = _network(family, data, frame, folds, cfg, model_dir)
     with timer.stage("explain"):
         shap_rows, bases = _explain(models, corpus, folds, cfg)
     with timer.stage("project"):
-        proj = project.project(corpus, cfg)
+        maps = project.project(corpus, cfg, {f"{f}-hidden": n["embedding"] for f, n in nets.items()
+                                             if n["embedding"] is not None})
     with timer.stage("issues"):
         oof = scored["predictions"].query("predictor == @OOF").set_index("sample_id").loc[frame["sample_id"]]
-        found = issues.find_label_issues(labels, oof["p_pos"].to_numpy(), frame["rating"].to_numpy(),
-                                         method=cfg.issue_method)
+        found = issues.find_label_issues(labels, _issue_probabilities(oof, nets, frame, cfg),
+                                         frame["rating"].to_numpy(), method=cfg.issue_method)
         found.insert(0, "sample_id", frame["sample_id"].to_numpy())
-        found.insert(1, "method", cfg.issue_method)
-    all_models = pd.concat([scored["models"], dense["models"]]) if dense else scored["models"]
+        found.insert(1, "method", f"{cfg.issue_method} on {_issue_source(nets, cfg)}")
+    all_models = pd.concat([scored["models"], *(n["models"] for n in nets.values())])
     test_acc = scored["test_accuracy"]
     oof_acc = float((oof["pred_label"].to_numpy() == labels).mean())
     summary = RunSummary(run_id, Path(cfg.db), len(frame), test_acc, oof_acc, int(found["is_label_issue"].sum()),
@@ -107,13 +113,14 @@ def run_pipeline(cfg: Config) -> RunSummary:
         tables = {
             "samples": frame.assign(fold=folds),
             "models": all_models.assign(onnx_path=lambda d: [_relative(p, cfg.db) for p in d["onnx_path"]]),
-            "predictions": pd.concat([scored["predictions"], *([dense["predictions"]] if dense else [])]),
-            "embeddings": _embedding_table(frame, proj),
-            "clusters": proj.cluster_terms.assign(space=proj.space),
+            "predictions": pd.concat([scored["predictions"], *(n["predictions"] for n in nets.values())]),
+            "embeddings": pa.concat_tables([_embedding_table(frame, m) for m in maps]),
+            "clusters": pd.concat([m.cluster_terms.assign(space=m.space) for m in maps]),
             "shap_base": bases,
             "shap_tokens": shap_rows.assign(sample_id=frame["sample_id"].to_numpy()[shap_rows["row"]]).drop(columns="row"),
             "label_issues": found,
-            **({"training_batches": dense["batches"], "training_epochs": dense["epochs"]} if dense else {}),
+            **{table: pd.concat([n[table] for n in nets.values()], ignore_index=True)
+               for table in _NETWORK_TABLES if nets},
         }
         finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         run_row = pd.DataFrame([{
@@ -197,32 +204,82 @@ def _model_row(model, family: str, fold: int | None, path: Path, accuracy, parit
     }
 
 
-def _dense(corpus, frame, folds, cfg, model_dir: Path) -> dict:
-    """Train, export and score the dense network: cross-fitted plus conventional."""
+_NETWORK_TABLES = ("training_batches", "training_epochs", "layer_stats", "layer_histograms", "information_plane",
+                   "truncation")
+
+
+def _families(cfg) -> list[str]:
+    return [f for f in NETWORKS if getattr(cfg, f)]
+
+
+def _network(family: str, data, frame, folds, cfg, model_dir: Path) -> dict:
+    """Train, export and score one network family: cross-fitted plus conventional.
+
+    The conventional model (train split only) also records per-layer telemetry and
+    gives the family's embedding of every review; the fold models give the
+    out-of-fold predictions and, for sequence networks, the truncation analysis.
+    """
     labels = frame["label"].to_numpy()
     is_train = frame["split"].to_numpy() == "train"
-    jobs = [(f"{DENSE}-fold{k}", k, np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in np.unique(folds)]
+    jobs = [(f"{family}-fold{k}", k, np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in np.unique(folds)]
     if len(np.unique(labels[is_train])) == 2:
-        jobs.append((DENSE_CONVENTIONAL, None, np.flatnonzero(is_train), np.flatnonzero(~is_train)))
-    preds, model_rows, batches, epochs = [], [], [], []
-    for model_id, k, train_rows, held in tqdm(jobs, desc="dense network", leave=False, disable=not cfg.progress):
-        net = train_nn.fit_dense(corpus, labels, train_rows, cfg, model_id=model_id, val_rows=held)
-        path = export.export_network(net, model_dir / f"{model_id}.onnx", tokenizer_spec=corpus.tokenizer_spec())
+        jobs.append((f"{family}-train", None, np.flatnonzero(is_train), np.flatnonzero(~is_train)))
+    out = {table: [] for table in ("predictions", "models", *_NETWORK_TABLES)}
+    embedding = None
+    text_lengths = frame["display_text"].str.len().to_numpy()
+    for model_id, k, train_rows, held in tqdm(jobs, desc=f"{family} network", leave=False, disable=not cfg.progress):
+        net = train_nn.fit_network(family, data, labels, train_rows, cfg, model_id=model_id, val_rows=held,
+                                   telemetry=k is None)
+        path = export.export_network(net, model_dir / f"{model_id}.onnx", tokenizer_spec=data.corpus.tokenizer_spec())
         session = score.OnnxNetwork.load(path, device=cfg.device)
         rows = held if k is not None else np.arange(len(frame))
-        x = networks.multi_hot(corpus, net.columns, rows)
-        p, _ = session.score_multi_hot(x)
-        parity = score.check_parity(p, net.predict_multi_hot(x)[0], model_id=model_id)
+        x = net.inputs.encode(data, rows)
+        p, emb = session.score(x)
+        parity = score.check_parity(p, net.predict_inputs(x)[0], model_id=model_id)
         logit = np.log(np.clip(p, 1e-7, 1.0)) - np.log(np.clip(1.0 - p, 1e-7, 1.0))
         seen = np.zeros(len(rows), bool) if k is not None else is_train
-        preds.append(_prediction_frame(frame, rows, p, logit, DENSE_OOF if k is not None else DENSE_CONVENTIONAL,
-                                       model_id, seen))
+        out["predictions"].append(_prediction_frame(frame, rows, p, logit, f"{family}-oof" if k is not None
+                                                    else f"{family}-train", model_id, seen))
         accuracy = float(((p[~seen] >= 0.5) == labels[rows][~seen]).mean()) if (~seen).any() else None
-        model_rows.append(_model_row(net, DENSE, k, path, accuracy, parity, session.provider))
-        batches.append(net.batches.assign(model_id=model_id))
-        epochs.append(net.epochs.assign(model_id=model_id))
-    return {"predictions": pd.concat(preds, ignore_index=True), "models": pd.DataFrame(model_rows),
-            "batches": pd.concat(batches, ignore_index=True), "epochs": pd.concat(epochs, ignore_index=True)}
+        out["models"].append(_model_row(net, family, k, path, accuracy, parity, session.provider))
+        out["training_batches"].append(net.batches.assign(model_id=model_id))
+        out["training_epochs"].append(net.epochs.assign(model_id=model_id))
+        if k is None:
+            embedding = emb
+            for table, part in (("layer_stats", net.layer_stats), ("layer_histograms", net.layer_histograms),
+                                ("information_plane", net.info_plane)):
+                out[table].append(part.assign(model_id=model_id))
+        elif family in SEQUENCE_NETWORKS:
+            found = truncation.analyse(session, net.inputs, data.sequences, rows, labels, stride=cfg.window_stride,
+                                       text_lengths=text_lengths)
+            out["truncation"].append(found.assign(sample_id=frame["sample_id"].to_numpy()[rows], model_id=model_id,
+                                                  family=family))
+    model_rows = out.pop("models")
+    result = {key: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame() for key, parts in out.items()}
+    result["models"] = pd.DataFrame(model_rows)
+    if len(result["truncation"]):
+        result["truncation"]["harm_rank"] = truncation.rank(result["truncation"])
+    result["embedding"] = embedding
+    return result
+
+
+def _issue_source(nets: dict, cfg) -> str:
+    if cfg.issue_source == "nblr" or not nets:
+        return FAMILY
+    return "ensemble of " + ", ".join([FAMILY, *nets])
+
+
+def _issue_probabilities(oof: pd.DataFrame, nets: dict, frame, cfg) -> np.ndarray:
+    """Out-of-fold P(positive) that label issues are ranked on: NB-LR's, or the mean over every family."""
+    if cfg.issue_source not in ("ensemble", "nblr"):
+        raise ValueError(f"issue_source must be 'ensemble' or 'nblr'; got {cfg.issue_source!r}")
+    p = [oof["p_pos"].to_numpy()]
+    if cfg.issue_source == "ensemble":
+        for family, n in nets.items():
+            preds = n["predictions"]
+            preds = preds[preds["predictor"] == f"{family}-oof"].set_index("sample_id")
+            p.append(preds.loc[frame["sample_id"], "p_pos"].to_numpy())
+    return np.mean(p, axis=0)
 
 
 def _prediction_frame(frame, rows, p, logit, predictor, model_id, seen) -> pd.DataFrame:
@@ -247,6 +304,7 @@ def _explain(models, corpus, folds, cfg) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _embedding_table(frame: pd.DataFrame, proj: project.Projection) -> pa.Table:
+    """One space's rows; FLOAT[] vectors passed as an Arrow list column."""
     n, d = proj.vectors.shape
     vectors = pa.ListArray.from_arrays(np.arange(0, n * d + 1, d, dtype=np.int32), pa.array(proj.vectors.ravel()))
     return pa.table({
@@ -258,6 +316,8 @@ def _embedding_table(frame: pd.DataFrame, proj: project.Projection) -> pa.Table:
 
 def _write(con, run_id: str, tables: dict, run_row: pd.DataFrame) -> None:
     for name, table in tables.items():  # names come from the dict above, never from input
+        if len(table) == 0:
+            continue
         con.register("_incoming", table)
         con.execute(f"INSERT INTO {name} BY NAME SELECT ? AS run_id, * FROM _incoming", [run_id])
         con.unregister("_incoming")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 META = """
 CREATE TABLE IF NOT EXISTS lossmap_meta (
@@ -54,7 +54,8 @@ MODELS = """
 CREATE TABLE IF NOT EXISTS models (
     run_id          VARCHAR NOT NULL,
     model_id        VARCHAR NOT NULL,  -- '<family>-fold0'..'<family>-fold4', '<family>-train'
-    family          VARCHAR NOT NULL,  -- 'nblr': TF-IDF n-grams + NB ratio + logistic regression; 'dense': Chollet's network
+    family          VARCHAR NOT NULL,  -- 'nblr': TF-IDF n-grams + NB ratio + logistic regression; 'dense': Chollet's
+                                       -- network; 'cnn', 'bilstm': sequence networks over word ids
     role            VARCHAR NOT NULL,  -- 'fold' (cross-fitting) | 'conventional' (train split only)
     fold            SMALLINT,          -- held-out fold for role 'fold'
     onnx_path       VARCHAR NOT NULL,  -- ONNX file, relative to the store's folder
@@ -85,7 +86,8 @@ CREATE TABLE IF NOT EXISTS predictions (
 EMBEDDINGS = """
 CREATE TABLE IF NOT EXISTS embeddings (
     run_id    VARCHAR NOT NULL,
-    space     VARCHAR NOT NULL,  -- 'tfidf-svd': truncated SVD of TF-IDF
+    space     VARCHAR NOT NULL,  -- 'tfidf-svd': truncated SVD of TF-IDF; '<family>-hidden': penultimate layer
+                                 -- of that network trained on the train split
     sample_id VARCHAR NOT NULL,
     vector    FLOAT[] NOT NULL,  -- dense embedding
     x         FLOAT NOT NULL,    -- 2-D map (UMAP)
@@ -129,7 +131,7 @@ LABEL_ISSUES = """
 CREATE TABLE IF NOT EXISTS label_issues (
     run_id          VARCHAR NOT NULL,
     sample_id       VARCHAR NOT NULL,
-    method          VARCHAR NOT NULL,  -- cleanlab ranking method
+    method          VARCHAR NOT NULL,  -- cleanlab ranking method, and which out-of-fold probabilities it ranked
     label_score     DOUBLE NOT NULL,   -- label quality, 0..1; lower = more likely mislabeled
     is_label_issue  BOOLEAN NOT NULL,  -- cleanlab confident-learning flag
     suggested_label TINYINT NOT NULL,  -- the label the model believes
@@ -163,10 +165,119 @@ CREATE TABLE IF NOT EXISTS training_epochs (
     PRIMARY KEY (run_id, model_id, epoch)
 )"""
 
+LAYER_STATS = """
+CREATE TABLE IF NOT EXISTS layer_stats (
+    run_id        VARCHAR NOT NULL,
+    model_id      VARCHAR NOT NULL,   -- a conventional network, e.g. 'cnn-train'
+    epoch         SMALLINT NOT NULL,  -- 0 = before training
+    layer         VARCHAR NOT NULL,   -- e.g. 'hidden1', 'conv', 'dense', 'output'
+    quantity      VARCHAR NOT NULL,   -- 'weight' | 'bias' | 'grad' (of the weights) | 'preact' | 'postact'
+    n             BIGINT NOT NULL,    -- values summarised
+    mean          DOUBLE,
+    std           DOUBLE,
+    max_abs       DOUBLE,             -- max |value|
+    norm          DOUBLE,             -- L2 norm; for 'grad' the gradient norm
+    dead_fraction DOUBLE,             -- 'postact' of ReLU layers: share of units never active on the probe, 0..1
+    PRIMARY KEY (run_id, model_id, epoch, layer, quantity)
+)"""
+
+LAYER_HISTOGRAMS = """
+CREATE TABLE IF NOT EXISTS layer_histograms (
+    run_id   VARCHAR NOT NULL,
+    model_id VARCHAR NOT NULL,
+    epoch    SMALLINT NOT NULL,
+    layer    VARCHAR NOT NULL,
+    quantity VARCHAR NOT NULL,
+    bin      SMALLINT NOT NULL,  -- 0..29, equal width between the values' min and max
+    lo       DOUBLE NOT NULL,    -- bin edges
+    hi       DOUBLE NOT NULL,
+    count    BIGINT NOT NULL,    -- values in the bin; a histogram's counts add up to layer_stats.n
+    PRIMARY KEY (run_id, model_id, epoch, layer, quantity, bin)
+)"""
+
+INFORMATION_PLANE = """
+CREATE TABLE IF NOT EXISTS information_plane (
+    run_id   VARCHAR NOT NULL,
+    model_id VARCHAR NOT NULL,
+    epoch    SMALLINT NOT NULL,
+    layer    VARCHAR NOT NULL,
+    i_xt     DOUBLE NOT NULL,    -- I(X;T), bits, 0..log2(n_probe)
+    i_ty     DOUBLE NOT NULL,    -- I(T;Y), bits, 0..1
+    bins     SMALLINT NOT NULL,  -- equal-width bins per layer (Shwartz-Ziv & Tishby 2017)
+    n_probe  INTEGER NOT NULL,   -- probe reviews (training reviews, fixed per model)
+    PRIMARY KEY (run_id, model_id, epoch, layer)
+)"""
+
+TRUNCATION = """
+CREATE TABLE IF NOT EXISTS truncation (
+    run_id             VARCHAR NOT NULL,
+    family             VARCHAR NOT NULL,  -- 'cnn' | 'bilstm'
+    sample_id          VARCHAR NOT NULL,
+    model_id           VARCHAR NOT NULL,  -- the fold model that scored the review out of fold
+    n_words            INTEGER NOT NULL,  -- words (tokens) in the review
+    truncated          BOOLEAN NOT NULL,  -- n_words > max_len
+    p_model            DOUBLE NOT NULL,   -- P(positive) as the model reads it (its own truncation)
+    p_head             DOUBLE NOT NULL,   -- first max_len words
+    p_head_tail        DOUBLE NOT NULL,   -- first and last max_len / 2 words
+    p_windows          DOUBLE NOT NULL,   -- whole review: mean log-odds of sliding windows
+    n_windows          INTEGER NOT NULL,
+    loss_model         DOUBLE NOT NULL,   -- cross-entropy against the given label, nats
+    loss_windows       DOUBLE NOT NULL,
+    harm               DOUBLE NOT NULL,   -- loss_model - loss_windows, nats; > 0: the unseen part would help
+    prediction_changes BOOLEAN NOT NULL,  -- the whole text flips the predicted label
+    harm_rank          INTEGER,           -- 1 = most harmed truncated review; NULL when not truncated
+    unseen_start       INTEGER,           -- characters of display_text the model never read: [start, end)
+    unseen_end         INTEGER,
+    PRIMARY KEY (run_id, family, sample_id)
+)"""
+
+SWEEPS = """
+CREATE TABLE IF NOT EXISTS sweeps (
+    sweep_id   VARCHAR PRIMARY KEY,  -- e.g. 'sweep-20261126T150000Z-1a2b'
+    started_at TIMESTAMP NOT NULL,   -- UTC
+    seconds    DOUBLE NOT NULL,      -- wall time of the whole sweep, s
+    quick      BOOLEAN NOT NULL,     -- the small --quick grid
+    n_train    INTEGER NOT NULL,     -- training reviews per run
+    n_val      INTEGER NOT NULL,     -- held-out training reviews for validation
+    source     VARCHAR NOT NULL,     -- archive read
+    config     JSON NOT NULL
+)"""
+
+SWEEP_RUNS = """
+CREATE TABLE IF NOT EXISTS sweep_runs (
+    sweep_id            VARCHAR NOT NULL,
+    run_no              SMALLINT NOT NULL,  -- 1..36
+    activation          VARCHAR NOT NULL,   -- 'relu' | 'tanh'
+    loss                VARCHAR NOT NULL,   -- 'bce' (binary cross-entropy) | 'mse' (on the probability)
+    hidden_units        SMALLINT NOT NULL,
+    hidden_layers       SMALLINT NOT NULL,
+    epochs              SMALLINT NOT NULL,
+    best_epoch          SMALLINT NOT NULL,  -- epoch with the highest validation accuracy
+    best_val_accuracy   DOUBLE NOT NULL,    -- 0..1
+    final_val_accuracy  DOUBLE NOT NULL,
+    final_val_loss      DOUBLE NOT NULL,    -- cross-entropy, nats, whatever the training loss
+    seconds             DOUBLE NOT NULL,
+    PRIMARY KEY (sweep_id, run_no)
+)"""
+
+SWEEP_CURVES = """
+CREATE TABLE IF NOT EXISTS sweep_curves (
+    sweep_id       VARCHAR NOT NULL,
+    run_no         SMALLINT NOT NULL,
+    epoch          SMALLINT NOT NULL,
+    train_loss     DOUBLE NOT NULL,  -- cross-entropy on up to 5,000 training reviews, nats
+    train_accuracy DOUBLE NOT NULL,
+    val_loss       DOUBLE NOT NULL,
+    val_accuracy   DOUBLE NOT NULL,
+    PRIMARY KEY (sweep_id, run_no, epoch)
+)"""
+
 TABLES = {
     "lossmap_meta": META, "runs": RUNS, "samples": SAMPLES, "models": MODELS, "predictions": PREDICTIONS,
     "embeddings": EMBEDDINGS, "clusters": CLUSTERS, "shap_base": SHAP_BASE, "shap_tokens": SHAP_TOKENS,
     "label_issues": LABEL_ISSUES, "training_batches": TRAINING_BATCHES, "training_epochs": TRAINING_EPOCHS,
+    "layer_stats": LAYER_STATS, "layer_histograms": LAYER_HISTOGRAMS, "information_plane": INFORMATION_PLANE,
+    "truncation": TRUNCATION, "sweeps": SWEEPS, "sweep_runs": SWEEP_RUNS, "sweep_curves": SWEEP_CURVES,
 }
 
 

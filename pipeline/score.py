@@ -115,7 +115,25 @@ class OnnxTextModel(_OnnxModel):
 
 
 class OnnxNetwork(_OnnxModel):
-    """A network exported by ``export.export_network``: multi-hot in, (p_pos, embedding) out."""
+    """A network exported by ``export.export_network``: multi-hot or word ids in, (p_pos, embedding) out."""
+
+    def score(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """(p_pos, embedding) for encoded inputs: a multi-hot matrix or an (N, L) word-id array."""
+        return self.score_multi_hot(x) if sp.issparse(x) else self.score_ids(x)
+
+    def score_ids(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(p_pos (N,), embedding (N, d)) for (N, L) int64 word ids (0 padding, 1 unknown)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self.vocab) + 2):
+            raise ValueError(f"word ids must lie in [0, {len(self.vocab) + 1}] for {self.model_id}")
+        ps, embs = [], []
+        for start in range(0, ids.shape[0], _BATCH):
+            p, emb = self.session.run(["p_pos", "embedding"], {"token_ids": ids[start:start + _BATCH]})
+            ps.append(p)
+            embs.append(emb)
+        if not ps:
+            return np.empty(0), np.empty((0, 0), dtype=np.float32)
+        return np.concatenate(ps).astype(np.float64), np.concatenate(embs)
 
     def score_multi_hot(self, x: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """(p_pos (N,), embedding (N, hidden)) for an (N, V) 0/1 matrix in this model's vocabulary order."""

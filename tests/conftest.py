@@ -130,12 +130,14 @@ def sample_archive(path: Path, *, n: int, seed: int) -> Path:
 
 @pytest.fixture(scope="session")
 def app_store(tmp_path_factory) -> Path:
-    """A store built by the real pipeline from a small archive that holds a hostile review."""
+    """A store built by the real pipeline from a small archive that holds a hostile review, plus a quick sweep."""
     from pipeline.run import run_pipeline
+    from pipeline.sweep import run_sweep
 
     folder = tmp_path_factory.mktemp("app_store")
     archive = sample_archive(folder / "aclImdb_v1_labeled.tar.gz", n=300, seed=7)
     cfg = Config(data=archive, db=folder / "lossmap.duckdb", models_dir=folder / "models", progress=False,
                  clusters=5, svd_dim=16)
     run_pipeline(cfg)
+    run_sweep(Config(data=real_archive(), db=cfg.db, progress=False), quick=True)
     return cfg.db

@@ -56,7 +56,7 @@ def _query(ref: StoreRef, sql: str, params=None) -> pd.DataFrame:
 @st.cache_data(show_spinner=False)
 def runs(ref: StoreRef) -> pd.DataFrame:
     return _query(ref, "SELECT run_id, completed_at, n_samples, test_accuracy, oof_accuracy, n_flagged, seconds, "
-                       "source, stage_seconds FROM runs ORDER BY completed_at DESC")
+                       "source, stage_seconds, config FROM runs ORDER BY completed_at DESC")
 
 
 _SAMPLE_VIEW = """
@@ -72,10 +72,28 @@ _SAMPLE_VIEW = """
 """
 
 
+def predictor_for(space: str) -> str:
+    """The out-of-fold predictions shown with a map: the network's own for '<family>-hidden'."""
+    return f"{space.removesuffix('-hidden')}-oof" if space.endswith("-hidden") else OOF
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
-def sample_table(ref: StoreRef, run_id: str) -> pd.DataFrame:
-    """One row per review with its out-of-fold prediction, issue columns and map position (no text)."""
-    return _query(ref, _SAMPLE_VIEW + " ORDER BY p.loss DESC", {"run": run_id, "oof": OOF, "space": SPACE})
+def sample_table(ref: StoreRef, run_id: str, space: str = SPACE) -> pd.DataFrame:
+    """One row per review with its out-of-fold prediction, issue columns and map position (no text).
+
+    ``space``: which embedding's map and clusters; a network's space brings that
+    network's out-of-fold predictions with it.
+    """
+    return _query(ref, _SAMPLE_VIEW + " ORDER BY p.loss DESC",
+                  {"run": run_id, "oof": predictor_for(space), "space": space})
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def spaces(ref: StoreRef, run_id: str) -> list[str]:
+    """Embedding spaces of a run, the TF-IDF one first."""
+    rows = _query(ref, "SELECT DISTINCT space FROM clusters WHERE run_id = ? ORDER BY space <> ?, space",
+                  [run_id, SPACE])
+    return rows["space"].tolist()
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -135,7 +153,7 @@ def previews(ref: StoreRef, run_id: str, sample_ids: tuple[str, ...], chars: int
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def clusters(ref: StoreRef, run_id: str) -> pd.DataFrame:
+def clusters(ref: StoreRef, run_id: str, space: str = SPACE) -> pd.DataFrame:
     return _query(ref, """
         SELECT c.cluster, c.size, avg((p.pred_label = s.label)::INT) AS accuracy, avg(p.loss) AS mean_loss,
                avg(i.is_label_issue::INT) AS share_flagged, avg(s.label) AS share_positive, c.top_terms
@@ -146,7 +164,7 @@ def clusters(ref: StoreRef, run_id: str) -> pd.DataFrame:
         JOIN label_issues i ON i.run_id = e.run_id AND i.sample_id = e.sample_id
         WHERE c.run_id = $run AND c.space = $space
         GROUP BY c.cluster, c.size, c.top_terms ORDER BY c.cluster
-    """, {"run": run_id, "space": SPACE, "oof": OOF})
+    """, {"run": run_id, "space": space, "oof": predictor_for(space)})
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -171,3 +189,124 @@ def training_epochs(ref: StoreRef, run_id: str) -> pd.DataFrame:
     return _query(ref, "SELECT model_id, epoch, train_loss, train_accuracy, val_loss, val_accuracy "
                        "FROM training_epochs WHERE run_id = ? AND model_id LIKE '%-train' ORDER BY model_id, epoch",
                   [run_id])
+
+
+# --- Training page ---
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def telemetry_models(ref: StoreRef, run_id: str) -> list[str]:
+    """Networks with per-layer telemetry (the conventional ones), in training order."""
+    rows = _query(ref, "SELECT DISTINCT model_id FROM layer_stats WHERE run_id = ? ORDER BY model_id", [run_id])
+    order = {"dense": 0, "cnn": 1, "bilstm": 2}
+    return sorted(rows["model_id"], key=lambda m: order.get(m.split("-")[0], 9))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def model_curves(ref: StoreRef, run_id: str, family: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-batch, per-epoch) curves of every model of a family (fold models and the conventional one)."""
+    pattern = f"{family}-%"
+    batches = _query(ref, "SELECT model_id, step, epoch, loss, accuracy, lr FROM training_batches "
+                          "WHERE run_id = ? AND model_id LIKE ? ORDER BY model_id, step", [run_id, pattern])
+    epochs = _query(ref, "SELECT model_id, epoch, train_loss, train_accuracy, val_loss, val_accuracy "
+                         "FROM training_epochs WHERE run_id = ? AND model_id LIKE ? ORDER BY model_id, epoch",
+                    [run_id, pattern])
+    return batches, epochs
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def layer_stats(ref: StoreRef, run_id: str, model_id: str) -> pd.DataFrame:
+    return _query(ref, "SELECT epoch, layer, quantity, n, mean, std, max_abs, norm, dead_fraction FROM layer_stats "
+                       "WHERE run_id = ? AND model_id = ? ORDER BY epoch, layer, quantity", [run_id, model_id])
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def layer_histograms(ref: StoreRef, run_id: str, model_id: str, layer: str, quantity: str) -> pd.DataFrame:
+    return _query(ref, "SELECT epoch, bin, lo, hi, count FROM layer_histograms WHERE run_id = ? AND model_id = ? "
+                       "AND layer = ? AND quantity = ? ORDER BY epoch, bin", [run_id, model_id, layer, quantity])
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def information_plane(ref: StoreRef, run_id: str, model_id: str) -> pd.DataFrame:
+    return _query(ref, "SELECT epoch, layer, i_xt, i_ty, bins, n_probe FROM information_plane "
+                       "WHERE run_id = ? AND model_id = ? ORDER BY layer, epoch", [run_id, model_id])
+
+
+# --- Experiments page ---
+
+@st.cache_data(show_spinner=False)
+def sweeps(ref: StoreRef) -> pd.DataFrame:
+    return _query(ref, "SELECT sweep_id, started_at, seconds, quick, n_train, n_val FROM sweeps "
+                       "ORDER BY started_at DESC")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def sweep_runs(ref: StoreRef, sweep_id: str) -> pd.DataFrame:
+    return _query(ref, "SELECT run_no, activation, loss, hidden_units, hidden_layers, best_val_accuracy, best_epoch, "
+                       "final_val_accuracy, final_val_loss, epochs, seconds FROM sweep_runs WHERE sweep_id = ? "
+                       "ORDER BY best_val_accuracy DESC, run_no", [sweep_id])
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def sweep_curves(ref: StoreRef, sweep_id: str) -> pd.DataFrame:
+    return _query(ref, "SELECT run_no, epoch, train_loss, train_accuracy, val_loss, val_accuracy FROM sweep_curves "
+                       "WHERE sweep_id = ? ORDER BY run_no, epoch", [sweep_id])
+
+
+# --- Truncation page ---
+
+LENGTH_BUCKETS = (128, 256, 512, 1024)  # upper bounds in words; the last bucket is open
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def truncation_families(ref: StoreRef, run_id: str) -> list[str]:
+    return _query(ref, "SELECT DISTINCT family FROM truncation WHERE run_id = ? ORDER BY family", [run_id])["family"].tolist()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def accuracy_by_length(ref: StoreRef, run_id: str, family: str) -> pd.DataFrame:
+    """Per length bucket: reviews, and accuracy reading the head, head+tail, and the whole review."""
+    return _query(ref, """
+        SELECT CASE WHEN t.n_words <= 128 THEN '1-128' WHEN t.n_words <= 256 THEN '129-256'
+                    WHEN t.n_words <= 512 THEN '257-512' WHEN t.n_words <= 1024 THEN '513-1024'
+                    ELSE '1025+' END AS bucket,
+               min(t.n_words) AS min_words, count(*) AS reviews, avg(t.truncated::INT) AS share_truncated,
+               avg(((t.p_head >= 0.5)::INT = s.label)::INT) AS head,
+               avg(((t.p_head_tail >= 0.5)::INT = s.label)::INT) AS head_tail,
+               avg(((t.p_windows >= 0.5)::INT = s.label)::INT) AS whole_review,
+               avg(t.loss_model) AS mean_loss
+        FROM truncation t JOIN samples s ON s.run_id = t.run_id AND s.sample_id = t.sample_id
+        WHERE t.run_id = ? AND t.family = ?
+        GROUP BY bucket ORDER BY min_words
+    """, [run_id, family])
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def length_vs_loss(ref: StoreRef, run_id: str, family: str) -> pd.DataFrame:
+    """2-D histogram: review length (log2 bins of words) x loss (0.25-nat bins, capped at 5)."""
+    return _query(ref, """
+        SELECT floor(log2(greatest(n_words, 1)) * 4) / 4 AS log2_words, least(floor(loss_model * 4) / 4, 5) AS loss,
+               count(*) AS reviews
+        FROM truncation WHERE run_id = ? AND family = ? GROUP BY ALL
+    """, [run_id, family])
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def harmed(ref: StoreRef, run_id: str, family: str, limit: int = 200) -> pd.DataFrame:
+    """The most harmed truncated reviews, most harmed first."""
+    return _query(ref, """
+        SELECT t.harm_rank, t.sample_id, s.label, s.rating, t.n_words, t.p_model, t.p_windows, t.harm,
+               t.prediction_changes, left(s.display_text, 120) AS preview
+        FROM truncation t JOIN samples s ON s.run_id = t.run_id AND s.sample_id = t.sample_id
+        WHERE t.run_id = ? AND t.family = ? AND t.harm_rank IS NOT NULL
+        ORDER BY t.harm_rank LIMIT ?
+    """, [run_id, family, limit])
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def truncation_detail(ref: StoreRef, run_id: str, family: str, sample_id: str) -> dict | None:
+    rows = _query(ref, """
+        SELECT t.*, s.display_text, s.label, s.rating FROM truncation t
+        JOIN samples s ON s.run_id = t.run_id AND s.sample_id = t.sample_id
+        WHERE t.run_id = ? AND t.family = ? AND t.sample_id = ?
+    """, [run_id, family, sample_id])
+    return None if rows.empty else rows.iloc[0].to_dict()

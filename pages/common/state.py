@@ -66,7 +66,7 @@ def sidebar() -> None:
     """Store and run pickers; records the Context (or the reason there is none)."""
     init()
     ss = st.session_state
-    ss.ctx, ss.ctx_error = None, None
+    ss.ctx, ss.ctx_error, ss.store_ref = None, None, None
     with st.sidebar:
         st.text_input("Store", key="db_path", help=f"DuckDB file written by the pipeline (or set {DB_ENV})")
         db = Path(ss.db_path)
@@ -81,6 +81,7 @@ def sidebar() -> None:
         except StoreError as exc:
             ss.ctx_error = str(exc)
             return
+        ss.store_ref = ref
         if runs.empty:
             ss.ctx_error = f"The store `{db}` has no complete run yet. Run `python -m pipeline run --db {db}`."
             return
@@ -97,6 +98,17 @@ def sidebar() -> None:
         run = runs.set_index("run_id").loc[run_id].to_dict()
         st.caption(f"Run `{run_id}`")
         ss.ctx = Context(db, ref, run_id, run, decisions_path(db), ss.reviewer)
+
+
+def store() -> queries.StoreRef:
+    """The open store, whether or not it holds a run (sweeps live beside runs); or a message and st.stop()."""
+    if "ctx" not in st.session_state:
+        st.rerun()
+    ref = st.session_state.get("store_ref")
+    if ref is None:
+        st.info(st.session_state.get("ctx_error") or "Open a store in the sidebar.")
+        st.stop()
+    return ref
 
 
 def context() -> Context:

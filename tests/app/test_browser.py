@@ -22,7 +22,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 SHOTS = ROOT / "build" / "screenshots"
 PAGES = {"": "Overview", "samples": "Samples", "population_map": "Population map",
-         "mislabel_review": "Mislabel review", "sample_analysis": "Sample analysis"}
+         "mislabel_review": "Mislabel review", "sample_analysis": "Sample analysis", "training": "Training",
+         "truncation": "Truncation", "experiments": "Experiments"}
+NEW_PAGE_CHARTS = {"training": 7, "truncation": 2, "experiments": 2}  # Altair charts each page draws
 
 
 def _free_port() -> int:
@@ -124,6 +126,21 @@ def test_every_page_opens_and_is_captured(server, page):
         page.wait_for_timeout(800)  # let charts finish drawing
         page.screenshot(path=str(SHOTS / f"{path or 'overview'}.png"), full_page=True)
         assert (SHOTS / f"{path or 'overview'}.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("path", NEW_PAGE_CHARTS)
+def test_training_truncation_and_experiments_pages_draw_their_charts(server, page, path):
+    url, _ = server
+    _open(page, f"{url}/{path}", PAGES[path])
+    charts = page.locator('[data-testid="stVegaLiteChart"]')
+    charts.nth(NEW_PAGE_CHARTS[path] - 1).wait_for(timeout=30_000)
+    assert charts.count() == NEW_PAGE_CHARTS[path]
+    for i in range(charts.count()):  # each chart drew marks, not an empty frame
+        charts.nth(i).scroll_into_view_if_needed()
+        charts.nth(i).locator("canvas, svg").first.wait_for(timeout=30_000)
+    if path == "truncation":
+        marked = page.locator('span[title="never read by the model"]')
+        assert marked.count() == 1 and len(marked.inner_text()) > 0
 
 
 def test_flag_a_sample_and_download_the_csv(server, page):

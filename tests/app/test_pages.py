@@ -12,6 +12,9 @@ PAGES = {
     "pages/population_map.py": "Population map",
     "pages/mislabel_review.py": "Mislabel review",
     "pages/sample_analysis.py": "Sample analysis",
+    "pages/training.py": "Training",
+    "pages/truncation.py": "Truncation",
+    "pages/experiments.py": "Experiments",
 }
 
 
@@ -188,3 +191,65 @@ def test_population_map_lists_clusters(app):
     assert len(clusters) == 5 and clusters["size"].sum() == 301
     assert clusters["top_terms"].str.len().min() > 0
 
+
+
+def test_population_map_switches_to_a_network_map(app):
+    app.run()
+    app.switch_page("pages/population_map.py").run()
+    pick = app.sidebar.selectbox(key="map_space")
+    assert pick.options == ["Linear model features (TF-IDF, SVD)", "CNN, penultimate layer",
+                            "Dense network, last hidden layer"]
+    pick.select("cnn-hidden").run()
+    assert not app.exception
+    assert any("CNN, penultimate layer" in c.value for c in app.caption)
+    assert len(app.dataframe[0].value) >= 1  # the CNN map's clusters
+
+
+def test_training_page_charts_every_layer_of_each_network(app):
+    app.run()
+    app.switch_page("pages/training.py").run()
+    assert app.selectbox(key="training_model").options == ["dense-train", "cnn-train"]
+    app.selectbox(key="training_model").select("cnn-train").run()
+    layers = app.selectbox(key="training_layer")
+    assert layers.options == ["embedding", "conv", "dense", "output"]
+    layers.select("conv").run()
+    assert app.selectbox(key="training_quantity").options == [
+        "weights", "biases", "pre-activations", "post-activations", "weight gradients"]
+    app.selectbox(key="training_quantity").select("grad").run()
+    assert not app.exception
+    assert any("Shwartz-Ziv" in c.value for c in app.caption)
+    assert len(app.get("vega_lite_chart")) == 7  # batches, epochs, gap, histograms, dead units, grads, plane
+
+
+def test_truncation_page_ranks_harmed_reviews_and_marks_the_unseen_part(app):
+    app.run()
+    app.switch_page("pages/truncation.py").run()
+    assert not app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Reads"] == "256 words" and metrics["Accuracy, head only"].endswith("%")
+    harmed = app.dataframe[0].value
+    assert len(harmed) > 0 and list(harmed["harm_rank"]) == sorted(harmed["harm_rank"])
+    marked = [m.value for m in app.markdown if "never read by the model" in m.value]
+    assert len(marked) == 1 and "<script" not in marked[0].replace('<span style="background', "")
+
+
+def test_experiments_page_lists_the_sweep(app):
+    app.run()
+    app.switch_page("pages/experiments.py").run()
+    assert not app.exception
+    runs = app.dataframe[0].value
+    assert len(runs) == 4 and list(runs["best_val_accuracy"]) == sorted(runs["best_val_accuracy"], reverse=True)
+    assert {m.label: m.value for m in app.metric}["Runs"] == "4"
+    app.multiselect(key="sweep_overlay").set_value([]).run()
+    assert not app.exception
+
+
+def test_experiments_page_without_a_sweep_says_how_to_run_one(app, store):
+    from pipeline import store as pipeline_store
+
+    pipeline_store.publish(store, lambda con: [con.execute(f"DELETE FROM {t}") for t in
+                                               ("sweep_curves", "sweep_runs", "sweeps")])
+    app.run()
+    app.switch_page("pages/experiments.py").run()
+    assert not app.exception
+    assert "python -m pipeline sweep" in app.info[0].value

@@ -10,14 +10,14 @@ from tests.conftest import STORE_SAMPLE
 def test_every_table_is_filled_for_the_run(sample_run, store_ro):
     run = sample_run.run_id
     for table in TABLES:
-        if table == "lossmap_meta":
+        if table == "lossmap_meta" or table.startswith("sweep"):  # sweeps are not part of a run
             continue
         n = store_ro.execute(f"SELECT count(*) FROM {table} WHERE run_id = ?", [run]).fetchone()[0]
         assert n > 0, table
     counts = dict(store_ro.execute(
         "SELECT predictor, count(*) FROM predictions WHERE run_id = ? GROUP BY ALL", [run]).fetchall())
-    assert counts == {"nblr-oof": STORE_SAMPLE, "nblr-train": STORE_SAMPLE,
-                      "dense-oof": STORE_SAMPLE, "dense-train": STORE_SAMPLE}
+    assert counts == {f"{family}-{kind}": STORE_SAMPLE for family in ("nblr", "dense", "cnn")
+                      for kind in ("oof", "train")}
 
 
 def test_summary_matches_the_store(sample_run, store_ro):
@@ -49,10 +49,16 @@ def test_stored_shap_adds_up_to_the_stored_logit(sample_run, store_ro):
     assert gaps <= 1e-4
 
 
-def test_embeddings_have_a_vector_and_a_point_per_review(sample_run, store_ro):
-    dims, n, spread = store_ro.execute(
-        "SELECT min(len(vector)), count(*), stddev(x) FROM embeddings WHERE run_id = ?", [sample_run.run_id]).fetchone()
-    assert dims == 20 and n == STORE_SAMPLE and spread > 0
+def test_embeddings_have_a_vector_and_a_point_per_review_in_every_space(sample_run, store_ro):
+    rows = store_ro.execute("SELECT space, min(len(vector)), max(len(vector)), count(*), stddev(x) FROM embeddings "
+                            "WHERE run_id = ? GROUP BY space ORDER BY space", [sample_run.run_id]).fetchall()
+    assert [r[0] for r in rows] == ["cnn-hidden", "dense-hidden", "tfidf-svd"]
+    dims = {r[0]: (r[1], r[2]) for r in rows}
+    assert dims == {"cnn-hidden": (32, 32), "dense-hidden": (16, 16), "tfidf-svd": (20, 20)}
+    assert all(r[3] == STORE_SAMPLE and r[4] > 0 for r in rows)
+    clusters = store_ro.execute("SELECT count(DISTINCT space) FROM clusters WHERE run_id = ?",
+                                [sample_run.run_id]).fetchone()[0]
+    assert clusters == 3
 
 
 def test_label_issue_ranks_are_a_permutation(sample_run, store_ro):
@@ -61,9 +67,39 @@ def test_label_issue_ranks_are_a_permutation(sample_run, store_ro):
     assert np.array_equal(ranks, np.arange(1, STORE_SAMPLE + 1))
 
 
-def test_dense_network_telemetry_is_stored(sample_run, store_ro):
+def test_network_telemetry_is_stored(sample_run, store_ro):
     models = dict(store_ro.execute("SELECT model_id, count(*) FROM training_epochs WHERE run_id = ? GROUP BY ALL",
                                    [sample_run.run_id]).fetchall())
-    assert set(models) == {f"dense-fold{k}" for k in range(5)} | {"dense-train"}
-    assert set(models.values()) == {4}
-    assert "dense-train" in sample_run.model_test_accuracy
+    assert set(models) == {f"{f}-fold{k}" for f in ("dense", "cnn") for k in range(5)} | {"dense-train", "cnn-train"}
+    assert {m: n for m, n in models.items() if m.startswith("dense")} == dict.fromkeys(
+        [m for m in models if m.startswith("dense")], 4)
+    assert {n for m, n in models.items() if m.startswith("cnn")} == {2}
+    assert {"dense-train", "cnn-train"} <= set(sample_run.model_test_accuracy)
+    layered = {r[0] for r in store_ro.execute("SELECT DISTINCT model_id FROM layer_stats WHERE run_id = ?",
+                                              [sample_run.run_id]).fetchall()}
+    assert layered == {"dense-train", "cnn-train"}  # per-layer telemetry for the conventional networks
+    off = store_ro.execute("""
+        SELECT count(*) FROM layer_stats s JOIN (
+            SELECT model_id, epoch, layer, quantity, sum(count) AS total FROM layer_histograms WHERE run_id = $run
+            GROUP BY ALL) h USING (model_id, epoch, layer, quantity)
+        WHERE s.run_id = $run AND s.n <> h.total""", {"run": sample_run.run_id}).fetchone()[0]
+    assert off == 0
+
+
+def test_truncation_covers_every_review_and_ranks_the_truncated(sample_run, store_ro):
+    n, truncated, ranked, max_rank, bad_span = store_ro.execute("""
+        SELECT count(*), sum(truncated::INT), count(harm_rank), max(harm_rank),
+               sum((truncated AND NOT (unseen_start < unseen_end))::INT)
+        FROM truncation WHERE run_id = ? AND family = 'cnn'""", [sample_run.run_id]).fetchone()
+    assert n == STORE_SAMPLE and 0 < truncated < n
+    assert ranked == max_rank == truncated and bad_span == 0
+    wrong = store_ro.execute("""
+        SELECT count(*) FROM truncation t JOIN samples s USING (run_id, sample_id)
+        WHERE t.run_id = ? AND t.model_id <> 'cnn-fold' || s.fold""", [sample_run.run_id]).fetchone()[0]
+    assert wrong == 0  # each review analysed by the fold model that never saw it
+
+
+def test_label_issues_rank_the_ensemble_by_default(sample_run, store_ro):
+    method = store_ro.execute("SELECT DISTINCT method FROM label_issues WHERE run_id = ?",
+                              [sample_run.run_id]).fetchall()
+    assert method == [("self_confidence on ensemble of nblr, dense, cnn",)]

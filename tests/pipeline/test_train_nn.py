@@ -58,3 +58,78 @@ def test_multi_hot_vocabulary_keeps_the_most_frequent_words():
 def test_unknown_activation_names_the_choices():
     with pytest.raises(ValueError, match="relu, tanh"):
         networks.DenseNet(10, activation="gelu")
+
+
+@pytest.fixture(scope="module", params=["cnn", "bilstm"])
+def sequence_net(request, tmp_path_factory):
+    from pipeline import sequences
+
+    frame = load_reviews(real_archive(), sample=500, seed=5, progress=False).frame
+    cfg = Config(seq_vocab=3000, seq_embed=16, cnn_filters=16, lstm_units=8, seq_hidden=8, cnn_epochs=2,
+                 bilstm_epochs=2, max_len=64, probe_size=200)
+    seqs = sequences.tokenize_sequences(frame["display_text"])
+    data = train_nn.NetworkData(None, seqs)
+    rows = np.flatnonzero(frame["split"].to_numpy() == "train")
+    held = np.flatnonzero(frame["split"].to_numpy() == "test")
+    net = train_nn.fit_network(request.param, data, frame["label"].to_numpy(), rows, cfg,
+                               model_id=f"{request.param}-train", val_rows=held, telemetry=True)
+    path = export.export_network(net, tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx", tokenizer_spec={})
+    return frame, data, net, path, cfg
+
+
+def test_sequence_network_onnx_matches_pytorch_for_any_batch_and_length(sequence_net):
+    frame, data, net, path, cfg = sequence_net
+    session = score.OnnxNetwork.load(path, device="cpu")
+    ids = net.inputs.encode(data)
+    for x in (ids, ids[:1], ids[:, :17], ids[:3, :200 if ids.shape[1] >= 200 else ids.shape[1]]):
+        p, emb = session.score_ids(x)
+        p_native, emb_native = net.predict_inputs(x)
+        assert p.shape == (len(x),) and emb.shape == (len(x), cfg.seq_hidden)
+        assert np.max(np.abs(p - p_native)) <= 1e-4
+        assert np.max(np.abs(emb - emb_native)) <= 1e-4
+    longer = np.concatenate([ids, ids], axis=1)  # twice max_len: the token axis is dynamic
+    assert np.max(np.abs(session.score_ids(longer)[0] - net.predict_inputs(longer)[0])) <= 1e-4
+
+
+def _check_telemetry(net, epochs: int, n_probe: int):
+    stats, hist, plane = net.layer_stats, net.layer_histograms, net.info_plane
+    assert sorted(stats["epoch"].unique()) == list(range(epochs + 1))
+    counts = hist.groupby(["epoch", "layer", "quantity"])["count"].sum()
+    n = stats.set_index(["epoch", "layer", "quantity"])["n"]
+    assert counts.sort_index().equals(n.sort_index().astype(counts.dtype))  # every histogram adds up
+    assert (hist.groupby(["epoch", "layer", "quantity"]).size() == 30).all()
+    dead = stats["dead_fraction"].dropna()
+    assert len(dead) > 0 and dead.between(0, 1).all()
+    grads = stats[stats["quantity"] == "grad"]
+    assert len(grads) > 0 and (grads["norm"] > 0).all()
+    assert (plane["i_xt"] >= 0).all() and (plane["i_xt"] <= np.log2(n_probe) + 1e-9).all()
+    assert (plane["i_ty"] >= 0).all() and (plane["i_ty"] <= 1 + 1e-9).all()
+    assert (plane["i_ty"] <= plane["i_xt"] + 1e-9).all()
+    assert set(plane["layer"]) >= {"output"}
+
+
+def test_sequence_network_layer_telemetry_is_sane(sequence_net):
+    _, _, net, _, cfg = sequence_net
+    _check_telemetry(net, 2, cfg.probe_size)
+    assert net.batches["lr"].iloc[-1] == pytest.approx(cfg.seq_lr * cfg.seq_lr_decay)  # decayed after epoch 1
+
+
+def test_dense_layer_telemetry_is_sane(tmp_path):
+    frame = load_reviews(real_archive(), sample=300, seed=6, progress=False).frame
+    cfg = Config(dense_vocab=1000, dense_epochs=2, probe_size=100)
+    corpus = train.tokenize(frame["display_text"], cfg)
+    net = train_nn.fit_dense(corpus, frame["label"].to_numpy(), np.arange(len(frame)), cfg, model_id="d",
+                             telemetry=True)
+    _check_telemetry(net, 2, 100)
+    assert set(net.info_plane["layer"]) == {"hidden1", "hidden2", "output"}
+
+
+def test_information_plane_on_known_cases():
+    from pipeline.telemetry import information_plane
+
+    y = np.array([0, 1] * 50)
+    assert information_plane(y[:, None].astype(float), y) == pytest.approx((1.0, 1.0))  # T is Y: one bit each
+    assert information_plane(np.zeros((100, 3)), y) == pytest.approx((0.0, 0.0))  # a constant layer knows nothing
+    unique = np.arange(100, dtype=float)[:, None]
+    i_xt, i_ty = information_plane(unique, y, bins=100)
+    assert i_xt == pytest.approx(np.log2(100)) and i_ty == pytest.approx(1.0)

@@ -1,0 +1,122 @@
+"""Training: how each network learned, batch by batch and layer by layer."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from pages.common import queries, state
+
+QUANTITIES = {"weight": "weights", "bias": "biases", "preact": "pre-activations", "postact": "post-activations",
+              "grad": "weight gradients"}
+
+LAYER_ORDER = {"embedding": 0, "conv": 1, "lstm": 1, "hidden": 2, "dense": 3, "output": 4}  # input to output
+
+ctx = state.context()
+models = queries.telemetry_models(ctx.ref, ctx.run_id)
+st.title("Training")
+if not models:
+    st.info("This run has no network telemetry: it trained only the linear model. Runs with the dense network or "
+            "the CNN (both on by default) fill this page in.")
+    st.stop()
+
+model_id = st.selectbox("Network", models, key="training_model",
+                        help="The network trained on the train split; its validation set is the test split")
+family = model_id.split("-")[0]
+batches, epochs = queries.model_curves(ctx.ref, ctx.run_id, family)
+
+st.subheader("Loss and accuracy per batch")
+show_folds = st.checkbox("Also show the cross-fitting fold models", value=False, key="training_folds")
+shown = batches if show_folds else batches[batches["model_id"] == model_id]
+long = shown.melt(id_vars=["model_id", "step", "epoch"], value_vars=["loss", "accuracy"], var_name="metric")
+st.altair_chart(alt.Chart(long).mark_line(opacity=0.8, strokeWidth=1).encode(
+    x=alt.X("step:Q", title="batch (step)"), y=alt.Y("value:Q", title=None),
+    color=alt.Color("model_id:N", title="model"), row=alt.Row("metric:N", title=None),
+    tooltip=["model_id", "epoch", "step", alt.Tooltip("value:Q", format=".3f")],
+).properties(height=150).resolve_scale(y="independent"), width="stretch")
+st.caption("Binary cross-entropy (nats) and accuracy of each training batch, with dropout on where the network "
+           "has it. Learning rate per step: " + ", ".join(
+               f"epoch {e}: {lr:.1e}" for e, lr in shown[shown["model_id"] == model_id]
+               .groupby("epoch")["lr"].first().items()))
+
+st.subheader("Train vs validation per epoch")
+mine = epochs[epochs["model_id"] == model_id]
+per_epoch = pd.concat([
+    mine.assign(split="train", loss=mine["train_loss"], accuracy=mine["train_accuracy"]),
+    mine.assign(split="validation (test split)", loss=mine["val_loss"], accuracy=mine["val_accuracy"]),
+])[["epoch", "split", "loss", "accuracy"]].melt(id_vars=["epoch", "split"], var_name="metric")
+gap = mine.assign(gap=mine["train_accuracy"] - mine["val_accuracy"])
+c1, c2 = st.columns([3, 2])
+c1.altair_chart(alt.Chart(per_epoch).mark_line(point=True).encode(
+    x=alt.X("epoch:O"), y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+    color=alt.Color("split:N", scale=alt.Scale(range=["#2563eb", "#f97316"])), column=alt.Column("metric:N", title=None),
+    tooltip=["epoch", "split", alt.Tooltip("value:Q", format=".4f")],
+).properties(height=220, width=260), width="content")
+c2.altair_chart(alt.Chart(gap).mark_bar(color="#f97316").encode(
+    x=alt.X("epoch:O"), y=alt.Y("gap:Q", title="train - validation accuracy", axis=alt.Axis(format="%")),
+    tooltip=["epoch", alt.Tooltip("gap:Q", format=".2%")],
+).properties(height=220, title="Overfitting gap"), width="stretch")
+st.caption("Train figures are on up to 5,000 training reviews after each epoch (dropout off); validation is the "
+           "test split. A gap that grows epoch after epoch is overfitting.")
+
+stats = queries.layer_stats(ctx.ref, ctx.run_id, model_id)
+st.subheader("Per-layer histograms over epochs")
+c = st.columns(2)
+layers = sorted(dict.fromkeys(stats["layer"]), key=lambda name: (LAYER_ORDER.get(name.rstrip("0123456789"), 5), name))
+layer = c[0].selectbox("Layer", layers, key="training_layer")
+available = [q for q in QUANTITIES if q in set(stats.loc[stats["layer"] == layer, "quantity"])]
+quantity = c[1].selectbox("Values", available, format_func=QUANTITIES.get, key="training_quantity")
+hist = queries.layer_histograms(ctx.ref, ctx.run_id, model_id, layer, quantity)
+hist = hist.assign(share=hist["count"] / hist.groupby("epoch")["count"].transform("sum"),
+                   mid=(hist["lo"] + hist["hi"]) / 2)
+st.altair_chart(alt.Chart(hist).mark_area(opacity=0.75, interpolate="step").encode(
+    x=alt.X("mid:Q", title=f"{QUANTITIES[quantity]} of {layer}"),
+    y=alt.Y("share:Q", title=None, axis=alt.Axis(format="%", labels=False, ticks=False)),
+    row=alt.Row("epoch:O", title="epoch (0 = before training)", header=alt.Header(labelAngle=0)),
+    color=alt.Color("epoch:O", scale=alt.Scale(scheme="viridis"), legend=None),
+    tooltip=["epoch", alt.Tooltip("lo:Q", format=".4g"), alt.Tooltip("hi:Q", format=".4g"), "count",
+             alt.Tooltip("share:Q", format=".1%")],
+).properties(height=50, width=700).configure_facet(spacing=2), width="content")
+st.caption("One histogram per epoch (a ridgeline), 30 equal-width bins over each epoch's range, on a fixed probe of "
+           "training reviews. Activations of layers applied at every word count every real word.")
+
+st.subheader("Dead units and gradient norms")
+c1, c2 = st.columns(2)
+dead = stats[stats["dead_fraction"].notna()]
+if dead.empty:
+    c1.info("No ReLU layers in this network.")
+else:
+    c1.altair_chart(alt.Chart(dead).mark_line(point=True).encode(
+        x="epoch:O", y=alt.Y("dead_fraction:Q", title="dead ReLU units", axis=alt.Axis(format="%"),
+                             scale=alt.Scale(domain=[0, 1])),
+        color="layer:N", tooltip=["layer", "epoch", alt.Tooltip("dead_fraction:Q", format=".1%")],
+    ).properties(height=240), width="stretch")
+grads = stats[(stats["quantity"] == "grad") & (stats["epoch"] > 0)]
+c2.altair_chart(alt.Chart(grads).mark_line(point=True).encode(
+    x="epoch:O", y=alt.Y("norm:Q", title="gradient L2 norm (log scale)", scale=alt.Scale(type="log")),
+    color="layer:N", tooltip=["layer", "epoch", alt.Tooltip("norm:Q", format=".3g")],
+).properties(height=240), width="stretch")
+st.caption("Left: share of a layer's ReLU units that output zero for every probe review; a share near 100% means "
+           "the layer has died. Right: L2 norm of the loss gradient of each layer's weights on the probe; norms "
+           "falling by orders of magnitude toward the input layers mean vanishing gradients, rising ones exploding.")
+with st.expander("Summary figures per layer and epoch"):
+    st.dataframe(stats, hide_index=True, column_config={
+        "dead_fraction": st.column_config.NumberColumn("dead units", format="percent"),
+        "max_abs": st.column_config.NumberColumn("max |value|", format="%.4g"),
+        "norm": st.column_config.NumberColumn("L2 norm", format="%.4g"),
+        "mean": st.column_config.NumberColumn(format="%.4g"), "std": st.column_config.NumberColumn(format="%.4g"),
+    })
+
+st.subheader("Information plane")
+plane = queries.information_plane(ctx.ref, ctx.run_id, model_id)
+st.altair_chart(alt.Chart(plane).mark_line(point=alt.OverlayMarkDef(size=80, filled=True), opacity=0.5).encode(
+    x=alt.X("i_xt:Q", title="I(X;T), bits"), y=alt.Y("i_ty:Q", title="I(T;Y), bits"),
+    detail="layer:N", order="epoch:O", shape=alt.Shape("layer:N"),
+    color=alt.Color("epoch:O", scale=alt.Scale(scheme="viridis")),
+    tooltip=["layer", "epoch", alt.Tooltip("i_xt:Q", format=".3f"), alt.Tooltip("i_ty:Q", format=".3f")],
+).properties(height=380), width="stretch")
+if not plane.empty:
+    st.caption(f"One point per layer per epoch, lines joining a layer's epochs. Estimated by binning each layer's "
+               f"output into {int(plane['bins'].iloc[0])} equal-width bins on {int(plane['n_probe'].iloc[0]):,} "
+               "fixed training reviews (Shwartz-Ziv & Tishby 2017). With that many reviews I(X;T) cannot exceed "
+               f"log2({int(plane['n_probe'].iloc[0]):,}) bits, and wide layers sit near that ceiling: every review "
+               "lands in its own bin pattern. I(T;Y) cannot exceed 1 bit.")

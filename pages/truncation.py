@@ -1,0 +1,88 @@
+"""Truncation: what the sequence networks miss by reading only max_len words."""
+
+import html
+import json
+
+import altair as alt
+import streamlit as st
+
+from pages.common import queries, state
+from pages.common.widgets import LABELS
+
+ctx = state.context()
+st.title("Truncation")
+families = queries.truncation_families(ctx.ref, ctx.run_id)
+if not families:
+    st.info("This run has no sequence network, so nothing was truncated. The CNN (on by default) fills this page in.")
+    st.stop()
+family = st.selectbox("Network", families, key="trunc_family")
+config = ctx.run.get("config")
+cfg = json.loads(config) if isinstance(config, str) else {}
+max_len, how = cfg.get("max_len", "?"), cfg.get("truncation", "?")
+
+buckets = queries.accuracy_by_length(ctx.ref, ctx.run_id, family)
+total = int(buckets["reviews"].sum())
+cut = float((buckets["reviews"] * buckets["share_truncated"]).sum())
+c = st.columns(4)
+c[0].metric("Reads", f"{max_len} words", help=f"truncation: {how}")
+c[1].metric("Reviews truncated", f"{cut:,.0f} ({cut / max(total, 1):.1%})")
+for col, (name, label) in zip(c[2:], (("head", "head only"), ("head_tail", "head + tail"))):
+    acc = float((buckets[name] * buckets["reviews"]).sum() / max(total, 1))
+    col.metric(f"Accuracy, {label}", f"{acc:.2%}", help="out of fold, every review")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Accuracy by review length")
+    long = buckets.melt(id_vars=["bucket", "min_words", "reviews"], value_vars=["head", "head_tail", "whole_review"],
+                        var_name="reads", value_name="accuracy")
+    st.altair_chart(alt.Chart(long).mark_bar().encode(
+        x=alt.X("bucket:N", sort=list(buckets["bucket"]), title="review length (words)"),
+        xOffset=alt.XOffset("reads:N", sort=["head", "head_tail", "whole_review"]),
+        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0.5, 1]), axis=alt.Axis(format="%")),
+        color=alt.Color("reads:N", sort=["head", "head_tail", "whole_review"], title="the model reads"),
+        tooltip=["bucket", "reads", "reviews", alt.Tooltip("accuracy:Q", format=".2%")],
+    ).properties(height=300), width="stretch")
+    st.caption(f"Out-of-fold accuracy of the {family} fold models reading the first {max_len} words (head), the first "
+               f"and last {max_len // 2 if isinstance(max_len, int) else '?'} (head_tail), or the whole review in "
+               "sliding windows (mean log-odds). Reviews up to the limit read the same either way.")
+with right:
+    st.subheader("Length vs loss")
+    grid = queries.length_vs_loss(ctx.ref, ctx.run_id, family).assign(words=lambda d: 2 ** d["log2_words"])
+    st.altair_chart(alt.Chart(grid).mark_rect().encode(
+        x=alt.X("words:Q", bin=alt.Bin(maxbins=40), scale=alt.Scale(type="log"), title="review length (words, log)"),
+        y=alt.Y("loss:Q", bin=alt.Bin(step=0.25), title="loss (nats, capped at 5)"),
+        color=alt.Color("sum(reviews):Q", scale=alt.Scale(type="log", scheme="blues"), title="reviews"),
+        tooltip=[alt.Tooltip("sum(reviews):Q", title="reviews")],
+    ).properties(height=300), width="stretch")
+    if isinstance(max_len, int):
+        st.caption(f"Every review by its length and the loss of the model's own prediction; reviews right of "
+                   f"{max_len} words were truncated.")
+
+st.subheader("Most harmed by truncation")
+harmed = queries.harmed(ctx.ref, ctx.run_id, family)
+st.dataframe(harmed.assign(label=harmed["label"].map(LABELS)), hide_index=True, height=300, column_config={
+    "harm_rank": "rank", "n_words": "words",
+    "p_model": st.column_config.NumberColumn("p(pos) as read", format="%.3f"),
+    "p_windows": st.column_config.NumberColumn("p(pos) whole review", format="%.3f"),
+    "harm": st.column_config.NumberColumn("harm (nats)", format="%.3f"),
+    "prediction_changes": st.column_config.CheckboxColumn("flips"),
+})
+st.caption("Harm = the model's loss on what it read minus its loss on the whole review: how much the unseen part "
+           "would have helped. 'flips': reading everything changes the predicted label.")
+if not harmed.empty:
+    sample_id = st.selectbox("Read a review", harmed["sample_id"], key="trunc_sample",
+                             format_func=lambda s: f"#{int(harmed.set_index('sample_id').loc[s, 'harm_rank'])} {s}")
+    d = queries.truncation_detail(ctx.ref, ctx.run_id, family, sample_id)
+    text, start, end = d["display_text"], int(d["unseen_start"]), int(d["unseen_end"])
+    st.markdown(
+        f"Labeled **{LABELS[int(d['label'])]}**, {int(d['rating'])}/10 stars, {int(d['n_words'])} words. "
+        f"Read as truncated: p(positive) = {d['p_model']:.3f}; whole review: {d['p_windows']:.3f} "
+        f"({int(d['n_windows'])} windows); harm {d['harm']:.3f} nats.")
+    st.markdown(
+        '<div style="white-space: pre-wrap; line-height: 1.6; border: 1px solid #e5e7eb; padding: 0.8em; '
+        'max-height: 420px; overflow-y: auto">'
+        f"{html.escape(text[:start])}"
+        f'<span style="background: #fde68a; color: #6b7280" title="never read by the model">'
+        f"{html.escape(text[start:end])}</span>{html.escape(text[end:])}</div>",
+        unsafe_allow_html=True)
+    st.caption("Highlighted in yellow: the part the model never read.")
