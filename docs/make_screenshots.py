@@ -2,7 +2,8 @@
 
     .venv/bin/python docs/make_screenshots.py --db data/lossmap.duckdb
 
-- population_map.png: the Population map page of DB (a full run: it shows dots, no review text);
+- population_map.png, training.png, experiments.png: pages of DB (a full run, with a
+  sweep for experiments.png); they show charts, no review text;
 - mislabel_review.png: the Mislabel review page of a store built by the pipeline from a
   synthetic archive written here, so no IMDB review text ends up in the repository.
 """
@@ -67,17 +68,25 @@ def shoot(db: Path, path: str, title: str, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default=str(ROOT / "data" / "lossmap.duckdb"), help="store of a full run")
+    parser.add_argument("--only", default="population_map,training,experiments,mislabel_review",
+                        help="comma-separated images to make (default: all)")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     out = ROOT / "docs" / "img"
     out.mkdir(parents=True, exist_ok=True)
-    shoot(Path(args.db), "population_map", "Population map", out / "population_map.png")
+    for path, title in (("population_map", "Population map"), ("training", "Training"), ("experiments", "Experiments")):
+        if path in only:
+            shoot(Path(args.db), path, title, out / f"{path}.png")
+            print(f"wrote {out}/{path}.png")
+    if "mislabel_review" not in only:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         archive = make_archive(Path(tmp) / "synthetic.tar.gz", synthetic_reviews())
         cfg = Config(data=archive, db=Path(tmp) / "s.duckdb", models_dir=Path(tmp) / "m", min_df=1, progress=False,
                      clusters=4, svd_dim=10)
         run_pipeline(cfg)
         shoot(cfg.db, "mislabel_review", "Mislabel review", out / "mislabel_review.png")
-    print(f"wrote {out}/population_map.png and {out}/mislabel_review.png")
+    print(f"wrote {out}/mislabel_review.png")
 
 
 if __name__ == "__main__":

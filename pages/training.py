@@ -116,7 +116,7 @@ st.altair_chart(alt.Chart(plane).mark_line(point=alt.OverlayMarkDef(size=80, fil
 ).properties(height=380), width="stretch")
 if not plane.empty:
     st.caption(f"One point per layer per epoch, lines joining a layer's epochs. Estimated by binning each layer's "
-               f"output into {int(plane['bins'].iloc[0])} equal-width bins on {int(plane['n_probe'].iloc[0]):,} "
+               f"output into {int(plane['bins'].iloc[0])} equal-width bins (from 0, or its lowest value if negative) on {int(plane['n_probe'].iloc[0]):,} "
                "fixed training reviews (Shwartz-Ziv & Tishby 2017). With that many reviews I(X;T) cannot exceed "
                f"log2({int(plane['n_probe'].iloc[0]):,}) bits, and wide layers sit near that ceiling: every review "
                "lands in its own bin pattern. I(T;Y) cannot exceed 1 bit.")

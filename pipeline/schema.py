@@ -1,7 +1,7 @@
 """The DuckDB store's schema: DDL constants, ``ensure_schema(con)`` and version checks.
 
-Documented for users in docs/schema.md; keep the two in step. Every table but
-``lossmap_meta`` is keyed by ``run_id``; per-review tables add ``sample_id`` (the
+Documented for users in docs/schema.md; keep the two in step. Every table in
+``RUN_TABLES`` is keyed by ``run_id`` (the sweep tables by ``sweep_id``); per-review tables add ``sample_id`` (the
 review's path in the archive without ``.txt``, e.g. ``test/neg/10003_3``).
 Identifiers only ever come from these constants; values are always bound.
 """
@@ -279,6 +279,10 @@ TABLES = {
     "layer_stats": LAYER_STATS, "layer_histograms": LAYER_HISTOGRAMS, "information_plane": INFORMATION_PLANE,
     "truncation": TRUNCATION, "sweeps": SWEEPS, "sweep_runs": SWEEP_RUNS, "sweep_curves": SWEEP_CURVES,
 }
+
+
+SWEEP_TABLES = ("sweeps", "sweep_runs", "sweep_curves")  # written by `python -m pipeline sweep`, not by runs
+RUN_TABLES = tuple(t for t in TABLES if t != "lossmap_meta" and t not in SWEEP_TABLES)  # keyed by run_id
 
 
 class StoreError(Exception):

@@ -13,7 +13,9 @@ returns three frames for the epoch:
 - ``info_plane``: I(X;T) and I(T;Y) in bits per layer, estimated by binning as in
   Shwartz-Ziv & Tishby (2017), "Opening the black box of deep neural networks via
   information": each layer's per-review output T is cut into ``bins`` equal-width bins
-  over its range on the probe, each review's binned vector is one discrete state, and
+  between min(0, its smallest value) and max(0, its largest value) on the probe (so
+  ReLU and sigmoid layers are binned from 0), each review's binned vector is one
+  discrete state, and
   since the network is deterministic and every probe review is distinct,
   I(X;T) = H(T) and I(T;Y) = H(T) - H(T|Y). Both lie in [0, log2(probe size)], and
   I(T;Y) <= H(Y) <= 1 bit.
@@ -30,7 +32,6 @@ from torch import nn
 
 HIST_BINS = 30
 IB_BINS = 30
-IB_METHOD = f"binning: {IB_BINS} equal-width bins over each layer's range on the probe (Shwartz-Ziv & Tishby 2017)"
 
 
 def snapshot(net: nn.Module, x: torch.Tensor, y: np.ndarray, epoch: int, *,
@@ -59,7 +60,7 @@ def snapshot(net: nn.Module, x: torch.Tensor, y: np.ndarray, epoch: int, *,
 def information_plane(t: np.ndarray, y: np.ndarray, bins: int = IB_BINS) -> tuple[float, float]:
     """(I(X;T), I(T;Y)) in bits for a deterministic layer output ``t`` (N, d) and labels ``y``."""
     t = np.asarray(t, dtype=np.float64).reshape(len(t), -1)
-    lo, hi = float(t.min(initial=0.0)), float(t.max(initial=0.0))
+    lo, hi = float(t.min(initial=0.0)), float(t.max(initial=0.0))  # the range always includes 0
     edges = np.linspace(lo, hi, bins + 1)[1:-1] if hi > lo else np.empty(0)
     _, state = np.unique(np.digitize(t, edges), axis=0, return_inverse=True)
     state = state.ravel()

@@ -179,7 +179,7 @@ def test_hostile_review_shows_as_text_and_runs_nothing(server, page):
 def test_a_run_published_while_the_app_is_open_is_offered_without_restart(server, page):
     """Last in this module: it adds a run to the shared store."""
     from pipeline import store as pipeline_store
-    from pipeline.schema import TABLES
+    from pipeline.schema import RUN_TABLES
 
     url, store = server
     _open(page, f"{url}/samples", "Samples")
@@ -187,12 +187,11 @@ def test_a_run_published_while_the_app_is_open_is_offered_without_restart(server
 
     def copy_run(con):  # a second complete run, swapped in atomically the way the pipeline does it
         old = con.execute("SELECT run_id FROM runs").fetchone()[0]
-        for table in TABLES:
-            if table != "lossmap_meta":
-                con.execute(f"CREATE TEMP TABLE t AS SELECT * FROM {table} WHERE run_id = ?", [old])
-                con.execute("UPDATE t SET run_id = 'second-run'")
-                con.execute(f"INSERT INTO {table} SELECT * FROM t")
-                con.execute("DROP TABLE t")
+        for table in RUN_TABLES:
+            con.execute(f"CREATE TEMP TABLE t AS SELECT * FROM {table} WHERE run_id = ?", [old])
+            con.execute("UPDATE t SET run_id = 'second-run'")
+            con.execute(f"INSERT INTO {table} SELECT * FROM t")
+            con.execute("DROP TABLE t")
         con.execute("UPDATE runs SET completed_at = completed_at + INTERVAL 1 DAY WHERE run_id = 'second-run'")
 
     pipeline_store.publish(store, copy_run)

@@ -17,12 +17,15 @@ def test_help_explains_every_run_option():
     out = _cli("run", "--help")
     assert out.returncode == 0
     for option in ("--data", "--sample", "--seed", "--folds", "--min-df", "--db", "--device", "--issue-method",
-                   "--shap-top-k", "--no-progress"):
+                   "--shap-top-k", "--no-progress", "--no-cnn", "--bilstm", "--max-len", "--truncation",
+                   "--issue-source"):
         assert option in out.stdout
     text = " ".join(out.stdout.split())
     assert "IMDB_DATA" in text and "(default: data/lossmap.duckdb)" in text and "(default: None)" not in text
     top = _cli("--help")
-    assert "run" in top.stdout and "runs" in top.stdout and "examples:" in top.stdout
+    assert "run" in top.stdout and "runs" in top.stdout and "sweep" in top.stdout and "examples:" in top.stdout
+    sweep = _cli("sweep", "--help")
+    assert sweep.returncode == 0 and "36 runs" in " ".join(sweep.stdout.split()) and "--quick" in sweep.stdout
 
 
 def test_missing_data_is_one_line_no_traceback(tmp_path):
@@ -47,6 +50,11 @@ def test_bad_option_values(tmp_path, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--device", "tpu"])
     assert "invalid choice: 'tpu'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--truncation", "tail"])
+    assert "invalid choice: 'tail'" in capsys.readouterr().err
+    assert main(["sweep", "--epochs", "0", "--db", str(tmp_path / "s.duckdb")]) == 2
+    assert "--epochs must be at least 1" in capsys.readouterr().err
 
 
 def test_runs_on_a_missing_store(tmp_path):
