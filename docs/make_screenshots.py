@@ -48,14 +48,14 @@ def synthetic_reviews(n: int = 400, flipped: int = 20, seed: int = 0) -> dict[st
     return reviews
 
 
-def shoot(db: Path, path: str, title: str, out: Path) -> None:
+def shoot(db: Path, path: str, title: str, out: Path, height: int = 950) -> None:
     from playwright.sync_api import sync_playwright
 
     proc, url = start_app(db)
     try:
         with sync_playwright() as p:
             browser = launch_chromium(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 950})
+            page = browser.new_page(viewport={"width": 1400, "height": height})  # the page scrolls inside
             page.goto(f"{url}/{path}")
             page.get_by_role("heading", name=title, exact=True).wait_for(timeout=60_000)
             page.wait_for_timeout(3000)
@@ -74,9 +74,10 @@ def main() -> None:
     only = set(args.only.split(","))
     out = ROOT / "docs" / "img"
     out.mkdir(parents=True, exist_ok=True)
-    for path, title in (("population_map", "Population map"), ("training", "Training"), ("experiments", "Experiments")):
+    for path, title, height in (("population_map", "Population map", 950), ("training", "Training", 2500),
+                                ("experiments", "Experiments", 1800)):
         if path in only:
-            shoot(Path(args.db), path, title, out / f"{path}.png")
+            shoot(Path(args.db), path, title, out / f"{path}.png", height)
             print(f"wrote {out}/{path}.png")
     if "mislabel_review" not in only:
         return

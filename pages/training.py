@@ -45,16 +45,21 @@ per_epoch = pd.concat([
     mine.assign(split="validation (test split)", loss=mine["val_loss"], accuracy=mine["val_accuracy"]),
 ])[["epoch", "split", "loss", "accuracy"]].melt(id_vars=["epoch", "split"], var_name="metric")
 gap = mine.assign(gap=mine["train_accuracy"] - mine["val_accuracy"])
-c1, c2 = st.columns([3, 2])
-c1.altair_chart(alt.Chart(per_epoch).mark_line(point=True).encode(
-    x=alt.X("epoch:O"), y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
-    color=alt.Color("split:N", scale=alt.Scale(range=["#2563eb", "#f97316"])), column=alt.Column("metric:N", title=None),
-    tooltip=["epoch", "split", alt.Tooltip("value:Q", format=".4f")],
-).properties(height=220, width=260), width="content")
-c2.altair_chart(alt.Chart(gap).mark_bar(color="#f97316").encode(
-    x=alt.X("epoch:O"), y=alt.Y("gap:Q", title="train - validation accuracy", axis=alt.Axis(format="%")),
+colors = alt.Scale(domain=["train", "validation (test split)"], range=["#2563eb", "#f97316"])
+c = st.columns(3)
+for col, metric, fmt in ((c[0], "accuracy", "%"), (c[1], "loss", ".2f")):
+    col.altair_chart(alt.Chart(per_epoch[per_epoch["metric"] == metric]).mark_line(point=True).encode(
+        x=alt.X("epoch:O", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("value:Q", title=metric if metric == "accuracy" else "loss (nats)",
+                scale=alt.Scale(zero=False), axis=alt.Axis(format=fmt)),
+        color=alt.Color("split:N", scale=colors, legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=["epoch", "split", alt.Tooltip("value:Q", format=".4f")],
+    ).properties(height=240), width="stretch")
+c[2].altair_chart(alt.Chart(gap).mark_bar(color="#f97316").encode(
+    x=alt.X("epoch:O", axis=alt.Axis(labelAngle=0)),
+    y=alt.Y("gap:Q", title="overfitting gap: train - validation accuracy", axis=alt.Axis(format="%")),
     tooltip=["epoch", alt.Tooltip("gap:Q", format=".2%")],
-).properties(height=220, title="Overfitting gap"), width="stretch")
+).properties(height=240), width="stretch")
 st.caption("Train figures are on up to 5,000 training reviews after each epoch (dropout off); validation is the "
            "test split. A gap that grows epoch after epoch is overfitting.")
 
@@ -66,18 +71,17 @@ layer = c[0].selectbox("Layer", layers, key="training_layer")
 available = [q for q in QUANTITIES if q in set(stats.loc[stats["layer"] == layer, "quantity"])]
 quantity = c[1].selectbox("Values", available, format_func=QUANTITIES.get, key="training_quantity")
 hist = queries.layer_histograms(ctx.ref, ctx.run_id, model_id, layer, quantity)
-hist = hist.assign(share=hist["count"] / hist.groupby("epoch")["count"].transform("sum"),
-                   mid=(hist["lo"] + hist["hi"]) / 2)
-st.altair_chart(alt.Chart(hist).mark_area(opacity=0.75, interpolate="step").encode(
-    x=alt.X("mid:Q", title=f"{QUANTITIES[quantity]} of {layer}"),
-    y=alt.Y("share:Q", title=None, axis=alt.Axis(format="%", labels=False, ticks=False)),
-    row=alt.Row("epoch:O", title="epoch (0 = before training)", header=alt.Header(labelAngle=0)),
-    color=alt.Color("epoch:O", scale=alt.Scale(scheme="viridis"), legend=None),
+hist = hist.assign(share=hist["count"] / hist.groupby("epoch")["count"].transform("sum"))
+st.altair_chart(alt.Chart(hist[hist["count"] > 0]).mark_rect().encode(
+    x=alt.X("lo:Q", title=f"{QUANTITIES[quantity]} of {layer}"), x2="hi:Q",
+    y=alt.Y("epoch:O", title="epoch (0 = before training)"),
+    color=alt.Color("share:Q", scale=alt.Scale(type="log", scheme="viridis"), title="share of values (log)"),
     tooltip=["epoch", alt.Tooltip("lo:Q", format=".4g"), alt.Tooltip("hi:Q", format=".4g"), "count",
-             alt.Tooltip("share:Q", format=".1%")],
-).properties(height=50, width=700).configure_facet(spacing=2), width="content")
-st.caption("One histogram per epoch (a ridgeline), 30 equal-width bins over each epoch's range, on a fixed probe of "
-           "training reviews. Activations of layers applied at every word count every real word.")
+             alt.Tooltip("share:Q", format=".2%")],
+).properties(height=max(160, 40 * hist["epoch"].nunique())), width="stretch")
+st.caption("One histogram per epoch (a row of the heatmap): 30 equal-width bins over that epoch's range, colored by "
+           "the share of values in each, on a fixed probe of training reviews. A row that widens is a layer whose values "
+           "spread out as it learns. Activations of layers applied at every word count every real word.")
 
 st.subheader("Dead units and gradient norms")
 c1, c2 = st.columns(2)

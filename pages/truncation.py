@@ -35,11 +35,12 @@ with left:
     st.subheader("Accuracy by review length")
     long = buckets.melt(id_vars=["bucket", "min_words", "reviews"], value_vars=["head", "head_tail", "whole_review"],
                         var_name="reads", value_name="accuracy")
-    st.altair_chart(alt.Chart(long).mark_bar().encode(
-        x=alt.X("bucket:N", sort=list(buckets["bucket"]), title="review length (words)"),
-        xOffset=alt.XOffset("reads:N", sort=["head", "head_tail", "whole_review"]),
-        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0.5, 1]), axis=alt.Axis(format="%")),
-        color=alt.Color("reads:N", sort=["head", "head_tail", "whole_review"], title="the model reads"),
+    order = ["head", "head_tail", "whole_review"]
+    st.altair_chart(alt.Chart(long).mark_line(point=alt.OverlayMarkDef(size=70)).encode(
+        x=alt.X("bucket:N", sort=list(buckets["bucket"]), title="review length (words)", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
+        color=alt.Color("reads:N", sort=order, title="the model reads",
+                        scale=alt.Scale(domain=order, range=["#dc2626", "#2563eb", "#16a34a"])),
         tooltip=["bucket", "reads", "reviews", alt.Tooltip("accuracy:Q", format=".2%")],
     ).properties(height=300), width="stretch")
     st.caption(f"Out-of-fold accuracy of the {family} fold models reading the first {max_len} words (head), the first "
@@ -47,16 +48,21 @@ with left:
                "sliding windows (mean log-odds). Reviews up to the limit read the same either way.")
 with right:
     st.subheader("Length vs loss")
-    grid = queries.length_vs_loss(ctx.ref, ctx.run_id, family).assign(words=lambda d: 2 ** d["log2_words"])
-    st.altair_chart(alt.Chart(grid).mark_rect().encode(
-        x=alt.X("words:Q", bin=alt.Bin(maxbins=40), scale=alt.Scale(type="log"), title="review length (words, log)"),
-        y=alt.Y("loss:Q", bin=alt.Bin(step=0.25), title="loss (nats, capped at 5)"),
-        color=alt.Color("sum(reviews):Q", scale=alt.Scale(type="log", scheme="blues"), title="reviews"),
-        tooltip=[alt.Tooltip("sum(reviews):Q", title="reviews")],
-    ).properties(height=300), width="stretch")
+    grid = queries.length_vs_loss(ctx.ref, ctx.run_id, family)
+    heat = alt.Chart(grid).mark_rect().encode(
+        x=alt.X("words_lo:Q", scale=alt.Scale(type="log"), title="review length (words, log scale)"), x2="words_hi:Q",
+        y=alt.Y("loss_lo:Q", title="loss (nats, capped at 5)"), y2="loss_hi:Q",
+        color=alt.Color("reviews:Q", scale=alt.Scale(type="log", scheme="blues"), title="reviews"),
+        tooltip=[alt.Tooltip("words_lo:Q", format=".0f", title="from words"),
+                 alt.Tooltip("words_hi:Q", format=".0f", title="to words"),
+                 alt.Tooltip("loss_lo:Q", title="loss from"), "reviews"],
+    )
+    limit = alt.Chart({"values": [{"max_len": max_len if isinstance(max_len, int) else 0}]}).mark_rule(
+        color="#dc2626", strokeDash=[4, 3]).encode(x="max_len:Q")
+    st.altair_chart((heat + limit).properties(height=300), width="stretch")
     if isinstance(max_len, int):
         st.caption(f"Every review by its length and the loss of the model's own prediction; reviews right of "
-                   f"{max_len} words were truncated.")
+                   f"the dashed line ({max_len} words) were truncated.")
 
 st.subheader("Most harmed by truncation")
 harmed = queries.harmed(ctx.ref, ctx.run_id, family)

@@ -282,11 +282,14 @@ def accuracy_by_length(ref: StoreRef, run_id: str, family: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def length_vs_loss(ref: StoreRef, run_id: str, family: str) -> pd.DataFrame:
-    """2-D histogram: review length (log2 bins of words) x loss (0.25-nat bins, capped at 5)."""
+    """2-D histogram: review length (quarter-octave bins of words) x loss (0.25-nat bins, capped at 5)."""
     return _query(ref, """
-        SELECT floor(log2(greatest(n_words, 1)) * 4) / 4 AS log2_words, least(floor(loss_model * 4) / 4, 5) AS loss,
+        WITH binned AS (
+            SELECT floor(log2(greatest(n_words, 1)) * 4) / 4 AS b, least(floor(loss_model * 4) / 4, 4.75) AS loss_lo
+            FROM truncation WHERE run_id = ? AND family = ?)
+        SELECT pow(2, b) AS words_lo, pow(2, b + 0.25) AS words_hi, loss_lo, loss_lo + 0.25 AS loss_hi,
                count(*) AS reviews
-        FROM truncation WHERE run_id = ? AND family = ? GROUP BY ALL
+        FROM binned GROUP BY ALL
     """, [run_id, family])
 
 
