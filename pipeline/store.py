@@ -10,11 +10,13 @@ reopen. A lock file stops two pipelines writing one store at once.
 ``open_readonly(path)`` is how everything that only reads opens the store (each call
 sees the file as it is now, even in a process that opened an older version);
 ``list_runs(path)`` returns the runs, newest first. All errors are ``StoreError``
-with a message that says what to do.
+with a message that says what to do; a disk that fills up while the copy is written
+is one of them, and it too leaves the store as it was.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -82,31 +84,72 @@ def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None]) -
     tmp = db_path.with_name(db_path.name + _TMP_SUFFIX)
     with _lock(db_path):
         _remove(tmp)  # left by a run that was killed
-        if db_path.exists():
-            _fold_wal(db_path)
-            shutil.copyfile(db_path, tmp)
+        with _disk_errors(db_path, tmp):
+            if db_path.exists():
+                _fold_wal(db_path)
+                shutil.copyfile(db_path, tmp)
         try:
             con = duckdb.connect(str(tmp))
         except duckdb.Error as exc:
             _remove(tmp)
+            if _is_disk_full(exc):
+                raise _disk_full(db_path, exc) from None
             raise StoreError(f"{db_path} is not a DuckDB file ({_first_line(exc)}); pass another --db.") from None
         try:
-            try:
-                ensure_schema(con)
-            except StoreError as exc:
-                raise StoreError(f"{db_path}: {exc}") from None
-            con.execute("BEGIN TRANSACTION")
-            write(con)
-            con.execute("COMMIT")
-            con.execute("CHECKPOINT")
+            with _disk_errors(db_path, tmp):
+                try:
+                    ensure_schema(con)
+                except StoreError as exc:
+                    raise StoreError(f"{db_path}: {exc}") from None
+                con.execute("BEGIN TRANSACTION")
+                write(con)
+                con.execute("COMMIT")
+                con.execute("CHECKPOINT")
         except BaseException:
-            con.close()
+            _close_quietly(con)
             _remove(tmp)
             raise
-        con.close()
-        _fsync(tmp)
+        with _disk_errors(db_path, tmp):
+            con.close()
+            _fsync(tmp)
         os.replace(tmp, db_path)
         _fsync(db_path.parent)
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in _DISK_FULL
+    text = str(exc).lower()
+    return any(s in text for s in ("no space left", "file too large", "disk quota"))
+
+
+def _disk_full(db_path: Path, exc: BaseException) -> StoreError:
+    return StoreError(
+        f"the disk holding {db_path.parent} is full ({_first_line(exc)}). Writing a run needs room for a copy of the "
+        f"store plus the new run; free some space and run again. The store is unchanged."
+    )
+
+
+@contextmanager
+def _disk_errors(db_path: Path, tmp: Path):
+    """Turn a full disk (while copying or writing) into a StoreError, removing the partial copy."""
+    try:
+        yield
+    except (OSError, duckdb.Error) as exc:
+        if not _is_disk_full(exc):
+            raise
+        _remove(tmp)
+        raise _disk_full(db_path, exc) from None
+
+
+def _close_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.close()
+    except duckdb.Error:
+        pass  # closing flushes; on a full disk that fails too, and the copy is removed anyway
 
 
 @contextmanager

@@ -126,3 +126,50 @@ def test_readonly_connection_cannot_write(db):
         con.execute("DELETE FROM runs")
     con.close()
     assert _run_ids(db) == ["first"]
+
+
+_FILL_DISK = """
+import resource, signal, sys, pathlib
+from pipeline import store
+from pipeline.schema import StoreError
+db, limit = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+if limit:  # no tmpfs here: cap the size of any file this process writes instead
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+def big(con):
+    con.execute("INSERT INTO runs VALUES ('huge', now()::TIMESTAMP, now()::TIMESTAMP, 's', 1, 0.9, 0.9, 0, 1, '{}', '{}', '{}')")
+    con.execute("CREATE TABLE filler AS SELECT range AS i, md5(range::VARCHAR) AS h FROM range(2000000)")
+try:
+    store.publish(db, big)
+except StoreError as exc:
+    print(exc)
+    sys.exit(2)
+"""
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MiB tmpfs when this user may mount one; else None (the writer caps its file size instead)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True)
+    yield mnt, mounted.returncode == 0
+    if mounted.returncode == 0:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_gives_a_clear_error_and_loses_nothing(small_disk):
+    folder, is_tmpfs = small_disk
+    db = folder / "lossmap.duckdb"
+    store.publish(db, lambda con: _add_run(con, "first"))
+    before = db.read_bytes()
+    limit = 0 if is_tmpfs else len(before) + 256 * 1024
+    out = subprocess.run([sys.executable, "-c", _FILL_DISK, str(db), str(limit)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "is full" in out.stdout and "free some space and run again" in out.stdout
+    assert "The store is unchanged" in out.stdout and "Traceback" not in out.stderr
+    assert db.read_bytes() == before and _run_ids(db) == ["first"]
+    assert not list(folder.glob("*.incomplete*"))  # the partial copy is gone, so the space is free again
+    store.publish(db, lambda con: _add_run(con, "after"))  # a small run still fits
+    assert sorted(_run_ids(db)) == ["after", "first"]
