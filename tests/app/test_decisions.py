@@ -78,3 +78,53 @@ def test_no_decisions_yet(path):
     assert decisions.current(path).empty
     assert _rows(decisions.relabel_csv(path)) == []
     assert not path.exists()
+
+
+_SESSIONS = """
+import json, sys, threading, time
+from pages.common import decisions
+path, proc, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+samples = [f"test/neg/{i}_2" for i in range(8)]  # every session works on the same 8 reviews
+done = {}
+def session(n):
+    mine, i, end = [], 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        note = f"{proc}-{n}-{i}"
+        decisions.record(path, sample_id=samples[(n + i) % 8], decision=("mislabeled", "correct", "ambiguous")[i % 3],
+                         old_label=0, reviewer=f"{proc}-{n}", note=note)
+        mine.append(note)
+        i += 1
+    done[n] = mine
+threads = [threading.Thread(target=session, args=(n,)) for n in range(10)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(json.dumps([note for notes in done.values() for note in notes]))
+"""
+
+
+def test_twenty_concurrent_sessions_in_two_app_processes_lose_nothing(path):
+    """20 reviewer sessions (10 threads in each of two processes, as two app servers on one store would run them)
+    record decisions on overlapping reviews for 3 seconds."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    procs = [subprocess.Popen([sys.executable, "-c", _SESSIONS, str(path), name, "3"], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    recorded = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        recorded += json.loads(out)
+    everything = decisions.history(path)
+    assert len(recorded) > 20  # every session got decisions in
+    assert sorted(everything["note"]) == sorted(recorded)  # each stored exactly once, none lost
+    assert everything["decided_at"].is_monotonic_increasing  # write order is time order, across processes
+    current = decisions.current(path).set_index("sample_id")
+    last = everything.groupby("sample_id").tail(1).set_index("sample_id")
+    assert sorted(current.index) == sorted(last.index) == [f"test/neg/{i}_2" for i in range(8)]
+    assert (current.loc[last.index, "note"] == last["note"]).all()  # the last write per review wins
+    assert {n.split("-")[0] + "-" + n.split("-")[1] for n in everything["note"]} == {
+        f"{p}-{n}" for p in "ab" for n in range(10)}  # all 20 sessions are in the history
