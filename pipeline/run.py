@@ -53,9 +53,9 @@ class RunSummary:
 
 
 class _Timer:
-    def __init__(self, progress: bool):
+    def __init__(self, progress: bool, stages: int):
         self.seconds: dict[str, float] = {}
-        self.bar = tqdm(total=12, desc="pipeline", unit="stage", disable=not progress)
+        self.bar = tqdm(total=stages, desc="pipeline", unit="stage", disable=not progress)
 
     @contextmanager
     def stage(self, name: str):
@@ -69,7 +69,7 @@ class _Timer:
 def run_pipeline(cfg: Config) -> RunSummary:
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     run_id = started.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
-    timer = _Timer(cfg.progress)
+    timer = _Timer(cfg.progress, stages=9 + len(_families(cfg)))  # load .. score, one per network, explain .. store
     with timer.stage("load"):
         loaded = load.load_reviews(load.locate_data(cfg), sample=cfg.sample, seed=cfg.seed, progress=cfg.progress)
         frame = loaded.frame
