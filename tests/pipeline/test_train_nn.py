@@ -105,7 +105,8 @@ def _check_telemetry(net, epochs: int, n_probe: int):
     assert (plane["i_xt"] >= 0).all() and (plane["i_xt"] <= np.log2(n_probe) + 1e-9).all()
     assert (plane["i_ty"] >= 0).all() and (plane["i_ty"] <= 1 + 1e-9).all()
     assert (plane["i_ty"] <= plane["i_xt"] + 1e-9).all()
-    assert set(plane["layer"]) >= {"output"}
+    output = plane[plane["layer"] == "output"]  # one unit: at most one state per bin
+    assert len(output) == epochs + 1 and (output["i_xt"] <= np.log2(output["bins"]) + 1e-9).all()
 
 
 def test_sequence_network_layer_telemetry_is_sane(sequence_net):
