@@ -66,6 +66,19 @@ def test_store_of_another_program_is_explained(tmp_path, monkeypatch):
     assert not at.exception and "not a Lossmap store" in at.info[0].value
 
 
+def test_store_of_an_older_schema_version_says_what_to_do(store, monkeypatch):
+    import duckdb
+
+    con = duckdb.connect(str(store))
+    con.execute("UPDATE lossmap_meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+    monkeypatch.setenv("LOSSMAP_DB", str(store))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    message = at.info[0].value
+    assert "schema version 2" in message and "reads version 3" in message and "--db NEW_PATH" in message
+
+
 def _table(at):
     return at.dataframe[0].value
 

@@ -57,6 +57,25 @@ def test_bad_option_values(tmp_path, capsys):
     assert "--epochs must be at least 1" in capsys.readouterr().err
 
 
+def test_runs_on_an_older_or_foreign_store(tmp_path):
+    import duckdb
+
+    from pipeline import store
+
+    old = tmp_path / "old.duckdb"
+    store.publish(old, lambda con: None)
+    con = duckdb.connect(str(old))
+    con.execute("UPDATE lossmap_meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+    out = _cli("runs", "--db", str(old))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "schema version 2" in out.stderr and "python -m pipeline run --db NEW_PATH" in out.stderr
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("not a database")
+    out = _cli("runs", "--db", str(foreign))
+    assert out.returncode == 2 and "cannot be opened as a DuckDB store" in out.stderr
+
+
 def test_runs_on_a_missing_store(tmp_path):
     out = _cli("runs", "--db", str(tmp_path / "none.duckdb"))
     assert out.returncode == 2
