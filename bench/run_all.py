@@ -1,0 +1,73 @@
+"""Run every benchmark and write docs/benchmarks.md with their figures, the machine and the date.
+
+    .venv/bin/python bench/run_all.py            # about 25 minutes on 2 cores
+    .venv/bin/python bench/run_all.py --quick    # skip the full 50,000-review run and the label-noise bench
+
+Each bench runs in its own process, one after another (they would slow each other
+down), and its printed output goes into the page verbatim under the command that
+reproduces it. The app bench uses the store the full pipeline bench wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "benchmarks.md"
+FULL_STORE = ROOT / "build" / "bench" / "pipeline-full" / "lossmap.duckdb"
+
+BENCHES = [  # (title, arguments after `python`, needs the full run)
+    ("Pipeline, all 50,000 reviews (target < 15 min)", ["bench/pipeline_time.py"], True),
+    ("Pipeline, --sample 2000 (target < 2 min)", ["bench/pipeline_time.py", "--sample", "2000"], False),
+    ("Scoring: ONNX Runtime vs native, every model", ["bench/scoring.py"], False),
+    ("Label issues: 5% random flips, every model and the ensemble", ["bench/label_noise.py"], True),
+    ("App pages in headless Chromium, on the 50,000-review store (target < 2 s)",
+     ["bench/app_render.py", "--db", str(FULL_STORE.relative_to(ROOT))], True),
+]
+
+
+def machine() -> str:
+    mem = ""
+    try:
+        kib = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1])
+        mem = f", {kib / 2**20:.0f} GiB memory"
+    except (OSError, StopIteration):
+        pass
+    return f"{platform.machine()}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, " \
+           f"Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="skip the benches that need the full run")
+    args = parser.parse_args()
+    started = dt.datetime.now(dt.timezone.utc)
+    sections = []
+    for title, argv, needs_full in BENCHES:
+        if args.quick and needs_full:
+            continue
+        print(f"== {title}", flush=True)
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True)
+        seconds = time.perf_counter() - t
+        body = out.stdout.strip() if out.returncode == 0 else f"FAILED (exit {out.returncode}):\n{out.stderr[-2000:]}"
+        print(body, flush=True)
+        sections.append(f"## {title}\n\n`.venv/bin/python {' '.join(argv)}` ({seconds:.0f} s)\n\n```\n{body}\n```\n")
+    OUT.write_text(
+        "# Benchmarks\n\n"
+        f"Written by `bench/run_all.py{' --quick' if args.quick else ''}` on {started:%Y-%m-%d %H:%M} UTC, on "
+        f"{machine()}; no GPU was used. Every figure below is that run's output; rerun the command beside a "
+        "section to check it. README's Measured table cites these figures and adds the targets.\n\n"
+        + "\n".join(sections))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
