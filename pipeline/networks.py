@@ -79,7 +79,17 @@ class DenseNet(nn.Module):
         return _with_output(self.out, h, layers)
 
 
-class ConvNet(nn.Module):
+class _SequenceNet(nn.Module):
+    """What the sequence networks share: forward and logit are both read off ``trace``."""
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _forward(self, ids)
+
+    def logit(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.trace(ids)[0]
+
+
+class ConvNet(_SequenceNet):
     def __init__(self, vocab_size: int, *, embed: int = 64, filters: int = 128, kernel: int = 5,
                  hidden: int = 32, dropout: float = 0.2):
         super().__init__()
@@ -103,14 +113,8 @@ class ConvNet(nn.Module):
         ]
         return _with_output(self.out, h, layers)
 
-    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _forward(self, ids)
 
-    def logit(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.trace(ids)[0]
-
-
-class BiLSTMNet(nn.Module):
+class BiLSTMNet(_SequenceNet):
     def __init__(self, vocab_size: int, *, embed: int = 64, hidden: int = 64, dense: int = 32, dropout: float = 0.2):
         super().__init__()
         self.embedding = _embedding(vocab_size, embed)
@@ -132,12 +136,6 @@ class BiLSTMNet(nn.Module):
             Layer("dense", self.dense, pre_dense, h, h, True),
         ]
         return _with_output(self.out, h, layers)
-
-    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _forward(self, ids)
-
-    def logit(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.trace(ids)[0]
 
 
 def _embedding(vocab_size: int, dim: int) -> nn.Embedding:

@@ -116,7 +116,8 @@ def _dead(layer) -> float:
     post = _values(layer.post, layer.positions)
     if post.size == 0:
         return 0.0
-    return float((post.reshape(-1, post.shape[-1]) > 0).sum(axis=0).__eq__(0).mean())
+    active = (post.reshape(-1, post.shape[-1]) > 0).sum(axis=0)
+    return float((active == 0).mean())
 
 
 def _histogram(values: np.ndarray) -> pd.DataFrame:

@@ -122,8 +122,6 @@ class TrainedNetwork:
             return np.empty(0), np.empty((0, 0), dtype=np.float32)
         return np.concatenate(ps).astype(np.float64), np.concatenate(embs)
 
-    predict_multi_hot = predict_inputs
-
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:

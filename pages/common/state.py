@@ -102,21 +102,20 @@ def sidebar() -> None:
 
 def store() -> queries.StoreRef:
     """The open store, whether or not it holds a run (sweeps live beside runs); or a message and st.stop()."""
-    if "ctx" not in st.session_state:
-        st.rerun()
-    ref = st.session_state.get("store_ref")
-    if ref is None:
-        st.info(st.session_state.get("ctx_error") or "Open a store in the sidebar.")
-        st.stop()
-    return ref
+    return _required("store_ref")
 
 
 def context() -> Context:
     """The open store and run, or a message and st.stop()."""
+    return _required("ctx")
+
+
+def _required(key: str):
+    """What sidebar() recorded under ``key``, or the reason there is none and st.stop()."""
     if "ctx" not in st.session_state:  # this page ran without app.py (see above): go through the router
         st.rerun()
-    ctx = st.session_state.get("ctx")
-    if ctx is None:
+    value = st.session_state.get(key)
+    if value is None:
         st.info(st.session_state.get("ctx_error") or "Open a store in the sidebar.")
         st.stop()
-    return ctx
+    return value
