@@ -1,17 +1,29 @@
-"""How well the label-issue ranking finds labels flipped on purpose.
+"""How well each label-issue method finds labels flipped on purpose.
 
-    .venv/bin/python bench/label_noise.py                  # 5% flips, all 50,000 reviews
-    .venv/bin/python bench/label_noise.py --flip 0.02 --sample 10000
-    .venv/bin/python bench/label_noise.py --models nblr        # the linear model alone (fast)
+    .venv/bin/python bench/label_noise.py                          # every scenario, NB-LR + dense + CNN (about 45 min)
+    .venv/bin/python bench/label_noise.py --models nblr            # the linear model alone (about 10 min)
+    .venv/bin/python bench/label_noise.py --scenarios random:0.05 --sample 10000
 
-Flips a seeded random share of the given labels, cross-fits the pipeline's fold
-models on the noisy labels exactly as `python -m pipeline run` does (same grouped
-folds, same pruning round for NB-LR; the dense network and the CNN with the run's
-settings; native scikit-learn / PyTorch scores, which ONNX matches within 1e-4),
-and ranks with `pipeline.issues.find_label_issues` on each model's out-of-fold
-probabilities and on the ensemble (their mean). Prints, per source, precision and
-recall at the top 5% and average precision, then for the pipeline's default source
-precision and recall at 1%, 2.5%, 5% and 10% and cleanlab's flag.
+Scenarios (seeded): ``random:<share>`` flips that share of all labels, chosen at
+random; ``middle:<share>`` flips the same share of all labels, but chosen only among
+the reviews rated 4 or 7 stars, the ambiguous middle of the scale, which is where a
+tired annotator errs.
+
+For each scenario the pipeline's fold models are cross-fitted on the noisy labels
+exactly as ``python -m pipeline run`` does (same grouped folds; NB-LR with its
+pruning round; the dense network and the CNN with the run's settings; native
+scikit-learn / PyTorch scores, which ONNX matches within 1e-4). Then every method
+ranks every source of out-of-fold probabilities:
+
+- methods: ``self_confidence``, ``normalized_margin`` and ``confidence_weighted_entropy``
+  (cleanlab.rank; for two classes the first two give the same order), and
+  ``confident_learning`` (cleanlab.filter's flags first, then the rest);
+- sources: each model alone, and ``ensemble``, the mean of the models' probabilities.
+
+Prints precision and recall at the top 1%, 5% and 10% of the ranking and the average
+precision (AP) of the whole ranking, per scenario, then each (source, method)'s mean
+AP over the scenarios and the best of them, which is what the pipeline's defaults
+(``issue_source``, ``issue_method`` in pipeline/config.py) should be.
 """
 
 from __future__ import annotations
@@ -34,6 +46,9 @@ from pipeline.load import load_reviews  # noqa: E402
 from pipeline.run import train_fold_models  # noqa: E402
 
 DEFAULT_DATA = os.environ.get("IMDB_DATA", str(ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"))
+METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy", "confident_learning")
+DEPTHS = (0.01, 0.05, 0.10)
+MIDDLE = (4, 7)
 
 
 def oof_probabilities(corpus, frame, folds, cfg) -> np.ndarray:
@@ -57,76 +72,108 @@ def network_oof(family: str, corpus, frame, folds, cfg, seqs=None) -> np.ndarray
     return p
 
 
-def report(name: str, flipped: np.ndarray, found) -> tuple[float, float, float]:
-    n, k = len(flipped), round(0.05 * len(flipped))
-    order = np.argsort(found["issue_rank"].to_numpy())
-    hits = flipped[order[:k]].sum()
-    ap = average_precision_score(flipped, -found["label_score"].to_numpy())
-    print(f"{name:<22} {hits / k:>12.1%} {hits / flipped.sum():>10.1%} {ap:>8.3f}")
-    return hits / k, hits / flipped.sum(), ap
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=DEFAULT_DATA)
-    parser.add_argument("--sample", type=int, default=None)
-    parser.add_argument("--flip", type=float, default=0.05, help="share of labels flipped (default: 0.05)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--method", default="self_confidence", choices=issues.METHODS)
-    parser.add_argument("-C", dest="C", type=float, default=Config.C, help="logistic regression C (default: %(default)s)")
-    parser.add_argument("--no-prune", action="store_true", help="one cross-fitting round, no pruning")
-    parser.add_argument("--models", default="nblr,dense,cnn",
-                        help="comma-separated families to compare; the ensemble is their mean (default: %(default)s)")
-    args = parser.parse_args()
-    families = args.models.split(",")
-
-    cfg = Config(seed=args.seed, C=args.C, prune=not args.no_prune, progress=False)
-    start = time.perf_counter()
-    frame = load_reviews(Path(args.data), sample=args.sample, seed=args.seed, progress=False).frame
-    rng = np.random.default_rng(args.seed)
+def flip(frame, kind: str, share: float, seed: int) -> np.ndarray:
+    """A boolean mask of the reviews whose label the scenario flips."""
+    rng = np.random.default_rng(seed)
+    n_flip = round(share * len(frame))
+    pool = np.arange(len(frame)) if kind == "random" else np.flatnonzero(frame["rating"].isin(MIDDLE).to_numpy())
+    if kind not in ("random", "middle"):
+        raise SystemExit(f"unknown scenario kind {kind!r}: use random:<share> or middle:<share>")
+    if n_flip > len(pool):
+        raise SystemExit(f"{kind}:{share} needs {n_flip:,} reviews to flip but only {len(pool):,} qualify")
     flipped = np.zeros(len(frame), bool)
-    flipped[rng.choice(len(frame), size=round(args.flip * len(frame)), replace=False)] = True
-    noisy = np.where(flipped, 1 - frame["label"].to_numpy(), frame["label"].to_numpy())
+    flipped[rng.choice(pool, size=n_flip, replace=False)] = True
+    return flipped
 
-    corpus = train.tokenize(frame["display_text"], cfg)
-    folds = train.make_folds(frame.assign(label=noisy), n_folds=cfg.folds, seed=cfg.seed)
+
+def scores(flipped: np.ndarray, rank: np.ndarray) -> dict:
+    """Precision and recall at each depth, and AP, of a ranking (1 = most suspect)."""
+    order = np.argsort(rank)
+    out = {}
+    for share in DEPTHS:
+        k = max(1, round(share * len(flipped)))
+        hits = flipped[order[:k]].sum()
+        out[f"P@{share:.0%}"], out[f"R@{share:.0%}"] = hits / k, hits / flipped.sum()
+    out["AP"] = average_precision_score(flipped, -rank)
+    return out
+
+
+def run_scenario(name, frame, corpus, seqs, families, cfg) -> dict:
+    kind, share = name.split(":")
+    flipped = flip(frame, kind, float(share), cfg.seed)
+    noisy = np.where(flipped, 1 - frame["label"].to_numpy(), frame["label"].to_numpy())
     noisy_frame = frame.assign(label=noisy)
-    seqs = sequences.tokenize_sequences(frame["display_text"]) if {"cnn", "bilstm"} & set(families) else None
+    folds = train.make_folds(noisy_frame, n_folds=cfg.folds, seed=cfg.seed)
     p_by = {}
     for family in families:
         t = time.perf_counter()
         p_by[family] = (oof_probabilities(corpus, noisy_frame, folds, cfg) if family == "nblr"
                         else network_oof(family, corpus, noisy_frame, folds, cfg, seqs))
-        print(f"  {family}: out-of-fold probabilities in {time.perf_counter() - t:.0f} s", flush=True)
+        print(f"  {name} {family}: out-of-fold probabilities in {time.perf_counter() - t:.0f} s", flush=True)
     if len(families) > 1:
         p_by["ensemble"] = np.mean([p_by[f] for f in families], axis=0)
-
-    n, n_flip = len(frame), int(flipped.sum())
-    print(f"\n{n:,} reviews, {n_flip:,} labels flipped ({args.flip:.1%}, seed {args.seed}), method {args.method}, C {args.C:g}, "
-          f"{'one round' if args.no_prune else 'pruned second round'}")
-    print(f"{'source':<22} {'precision@5%':>12} {'recall@5%':>10} {'AP':>8}")
     ratings = frame["rating"].to_numpy()
-    results = {name: report(name + (" (mean)" if name == "ensemble" else ""), flipped,
-                            issues.find_label_issues(noisy, p, ratings, method=args.method))
-               for name, p in p_by.items()}
-    best_single = max((f for f in families), key=lambda f: results[f][2])
-    if "ensemble" in results:
-        better = "ensemble" if results["ensemble"][2] > results[best_single][2] else best_single
-        print(f"best single model by AP: {best_single}; better of it and the ensemble: {better}")
-    default = "ensemble" if "ensemble" in p_by else families[0]
-    found = issues.find_label_issues(noisy, p_by[default], ratings, method=args.method)
-    order = np.argsort(found["issue_rank"].to_numpy())
-    print(f"\n{default}, in detail:")
-    print(f"{'top k':>14} {'precision':>10} {'recall':>8}")
-    for share in (0.01, 0.025, 0.05, 0.10):
-        k = round(share * n)
-        hits = flipped[order[:k]].sum()
-        print(f"{share:>6.1%} ({k:>5,}) {hits / k:>10.1%} {hits / n_flip:>8.1%}")
-    ap = average_precision_score(flipped, -found["label_score"].to_numpy())
-    flag = found["is_label_issue"].to_numpy()
-    print(f"average precision {ap:.3f}")
-    print(f"cleanlab flag: {flag.sum():,} flagged, precision {flipped[flag].mean():.1%}, "
-          f"recall {flag[flipped].mean():.1%}")
+    result = {}
+    for source, p in p_by.items():
+        for method in METHODS:
+            found = issues.find_label_issues(noisy, p, ratings, method=method)
+            result[source, method] = scores(flipped, found["issue_rank"].to_numpy())
+            if method == "confident_learning":
+                flag = found["is_label_issue"].to_numpy()
+                result[source, method]["flag"] = (flag.sum(), flipped[flag].mean() if flag.any() else 0.0,
+                                                  flag[flipped].mean())
+    return {"flipped": int(flipped.sum()), "results": result}
+
+
+def print_scenario(name, out, n) -> None:
+    kind, share = name.split(":")
+    where = "at random" if kind == "random" else f"among reviews rated {' or '.join(map(str, MIDDLE))}"
+    print(f"\n### {float(share):.0%} of labels flipped {where} ({out['flipped']:,} of {n:,} reviews)\n")
+    cols = [f"{m}@{d:.0%}" for d in DEPTHS for m in "PR"] + ["AP"]
+    print("| source | method | " + " | ".join(cols) + " |")
+    print("|---|---|" + "---:|" * len(cols))
+    for (source, method), r in out["results"].items():
+        cells = [f"{r[c]:.1%}" for c in cols[:-1]] + [f"{r['AP']:.3f}"]
+        print(f"| {source} | {method} | " + " | ".join(cells) + " |")
+    flags = [(s, r["flag"]) for (s, m), r in out["results"].items() if "flag" in r]
+    print("\ncleanlab's flag (confident learning's set): " + "; ".join(
+        f"{s} {k:,} flagged, precision {p:.1%}, recall {rc:.1%}" for s, (k, p, rc) in flags))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--sample", type=int, default=None, help="a seeded sample of this many reviews (default: all)")
+    parser.add_argument("--scenarios", default="random:0.02,random:0.05,random:0.10,middle:0.05",
+                        help="comma-separated kind:share (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-prune", action="store_true", help="NB-LR in one cross-fitting round, no pruning")
+    parser.add_argument("--models", default="nblr,dense,cnn",
+                        help="comma-separated families; the ensemble is their mean (default: %(default)s)")
+    args = parser.parse_args()
+    families = args.models.split(",")
+    scenarios = args.scenarios.split(",")
+
+    cfg = Config(seed=args.seed, prune=not args.no_prune, progress=False)
+    start = time.perf_counter()
+    frame = load_reviews(Path(args.data), sample=args.sample, seed=args.seed, progress=False).frame
+    corpus = train.tokenize(frame["display_text"], cfg)
+    seqs = sequences.tokenize_sequences(frame["display_text"]) if {"cnn", "bilstm"} & set(families) else None
+    outs = {name: run_scenario(name, frame, corpus, seqs, families, cfg) for name in scenarios}
+
+    print(f"\n{len(frame):,} reviews, seed {args.seed}, models {', '.join(families)}"
+          f"{' (NB-LR without pruning)' if args.no_prune else ''}; P = precision, R = recall at the top k% of the "
+          "ranking, AP = average precision over the whole ranking")
+    for name, out in outs.items():
+        print_scenario(name, out, len(frame))
+    mean_ap = {key: np.mean([o["results"][key]["AP"] for o in outs.values()]) for key in outs[scenarios[0]]["results"]}
+    print(f"\n### Mean AP over the {len(scenarios)} scenarios\n")
+    print("| source | method | mean AP |\n|---|---|---:|")
+    for (source, method), ap in sorted(mean_ap.items(), key=lambda kv: -kv[1]):
+        print(f"| {source} | {method} | {ap:.3f} |")
+    (source, method), ap = max(mean_ap.items(), key=lambda kv: kv[1])
+    print(f"\nbest: {method} on {source} (mean AP {ap:.3f}); pipeline default: {Config.issue_method} on "
+          f"{Config.issue_source}")
     print(f"({time.perf_counter() - start:.0f} s)")
 
 

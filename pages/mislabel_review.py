@@ -6,27 +6,30 @@ from pages.common import decisions, queries, state
 from pages.common.widgets import LABELS, LEGEND_HTML, decision_panel, highlight_html
 
 ctx = state.context()
-table = queries.sample_table(ctx.ref, ctx.run_id)
-suspects = table[table["is_label_issue"]].sort_values("issue_rank")
-if suspects.empty:
-    suspects = table.sort_values("issue_rank").head(50)
+LISTED = 1000
+
+suspects, n_flagged = queries.suspects(ctx.ref, ctx.run_id, LISTED)
+n_suspects = n_flagged or len(suspects)
 decided = decisions.current(ctx.decisions)
+decided_ids = tuple(decided["sample_id"]) if len(decided) else ()
+done = queries.count_among_flagged(ctx.ref, ctx.run_id, decided_ids) if n_flagged else \
+    int(suspects["sample_id"].isin(decided_ids).sum())
 status = suspects["sample_id"].map(decided.set_index("sample_id")["decision"]) if len(decided) else None
-done = int(status.notna().sum()) if status is not None else 0
 
 st.title("Mislabel review")
-st.progress(done / len(suspects), text=f"Reviewed {done:,} of {len(suspects):,} suspects")
+st.progress(done / max(n_suspects, 1), text=f"Reviewed {done:,} of {n_suspects:,} suspects")
 st.download_button("Download relabel CSV", decisions.relabel_csv(ctx.decisions), file_name="lossmap_relabel.csv",
                    mime="text/csv", key="download_csv", disabled=decided.empty,
                    help="One row per decided review (every run): sample_id, path, old and new label, decision, note")
 
 skipped = st.session_state.setdefault("skipped", set())
-pending = suspects[(status.isna() if status is not None else True) & ~suspects["sample_id"].isin(skipped)]
-if pending.empty:
+row = queries.next_suspect(ctx.ref, ctx.run_id, tuple(sorted({*decided_ids, *skipped})), bool(n_flagged))
+if row is not None and not n_flagged and row["sample_id"] not in set(suspects["sample_id"]):
+    row = None  # a run with no flag offers its 50 most suspect reviews only
+if row is None:
     st.success("Every suspect has a decision (or was skipped). Download the CSV above, or revisit any review "
                "from the list below.")
 else:
-    row = pending.iloc[0].to_dict()
     detail = queries.sample_detail(ctx.ref, ctx.run_id, row["sample_id"])
     tokens = queries.shap_tokens(ctx.ref, ctx.run_id, row["sample_id"])
     st.subheader(f"#{row['issue_rank']:,} · {row['sample_id']}")
@@ -48,7 +51,9 @@ else:
     if chosen:
         st.rerun()
 
-st.subheader("All suspects")
+st.subheader("All suspects" if len(suspects) == n_suspects else f"The {len(suspects):,} most suspect")
+if len(suspects) < n_suspects:
+    st.caption(f"Of {n_suspects:,} flagged reviews; the Samples page (Flagged mislabels only) pages through all.")
 listing = suspects[["issue_rank", "sample_id", "label", "suggested_label", "rating", "label_score", "reason"]].assign(
     label=lambda d: d["label"].map(LABELS), suggested_label=lambda d: d["suggested_label"].map(LABELS),
     status=status if status is not None else None)

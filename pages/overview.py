@@ -7,21 +7,21 @@ from pages.common import decisions, queries, state
 from pages.common.widgets import LABELS, pct
 
 ctx = state.context()
-table = queries.sample_table(ctx.ref, ctx.run_id)
 decided = decisions.current(ctx.decisions)
 
 st.title("Overview")
 c = st.columns(5)
-c[0].metric("Reviews", f"{len(table):,}")
+c[0].metric("Reviews", f"{ctx.run['n_samples']:,}")
 c[1].metric("Test accuracy", pct(ctx.run["test_accuracy"]), help="Trained on the train split, scored on the test split")
 c[2].metric("Out-of-fold accuracy", pct(ctx.run["oof_accuracy"]), help="Every review scored by a model that never saw it")
-c[3].metric("Flagged mislabels", f"{int(table['is_label_issue'].sum()):,}", help="cleanlab confident learning")
+c[3].metric("Flagged mislabels", f"{ctx.run['n_flagged']:,}", help="cleanlab confident learning")
 c[4].metric("Decisions made", f"{len(decided):,}")
 
 left, right = st.columns(2)
 with left:
     st.subheader("Highest loss first")
-    top = table.head(200)[["sample_id", "split", "label", "rating", "p_pos", "loss", "is_label_issue"]]
+    top = queries.top_loss(ctx.ref, ctx.run_id, 200)[
+        ["sample_id", "split", "label", "rating", "p_pos", "loss", "is_label_issue"]]
     st.dataframe(top.assign(label=top["label"].map(LABELS)), hide_index=True, height=320,
                  column_config={"p_pos": st.column_config.ProgressColumn("p(positive)", min_value=0, max_value=1,
                                                                          format="%.2f"),
@@ -41,10 +41,12 @@ with right:
                "(4 and 7 stars) are the hardest.")
 
 st.subheader("Loss distribution by split")
-hist = alt.Chart(table[["loss", "split"]]).mark_bar(opacity=0.7).encode(
-    x=alt.X("loss:Q", bin=alt.Bin(maxbins=60), title="loss (nats)"),
-    y=alt.Y("count():Q", stack=None, scale=alt.Scale(type="symlog"), title="reviews (symlog)"),
+hist = alt.Chart(queries.loss_histogram(ctx.ref, ctx.run_id, 60)).mark_bar(opacity=0.7).encode(
+    x=alt.X("lo:Q", bin="binned", title="loss (nats)"), x2="hi:Q",
+    y=alt.Y("reviews:Q", stack=None, scale=alt.Scale(type="symlog"), title="reviews (symlog)"),
     color=alt.Color("split:N"),
+    tooltip=["split", alt.Tooltip("lo:Q", format=".2f", title="from (nats)"),
+             alt.Tooltip("hi:Q", format=".2f", title="to (nats)"), alt.Tooltip("reviews:Q", format=",")],
 )
 st.altair_chart(hist, width="stretch")
 

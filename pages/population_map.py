@@ -1,8 +1,12 @@
-"""Population map: every review on the 2-D UMAP of its embedding, with the clusters beside it."""
+"""Population map: the reviews on the 2-D UMAP of their embedding, with the clusters beside it.
+
+The map draws at most 'Points drawn' reviews (every flagged one first, then a seeded
+random sample, both fixed by the pipeline in ``map_points.draw_order``) and says so;
+box selections count and list from every review in the box.
+"""
 
 import altair as alt
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from pages.common import queries, state
@@ -22,12 +26,6 @@ spaces = queries.spaces(ctx.ref, ctx.run_id) or [queries.SPACE]
 space = st.sidebar.selectbox("Map of", spaces, format_func=lambda s: SPACE_NAMES.get(s, s), key="map_space",
                              help="Which model's view of the reviews: its embedding, mapped to 2-D with UMAP; "
                                   "loss and predictions on the map are that model's, out of fold")
-table = queries.sample_table(ctx.ref, ctx.run_id, space)
-table = table[table["x"].notna()]
-if table.empty:
-    st.info("This run has no 2-D map. Re-run the pipeline to compute one.")
-    st.stop()
-
 st.title("Population map")
 st.caption(f"{SPACE_NAMES.get(space, space)}. Network maps use the network trained on the train split; the "
            "flags are the run's label issues, whichever map is shown.")
@@ -35,19 +33,20 @@ c = st.columns([2, 2, 1])
 color = c[0].selectbox("Color by", list(COLOR_BY), key="map_color")
 limit = c[1].select_slider("Points drawn", [2_000, 5_000, 10_000, 20_000, 50_000], value=10_000, key="map_limit")
 outline = c[2].checkbox("Outline flagged", value=True, key="map_outline")
+drawn, total = queries.map_points(ctx.ref, ctx.run_id, space, limit)
+if total == 0:
+    st.info("This run has no 2-D map. Re-run the pipeline to compute one.")
+    st.stop()
 
-flagged = table[table["is_label_issue"]]
-rest = table[~table["is_label_issue"]]
-n_rest = max(0, min(len(rest), limit - len(flagged)))
-drawn = pd.concat([flagged.head(limit), rest.sample(n=n_rest, random_state=0)]) if len(table) > limit else table
-if len(drawn) < len(table):
-    st.caption(f"Drawing {len(drawn):,} of {len(table):,} reviews: every flagged review plus a seeded random sample "
-               "of the rest (raise 'Points drawn' for more). Box selections search all reviews.")
+if len(drawn) < total:
+    n_flagged = int(drawn["is_label_issue"].sum())
+    st.caption(f"Drawing {len(drawn):,} of {total:,} reviews ({len(drawn) / total:.1%}): {n_flagged:,} flagged "
+               f"(the most suspect first) and a seeded random sample of {len(drawn) - n_flagged:,} others, fixed by "
+               "the pipeline. Raise 'Points drawn' for more. Box selections count and list every review in the box.")
 else:
-    st.caption(f"Drawing all {len(table):,} reviews.")
+    st.caption(f"Drawing all {total:,} reviews.")
 
-prev = queries.previews(ctx.ref, ctx.run_id, tuple(drawn["sample_id"]), 100)
-drawn = drawn.merge(prev, on="sample_id", how="left").assign(
+drawn = drawn.assign(
     label_name=lambda d: d["label"].map(LABELS), pred_name=lambda d: d["pred_label"].map(LABELS),
     flag=lambda d: np.where(d["is_label_issue"], "flagged mislabel", "not flagged"),
 )[["sample_id", "x", "y", "loss", "rating", "cluster", "label_name", "pred_name", "flag", "is_label_issue", "preview"]]
@@ -98,8 +97,10 @@ with right:
 box = (event.selection.get("brush") if event and hasattr(event, "selection") else None) or {}
 if "x" in box and "y" in box:
     (x0, x1), (y0, y1) = sorted(box["x"]), sorted(box["y"])
-    inside = table[table["x"].between(x0, x1) & table["y"].between(y0, y1)]
-    st.subheader(f"{len(inside):,} reviews in the box")
+    inside, n_inside = queries.map_box(ctx.ref, ctx.run_id, space, (x0, x1), (y0, y1), 500)
+    st.subheader(f"{n_inside:,} reviews in the box")
+    if n_inside > len(inside):
+        st.caption(f"The {len(inside):,} with the highest loss, of {n_inside:,}.")
     st.dataframe(inside[["sample_id", "label", "pred_label", "rating", "loss", "is_label_issue", "reason"]].assign(
         label=lambda d: d["label"].map(LABELS), pred_label=lambda d: d["pred_label"].map(LABELS)),
         hide_index=True, column_config={"loss": st.column_config.NumberColumn("loss (nats)", format="%.3f")})

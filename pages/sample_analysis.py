@@ -9,7 +9,7 @@ from pages.common.widgets import LABELS, LEGEND_HTML, decision_panel, highlight_
 
 ctx = state.context()
 st.title("Sample analysis")
-default = st.query_params.get("sample") or queries.sample_table(ctx.ref, ctx.run_id)["sample_id"].iloc[0]
+default = st.query_params.get("sample") or queries.top_loss(ctx.ref, ctx.run_id, 1)["sample_id"].iloc[0]
 sample_id = st.text_input("Sample id", value=default, key=f"sample_pick_{default}",
                           help="The review's path in the archive without .txt, e.g. test/neg/10003_3").strip()
 if sample_id != st.query_params.get("sample"):

@@ -1,4 +1,7 @@
-"""Samples: every review, ordered by loss, filtered by what you choose (kept in the URL)."""
+"""Samples: every review, ordered by loss, filtered by what you choose (kept in the URL).
+
+The store filters, counts and pages in SQL; the page only ever holds one page of rows.
+"""
 
 import math
 
@@ -10,10 +13,10 @@ from pages.common.widgets import LABELS
 PAGE_SIZE = 100
 
 ctx = state.context()
-table = queries.sample_table(ctx.ref, ctx.run_id)
+limits = queries.filter_bounds(ctx.ref, ctx.run_id)
 decided = decisions.current(ctx.decisions)
-max_loss = float(math.ceil(table["loss"].max() * 10) / 10) if len(table) else 1.0
-max_words = int(table["n_words"].max()) if len(table) else 1
+max_loss = float(math.ceil(limits["loss"] * 10) / 10) or 1.0
+max_words = limits["words"] or 1
 bounds = {"rating": (1, 10), "loss": (0.0, max_loss), "words": (0, max_words)}
 filters.from_url(bounds)
 
@@ -29,26 +32,27 @@ with st.expander("Filters", expanded=True):
     c[1].slider("Loss (nats)", 0.0, max_loss, key="f_loss", step=0.05)
     c[2].slider("Length (words)", 0, max_words, key="f_words")
     c = st.columns(4)
-    c[0].multiselect("Cluster", sorted(table["cluster"].dropna().astype(int).unique().tolist()), key="f_cluster")
+    c[0].multiselect("Cluster", limits["clusters"], key="f_cluster")
     c[1].selectbox("Review status", filters.STATUSES, key="f_status")
     c[2].text_input("Search the review text", key="f_q", placeholder="e.g. worst movie")
     c[3].checkbox("Flagged mislabels only", key="f_flagged")
 
 current = filters.values()
 filters.to_url(current, bounds)
-search = queries.search_text(ctx.ref, ctx.run_id, current["q"]) if current["q"].strip() else None
-shown = filters.apply(table, current, decided, search)
+wanted = filters.spec(current, decided)
+matching = queries.sample_count(ctx.ref, ctx.run_id, wanted)
 
-if shown.empty:
+if matching == 0:
     st.warning("No review matches these filters. Widen a range or clear a filter.")
     st.stop()
 
-pages = max(1, math.ceil(len(shown) / PAGE_SIZE))
+pages = max(1, math.ceil(matching / PAGE_SIZE))
 page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, key="samples_page")
 start = (page - 1) * PAGE_SIZE
-st.caption(f"Rows {start + 1:,}-{min(start + PAGE_SIZE, len(shown)):,} of {len(shown):,} matching reviews "
-           f"({len(table):,} in the run), highest loss first, {PAGE_SIZE} per page. Select a row to open it.")
-view = shown.iloc[start:start + PAGE_SIZE]
+view = queries.sample_page(ctx.ref, ctx.run_id, wanted, start, PAGE_SIZE)
+st.caption(f"Rows {start + 1:,}-{start + len(view):,} of {matching:,} matching reviews "
+           f"({ctx.run['n_samples']:,} in the run), highest loss first, {PAGE_SIZE} per page. "
+           "Select a row to open it.")
 status = view["sample_id"].map(decided.set_index("sample_id")["decision"]) if len(decided) else None
 display = view.assign(label=view["label"].map(LABELS), pred_label=view["pred_label"].map(LABELS),
                       status=status if status is not None else None)[

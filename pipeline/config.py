@@ -65,6 +65,7 @@ class Config:
     svd_dim: int = 100  # width of the dense embedding (truncated SVD of TF-IDF)
     umap_neighbors: int = 15  # UMAP n_neighbors for the 2-D map
     clusters: int = 12  # k-means clusters on the embedding
+    neighbours: int = 10  # most similar reviews stored per review (cosine, TF-IDF embedding)
     issue_method: str = "self_confidence"  # cleanlab ranking: self_confidence | normalized_margin | confidence_weighted_entropy
     issue_source: str = "nblr"  # out-of-fold probabilities ranked: nblr | ensemble (mean of every model's); nblr
     # ranked 5% flips better (AP 0.771 vs 0.754, bench/label_noise.py), so it is the default

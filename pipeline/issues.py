@@ -10,7 +10,10 @@ and returns a frame in input order with ``ISSUE_COLUMNS``:
 - ``issue_rank``: 1 = the most suspect review (by ``label_score``);
 - ``reason``: one line a person can read.
 
-Methods (cleanlab.rank): self_confidence | normalized_margin | confidence_weighted_entropy.
+Methods: ``self_confidence`` | ``normalized_margin`` | ``confidence_weighted_entropy``
+rank by cleanlab.rank's score of that name; ``confident_learning`` ranks the reviews
+cleanlab's confident learning flags first (most suspect first by self-confidence),
+then the rest, and its ``label_score`` is the self-confidence.
 The rating is only used in the reason, never in the score: it is what a reviewer
 checks the model against.
 """
@@ -22,7 +25,7 @@ import pandas as pd
 from cleanlab.filter import find_label_issues as _cl_find
 from cleanlab.rank import get_label_quality_scores
 
-METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy", "confident_learning")
 ISSUE_COLUMNS = ["label_score", "is_label_issue", "suggested_label", "issue_rank", "reason"]
 _NAMES = ("negative", "positive")
 
@@ -45,14 +48,17 @@ def find_label_issues(labels, p_pos, ratings, *, method: str = "self_confidence"
 
 def _find(labels, p_pos, ratings, method) -> pd.DataFrame:
     probs = np.column_stack([1.0 - p_pos, p_pos])
-    score = get_label_quality_scores(labels, probs, method=method)
+    score = get_label_quality_scores(
+        labels, probs, method="self_confidence" if method == "confident_learning" else method)
     if len(np.unique(labels)) == 2 and len(labels) >= 10:
         flagged = _cl_find(labels, probs, filter_by="prune_by_noise_rate")
     else:  # confident learning needs both classes; fall back to disagreement
         flagged = (p_pos >= 0.5).astype(int) != labels
+    flagged = np.asarray(flagged, dtype=bool)
     suggested = (p_pos >= 0.5).astype(int)
     rank = np.empty(len(labels), dtype=np.int64)
-    rank[np.argsort(score, kind="stable")] = np.arange(1, len(labels) + 1)
+    order = np.lexsort((score, ~flagged)) if method == "confident_learning" else np.argsort(score, kind="stable")
+    rank[order] = np.arange(1, len(labels) + 1)
     reasons = [_reason(lab, p, r) for lab, p, r in zip(labels, p_pos, ratings)]
     return pd.DataFrame({
         "label_score": score, "is_label_issue": flagged.astype(bool), "suggested_label": suggested.astype("int8"),

@@ -8,7 +8,10 @@ space, the TF-IDF one first:
 - ``xy`` (N, 2) float32: UMAP of the vectors (cosine metric);
 - ``cluster`` (N,) int16: k-means on the vectors;
 - ``cluster_terms``: per cluster, the n-grams whose mean TF-IDF most exceeds the
-  corpus mean.
+  corpus mean;
+- ``neighbours`` (TF-IDF space only): each review's ``cfg.neighbours`` most similar
+  reviews by cosine similarity of the vectors, so the app looks them up instead of
+  comparing a vector with every other review on each visit.
 
 Each network space (``<family>-hidden``: the penultimate layer of the network trained
 on the train split, scored through ONNX) gets the same treatment, with a Euclidean
@@ -44,6 +47,7 @@ class Projection:
     xy: np.ndarray  # (N, 2) float32
     cluster: np.ndarray  # (N,) int16
     cluster_terms: pd.DataFrame  # cluster, size, top_terms
+    neighbours: pd.DataFrame | None = None  # row, rank, neighbour_row, similarity
 
 
 def project(corpus: Corpus, cfg: Config, networks: dict[str, np.ndarray] | None = None) -> list[Projection]:
@@ -54,7 +58,29 @@ def project(corpus: Corpus, cfg: Config, networks: dict[str, np.ndarray] | None 
     dim = max(1, min(cfg.svd_dim, len(columns) - 1, n - 1))
     vectors = TruncatedSVD(dim, n_iter=4, random_state=cfg.seed).fit_transform(x).astype(np.float32)
     spaces = [(SPACE, vectors, "cosine"), *((name, v, "euclidean") for name, v in (networks or {}).items())]
-    return [_map(name, v, metric, x, corpus.vocab[columns], cfg) for name, v, metric in spaces]
+    maps = [_map(name, v, metric, x, corpus.vocab[columns], cfg) for name, v, metric in spaces]
+    maps[0].neighbours = nearest(vectors, cfg.neighbours)
+    return maps
+
+
+def nearest(vectors: np.ndarray, k: int) -> pd.DataFrame:
+    """Each row's k most cosine-similar other rows: row, rank (1 = nearest), neighbour_row, similarity."""
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(vectors)
+    k = min(k, n - 1)
+    if k < 1:
+        return pd.DataFrame({"row": [], "rank": [], "neighbour_row": [], "similarity": []})
+    index = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute", n_jobs=2).fit(vectors)
+    dist, idx = index.kneighbors(vectors)
+    rows = np.repeat(np.arange(n), k + 1).reshape(n, k + 1)
+    keep = idx != rows  # drop each row itself (it may not come first when others tie with it)
+    keep[keep.sum(axis=1) > k, -1] = False  # a row missing from its own list keeps k of its k + 1
+    idx, dist = idx[keep].reshape(n, k), dist[keep].reshape(n, k)
+    return pd.DataFrame({
+        "row": np.repeat(np.arange(n), k), "rank": np.tile(np.arange(1, k + 1, dtype=np.int16), n),
+        "neighbour_row": idx.ravel(), "similarity": (1.0 - dist.ravel()).astype(np.float32),
+    })
 
 
 def _map(space: str, vectors: np.ndarray, metric: str, x, vocab, cfg: Config) -> Projection:

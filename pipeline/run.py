@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from pipeline import (explain, export, issues, load, project, score, sequences, store, train, train_nn,
+from pipeline import (explain, export, issues, load, project, schema, score, sequences, store, train, train_nn,
                       truncation)
 from pipeline.config import Config
 
@@ -116,6 +116,7 @@ def run_pipeline(cfg: Config) -> RunSummary:
             "predictions": pd.concat([scored["predictions"], *(n["predictions"] for n in nets.values())]),
             "embeddings": pa.concat_tables([_embedding_table(frame, m) for m in maps]),
             "clusters": pd.concat([m.cluster_terms.assign(space=m.space) for m in maps]),
+            "neighbours": _neighbour_table(frame, maps[0]),
             "shap_base": bases,
             "shap_tokens": shap_rows.assign(sample_id=frame["sample_id"].to_numpy()[shap_rows["row"]]).drop(columns="row"),
             "label_issues": found,
@@ -314,6 +315,14 @@ def _embedding_table(frame: pd.DataFrame, proj: project.Projection) -> pa.Table:
     })
 
 
+def _neighbour_table(frame, projection) -> pd.DataFrame:
+    ids = frame["sample_id"].to_numpy()
+    found = projection.neighbours
+    return pd.DataFrame({"space": projection.space, "sample_id": ids[found["row"].to_numpy()],
+                         "rank": found["rank"].to_numpy(), "neighbour_id": ids[found["neighbour_row"].to_numpy()],
+                         "similarity": found["similarity"].to_numpy()})
+
+
 def _write(con, run_id: str, tables: dict, run_row: pd.DataFrame) -> None:
     for name, table in tables.items():  # names come from the dict above, never from input
         if len(table) == 0:
@@ -324,6 +333,7 @@ def _write(con, run_id: str, tables: dict, run_row: pd.DataFrame) -> None:
     con.register("_incoming", run_row)
     con.execute("INSERT INTO runs BY NAME SELECT * FROM _incoming")
     con.unregister("_incoming")
+    schema.derive(con, run_id)
 
 
 def _relative(path: str, db: Path) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 META = """
 CREATE TABLE IF NOT EXISTS lossmap_meta (
@@ -103,6 +103,11 @@ CREATE TABLE IF NOT EXISTS clusters (
     cluster   SMALLINT NOT NULL,
     size      INTEGER NOT NULL,  -- reviews in the cluster
     top_terms VARCHAR NOT NULL,  -- n-grams most over-represented in the cluster, comma-separated
+    -- filled at store time from the members, with the space's own out-of-fold predictions (see DERIVED):
+    accuracy       DOUBLE,      -- share predicted right, 0..1
+    mean_loss      DOUBLE,      -- nats
+    share_flagged  DOUBLE,      -- share with is_label_issue, 0..1
+    share_positive DOUBLE,      -- share labeled positive, 0..1
     PRIMARY KEY (run_id, space, cluster)
 )"""
 
@@ -272,17 +277,118 @@ CREATE TABLE IF NOT EXISTS sweep_curves (
     PRIMARY KEY (sweep_id, run_no, epoch)
 )"""
 
+NEIGHBOURS = """
+CREATE TABLE IF NOT EXISTS neighbours (
+    run_id       VARCHAR NOT NULL,
+    space        VARCHAR NOT NULL,   -- the embedding compared ('tfidf-svd')
+    sample_id    VARCHAR NOT NULL,
+    rank         SMALLINT NOT NULL,  -- 1 = nearest
+    neighbour_id VARCHAR NOT NULL,   -- another review of the run
+    similarity   FLOAT NOT NULL,     -- cosine similarity of the embeddings, -1..1
+    PRIMARY KEY (run_id, space, sample_id, rank)
+)"""
+
+# --- Derived tables: written at store time from the tables above (``derive``), so that
+# the app reads one narrow, pre-joined row per review instead of joining millions. ---
+
+SAMPLE_SUMMARY = """
+CREATE TABLE IF NOT EXISTS sample_summary (
+    run_id          VARCHAR NOT NULL,
+    sample_id       VARCHAR NOT NULL,
+    path            VARCHAR NOT NULL,  -- path inside the archive
+    split           VARCHAR NOT NULL,
+    label           TINYINT NOT NULL,
+    rating          TINYINT NOT NULL,
+    n_words         INTEGER NOT NULL,
+    p_pos           DOUBLE NOT NULL,   -- the linear model's out-of-fold prediction ('nblr-oof')
+    pred_label      TINYINT NOT NULL,
+    loss            DOUBLE NOT NULL,   -- nats
+    margin          DOUBLE NOT NULL,
+    correct         BOOLEAN NOT NULL,  -- pred_label = label
+    label_score     DOUBLE NOT NULL,   -- label_issues, as there
+    is_label_issue  BOOLEAN NOT NULL,
+    suggested_label TINYINT NOT NULL,
+    issue_rank      INTEGER NOT NULL,
+    reason          VARCHAR NOT NULL,
+    cluster         SMALLINT,          -- on the 'tfidf-svd' map; NULL when the run has none
+    x               FLOAT,
+    y               FLOAT,
+    preview         VARCHAR NOT NULL,  -- the first 160 characters of display_text, untrusted
+    search_text     VARCHAR NOT NULL,  -- lower(display_text), for the literal text search
+    PRIMARY KEY (run_id, sample_id)
+)"""
+
+MAP_POINTS = """
+CREATE TABLE IF NOT EXISTS map_points (
+    run_id         VARCHAR NOT NULL,
+    space          VARCHAR NOT NULL,
+    sample_id      VARCHAR NOT NULL,
+    draw_order     INTEGER NOT NULL,  -- 1.. : flagged reviews (most suspect first) alternate with the others
+                                      -- (seeded random order) until one kind runs out; a map of n points
+                                      -- draws draw_order <= n
+    x              FLOAT NOT NULL,
+    y              FLOAT NOT NULL,
+    cluster        SMALLINT NOT NULL,
+    label          TINYINT NOT NULL,
+    rating         TINYINT NOT NULL,
+    pred_label     TINYINT NOT NULL,  -- the space's own out-of-fold prediction ('<family>-oof'; 'nblr-oof' for tfidf-svd)
+    loss           DOUBLE NOT NULL,
+    is_label_issue BOOLEAN NOT NULL,
+    preview        VARCHAR NOT NULL,  -- the first 100 characters of display_text, untrusted
+    PRIMARY KEY (run_id, space, sample_id)
+)"""
+
 TABLES = {
     "lossmap_meta": META, "runs": RUNS, "samples": SAMPLES, "models": MODELS, "predictions": PREDICTIONS,
     "embeddings": EMBEDDINGS, "clusters": CLUSTERS, "shap_base": SHAP_BASE, "shap_tokens": SHAP_TOKENS,
     "label_issues": LABEL_ISSUES, "training_batches": TRAINING_BATCHES, "training_epochs": TRAINING_EPOCHS,
     "layer_stats": LAYER_STATS, "layer_histograms": LAYER_HISTOGRAMS, "information_plane": INFORMATION_PLANE,
-    "truncation": TRUNCATION, "sweeps": SWEEPS, "sweep_runs": SWEEP_RUNS, "sweep_curves": SWEEP_CURVES,
+    "truncation": TRUNCATION, "neighbours": NEIGHBOURS, "sample_summary": SAMPLE_SUMMARY, "map_points": MAP_POINTS,
+    "sweeps": SWEEPS, "sweep_runs": SWEEP_RUNS, "sweep_curves": SWEEP_CURVES,
 }
+
+_ORACLE = "CASE WHEN e.space LIKE '%-hidden' THEN replace(e.space, '-hidden', '-oof') ELSE 'nblr-oof' END"
+# Statements that fill the derived tables for one run ($run), in order; run by ``derive``.
+DERIVED = (
+    """INSERT INTO sample_summary
+       SELECT s.run_id, s.sample_id, s.path, s.split, s.label, s.rating, s.n_words, p.p_pos, p.pred_label, p.loss, p.margin,
+              p.pred_label = s.label, i.label_score, i.is_label_issue, i.suggested_label, i.issue_rank, i.reason,
+              e.cluster, e.x, e.y, left(s.display_text, 160), lower(s.display_text)
+       FROM samples s
+       JOIN predictions p ON p.run_id = s.run_id AND p.sample_id = s.sample_id AND p.predictor = 'nblr-oof'
+       JOIN label_issues i ON i.run_id = s.run_id AND i.sample_id = s.sample_id
+       LEFT JOIN embeddings e ON e.run_id = s.run_id AND e.sample_id = s.sample_id AND e.space = 'tfidf-svd'
+       WHERE s.run_id = $run ORDER BY s.sample_id""",
+    f"""INSERT INTO map_points
+       SELECT run_id, space, sample_id, row_number() OVER (PARTITION BY space ORDER BY turn, is_label_issue DESC),
+              x, y, cluster, label, rating, pred_label, loss, is_label_issue, preview
+       FROM (SELECT e.run_id, e.space, e.sample_id, e.x, e.y, e.cluster, s.label, s.rating, p.pred_label, p.loss,
+                    i.is_label_issue, left(s.display_text, 100) AS preview,
+                    row_number() OVER (PARTITION BY e.space, i.is_label_issue ORDER BY
+                        CASE WHEN i.is_label_issue THEN i.issue_rank END, hash(e.sample_id), e.sample_id) AS turn
+       FROM embeddings e
+       JOIN samples s ON s.run_id = e.run_id AND s.sample_id = e.sample_id
+       JOIN predictions p ON p.run_id = e.run_id AND p.sample_id = e.sample_id AND p.predictor = {_ORACLE}
+       JOIN label_issues i ON i.run_id = e.run_id AND i.sample_id = e.sample_id
+       WHERE e.run_id = $run) ORDER BY space, 4""",
+    """UPDATE clusters SET accuracy = m.accuracy, mean_loss = m.mean_loss, share_flagged = m.share_flagged,
+              share_positive = m.share_positive
+       FROM (SELECT space, cluster, avg((pred_label = label)::INT) AS accuracy, avg(loss) AS mean_loss,
+                    avg(is_label_issue::INT) AS share_flagged, avg(label) AS share_positive
+             FROM map_points WHERE run_id = $run GROUP BY space, cluster) m
+       WHERE clusters.run_id = $run AND clusters.space = m.space AND clusters.cluster = m.cluster""",
+)
 
 
 SWEEP_TABLES = ("sweeps", "sweep_runs", "sweep_curves")  # written by `python -m pipeline sweep`, not by runs
 RUN_TABLES = tuple(t for t in TABLES if t != "lossmap_meta" and t not in SWEEP_TABLES)  # keyed by run_id
+DERIVED_TABLES = ("sample_summary", "map_points")  # filled by ``derive``, never from a stage's frames
+
+
+def derive(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Fill the derived tables of one run from its stored tables (inside the run's write)."""
+    for sql in DERIVED:
+        con.execute(sql, {"run": run_id})
 
 
 class StoreError(Exception):

@@ -2,13 +2,16 @@
 
 ``FILTERS`` names every filter and its default; ``from_url()`` seeds the widgets'
 session state from the URL once, ``to_url()`` writes non-default values back, and
-``apply(table, values, decided, search_ids)`` filters the cached sample table.
+``spec(values, decided)`` turns them into a ``queries.SampleFilter``, which the store
+applies in SQL (so a million reviews never reach the page).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+
+from pages.common.queries import SampleFilter
 
 STATUSES = ("any", "undecided", "mislabeled", "correct", "ambiguous")
 # key -> default; list values are kept as comma-separated strings in the URL
@@ -70,31 +73,18 @@ def to_url(current: dict, bounds: dict) -> None:
             st.query_params[key] = _format(value)
 
 
-def apply(table: pd.DataFrame, f: dict, decided: pd.DataFrame, search_ids: set[str] | None) -> pd.DataFrame:
-    """Rows of ``table`` that pass every filter, in the table's order."""
-    keep = pd.Series(True, index=table.index)
+def spec(f: dict, decided: pd.DataFrame) -> SampleFilter:
+    """The filter the store runs for these widget values; ``decided`` is ``decisions.current``."""
     names = {"negative": 0, "positive": 1}
-    if f["split"]:
-        keep &= table["split"].isin(f["split"])
-    if f["label"]:
-        keep &= table["label"].isin([names[v] for v in f["label"] if v in names])
-    if f["pred"]:
-        keep &= table["pred_label"].isin([names[v] for v in f["pred"] if v in names])
-    if f["outcome"] in ("correct", "incorrect"):
-        keep &= table["correct"] == (f["outcome"] == "correct")
-    keep &= table["rating"].between(*f["rating"])
-    keep &= table["loss"].between(f["loss"][0], f["loss"][1] if f["loss"][1] is not None else float("inf"))
-    keep &= table["n_words"].between(f["words"][0], f["words"][1] if f["words"][1] is not None else 10**9)
-    if f["cluster"]:
-        keep &= table["cluster"].astype(str).isin([str(c) for c in f["cluster"]])
-    if f["flagged"]:
-        keep &= table["is_label_issue"]
-    if f["status"] != "any":
-        status = table["sample_id"].map(decided.set_index("sample_id")["decision"]) if len(decided) else None
-        if f["status"] == "undecided":
-            keep &= status.isna() if status is not None else True
-        else:
-            keep &= (status == f["status"]) if status is not None else False
-    if search_ids is not None:
-        keep &= table["sample_id"].isin(search_ids)
-    return table[keep]
+    only, excluded = None, ()
+    if f["status"] == "undecided":
+        excluded = tuple(decided["sample_id"]) if len(decided) else ()
+    elif f["status"] != "any":
+        only = tuple(decided.loc[decided["decision"] == f["status"], "sample_id"]) if len(decided) else ()
+    return SampleFilter(
+        splits=tuple(f["split"]), labels=tuple(names[v] for v in f["label"] if v in names),
+        preds=tuple(names[v] for v in f["pred"] if v in names), outcome=f["outcome"],
+        rating=tuple(f["rating"]), loss=tuple(f["loss"]), words=tuple(f["words"]),
+        clusters=tuple(int(c) for c in f["cluster"] if str(c).lstrip("-").isdigit()), flagged=bool(f["flagged"]),
+        search=f["q"], only_ids=only, except_ids=excluded,
+    )

@@ -59,33 +59,126 @@ def runs(ref: StoreRef) -> pd.DataFrame:
                        "source, stage_seconds, config FROM runs ORDER BY completed_at DESC")
 
 
-_SAMPLE_VIEW = """
-    SELECT s.sample_id, s.path, s.split, s.label, s.rating, s.movie_id, s.n_words, s.fold,
-           p.p_pos, p.pred_label, p.loss, p.margin, p.pred_label = s.label AS correct,
-           i.label_score, i.is_label_issue, i.suggested_label, i.issue_rank, i.reason,
-           e.x, e.y, e.cluster
-    FROM samples s
-    JOIN predictions p ON p.run_id = s.run_id AND p.sample_id = s.sample_id AND p.predictor = $oof
-    JOIN label_issues i ON i.run_id = s.run_id AND i.sample_id = s.sample_id
-    LEFT JOIN embeddings e ON e.run_id = s.run_id AND e.sample_id = s.sample_id AND e.space = $space
-    WHERE s.run_id = $run
-"""
+_SUMMARY_COLUMNS = ("sample_id, path, split, label, rating, n_words, p_pos, pred_label, loss, margin, correct, label_score, "
+                   "is_label_issue, suggested_label, issue_rank, reason, cluster")
 
 
-def predictor_for(space: str) -> str:
-    """The out-of-fold predictions shown with a map: the network's own for '<family>-hidden'."""
-    return f"{space.removesuffix('-hidden')}-oof" if space.endswith("-hidden") else OOF
+@dataclasses.dataclass(frozen=True)
+class SampleFilter:
+    """What the Samples page shows; every field becomes a bound value of one WHERE clause."""
+
+    splits: tuple[str, ...] = ()
+    labels: tuple[int, ...] = ()
+    preds: tuple[int, ...] = ()
+    outcome: str = "all"  # all | correct | incorrect
+    rating: tuple[int, int] = (1, 10)
+    loss: tuple[float, float | None] = (0.0, None)
+    words: tuple[int, int | None] = (0, None)
+    clusters: tuple[int, ...] = ()
+    flagged: bool = False
+    search: str = ""  # literal, case-insensitive
+    only_ids: tuple[str, ...] | None = None  # e.g. the reviews with one decision
+    except_ids: tuple[str, ...] = ()  # e.g. the reviews already decided
+
+
+def _where(f: SampleFilter) -> tuple[str, dict]:
+    """A WHERE clause over sample_summary built from fixed fragments, with every value bound."""
+    sql = ["run_id = $run", "rating BETWEEN $r0 AND $r1", "loss >= $l0", "n_words >= $w0"]
+    params = {"r0": f.rating[0], "r1": f.rating[1], "l0": f.loss[0], "w0": f.words[0]}
+    optional = [
+        (f.splits, "list_contains($splits, split)", "splits", list(f.splits)),
+        (f.labels, "list_contains($labels, label)", "labels", list(f.labels)),
+        (f.preds, "list_contains($preds, pred_label)", "preds", list(f.preds)),
+        (f.outcome in ("correct", "incorrect"), "correct = $correct", "correct", f.outcome == "correct"),
+        (f.loss[1] is not None, "loss <= $l1", "l1", f.loss[1]),
+        (f.words[1] is not None, "n_words <= $w1", "w1", f.words[1]),
+        (f.clusters, "list_contains($clusters, cluster)", "clusters", list(f.clusters)),
+        (f.flagged, "is_label_issue", None, None),
+        (f.search.strip(), "contains(search_text, lower($search))", "search", f.search.strip()),
+        (f.only_ids is not None, "sample_id IN (SELECT unnest($only::VARCHAR[]))", "only", list(f.only_ids or ())),
+        (f.except_ids, "sample_id NOT IN (SELECT unnest($except::VARCHAR[]))", "except", list(f.except_ids)),
+    ]
+    for wanted, fragment, name, value in optional:
+        if wanted:
+            sql.append(fragment)
+            if name:
+                params[name] = value
+    return " AND ".join(sql), params
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def sample_count(ref: StoreRef, run_id: str, f: SampleFilter) -> int:
+    """How many reviews pass ``f``."""
+    where, params = _where(f)
+    return int(_query(ref, f"SELECT count(*) AS n FROM sample_summary WHERE {where}", params | {"run": run_id})
+               ["n"].iloc[0])
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def sample_page(ref: StoreRef, run_id: str, f: SampleFilter, offset: int = 0, limit: int = 100) -> pd.DataFrame:
+    """One page of the reviews that pass ``f``, highest loss first."""
+    where, params = _where(f)
+    return _query(ref, f"SELECT {_SUMMARY_COLUMNS} FROM sample_summary WHERE {where} "
+                       "ORDER BY loss DESC, sample_id LIMIT $limit OFFSET $offset",
+                  params | {"run": run_id, "limit": limit, "offset": offset})
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def sample_table(ref: StoreRef, run_id: str, space: str = SPACE) -> pd.DataFrame:
-    """One row per review with its out-of-fold prediction, issue columns and map position (no text).
+def filter_bounds(ref: StoreRef, run_id: str) -> dict:
+    """Ranges and choices for the Samples filters: max loss, max words, cluster ids."""
+    row = _query(ref, "SELECT max(loss) AS loss, max(n_words) AS words, list(DISTINCT cluster ORDER BY cluster) "
+                      "FILTER (WHERE cluster IS NOT NULL) AS clusters FROM sample_summary WHERE run_id = ?",
+                 [run_id]).iloc[0]
+    return {"loss": float(row["loss"] or 0.0), "words": int(row["words"] or 0),
+            "clusters": [int(c) for c in (row["clusters"] if row["clusters"] is not None else [])]}
 
-    ``space``: which embedding's map and clusters; a network's space brings that
-    network's out-of-fold predictions with it.
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def top_loss(ref: StoreRef, run_id: str, limit: int = 200) -> pd.DataFrame:
+    return _query(ref, f"SELECT {_SUMMARY_COLUMNS} FROM sample_summary WHERE run_id = ? "
+                       "ORDER BY loss DESC, sample_id LIMIT ?", [run_id, limit])
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def loss_histogram(ref: StoreRef, run_id: str, bins: int = 60) -> pd.DataFrame:
+    """Reviews per loss bin and split: split, lo, hi (nats), reviews."""
+    return _query(ref, """
+        WITH top AS (SELECT greatest(max(loss), 1e-9) / $bins AS width FROM sample_summary WHERE run_id = $run)
+        SELECT split, least(floor(loss / width), $bins - 1) * width AS lo,
+               (least(floor(loss / width), $bins - 1) + 1) * width AS hi, count(*) AS reviews
+        FROM sample_summary, top WHERE run_id = $run GROUP BY ALL ORDER BY split, lo
+    """, {"run": run_id, "bins": bins})
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def suspects(ref: StoreRef, run_id: str, limit: int = 1000) -> tuple[pd.DataFrame, int]:
+    """(the flagged reviews in rank order, at most ``limit``; how many are flagged).
+
+    A run with no flag lists its 50 most suspect reviews instead (count 0).
     """
-    return _query(ref, _SAMPLE_VIEW + " ORDER BY p.loss DESC",
-                  {"run": run_id, "oof": predictor_for(space), "space": space})
+    total = int(_query(ref, "SELECT count(*) AS n FROM sample_summary WHERE run_id = ? AND is_label_issue",
+                       [run_id])["n"].iloc[0])
+    rows = _query(ref, f"SELECT {_SUMMARY_COLUMNS} FROM sample_summary WHERE run_id = ? "
+                       + ("AND is_label_issue " if total else "") + "ORDER BY issue_rank LIMIT ?",
+                  [run_id, min(limit, total) if total else 50])
+    return rows, total
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def next_suspect(ref: StoreRef, run_id: str, skip: tuple[str, ...], flagged: bool = True) -> dict | None:
+    """The most suspect review not in ``skip`` (flagged ones only, unless the run flagged none)."""
+    rows = _query(ref, f"SELECT {_SUMMARY_COLUMNS} FROM sample_summary WHERE run_id = ? "
+                       + ("AND is_label_issue " if flagged else "")
+                       + "AND sample_id NOT IN (SELECT unnest(?::VARCHAR[])) ORDER BY issue_rank LIMIT 1",
+                  [run_id, list(skip)])
+    return None if rows.empty else rows.iloc[0].to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def count_among_flagged(ref: StoreRef, run_id: str, ids: tuple[str, ...]) -> int:
+    """How many of ``ids`` are flagged reviews of the run."""
+    return int(_query(ref, "SELECT count(*) AS n FROM sample_summary WHERE run_id = ? AND is_label_issue "
+                           "AND sample_id IN (SELECT unnest(?::VARCHAR[]))", [run_id, list(ids)])["n"].iloc[0])
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -96,18 +189,40 @@ def spaces(ref: StoreRef, run_id: str) -> list[str]:
     return rows["space"].tolist()
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def search_text(ref: StoreRef, run_id: str, needle: str) -> set[str]:
-    """sample_ids whose review contains ``needle`` (case-insensitive, literal)."""
-    rows = _query(ref, "SELECT sample_id FROM samples WHERE run_id = ? AND contains(lower(display_text), lower(?))",
-                  [run_id, needle])
-    return set(rows["sample_id"])
+@st.cache_data(show_spinner=False, max_entries=16)
+def map_points(ref: StoreRef, run_id: str, space: str, limit: int) -> tuple[pd.DataFrame, int]:
+    """(the first ``limit`` points of a map in draw order: every flagged review, then a seeded random
+    sample of the rest; how many points the map has)."""
+    total = int(_query(ref, "SELECT count(*) AS n FROM map_points WHERE run_id = ? AND space = ?",
+                       [run_id, space])["n"].iloc[0])
+    rows = _query(ref, "SELECT sample_id, x, y, cluster, label, rating, pred_label, loss, is_label_issue, preview "
+                       "FROM map_points WHERE run_id = ? AND space = ? AND draw_order <= ?", [run_id, space, limit])
+    return rows, total
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def map_box(ref: StoreRef, run_id: str, space: str, x: tuple[float, float], y: tuple[float, float],
+            limit: int = 500) -> tuple[pd.DataFrame, int]:
+    """(the highest-loss reviews inside a box of the map, at most ``limit``; how many are inside)."""
+    params = {"run": run_id, "space": space, "x0": x[0], "x1": x[1], "y0": y[0], "y1": y[1]}
+    where = "run_id = $run AND space = $space AND x BETWEEN $x0 AND $x1 AND y BETWEEN $y0 AND $y1"
+    total = int(_query(ref, f"SELECT count(*) AS n FROM map_points WHERE {where}", params)["n"].iloc[0])
+    rows = _query(ref, f"""
+        WITH inside AS (SELECT sample_id, label, pred_label, rating, loss, is_label_issue FROM map_points
+                        WHERE {where} ORDER BY loss DESC, sample_id LIMIT $limit)
+        SELECT inside.*, s.reason FROM inside
+        JOIN sample_summary s ON s.run_id = $run AND s.sample_id = inside.sample_id ORDER BY loss DESC, sample_id
+    """, params | {"limit": limit})
+    return rows, total
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def sample_detail(ref: StoreRef, run_id: str, sample_id: str) -> dict | None:
-    rows = _query(ref, _SAMPLE_VIEW.replace("SELECT s.sample_id", "SELECT s.display_text, s.sample_id")
-                  + " AND s.sample_id = $sample", {"run": run_id, "oof": OOF, "space": SPACE, "sample": sample_id})
+    rows = _query(ref, f"""
+        SELECT t.display_text, m.* FROM
+            (SELECT {_SUMMARY_COLUMNS} FROM sample_summary WHERE run_id = $run AND sample_id = $sample) m,
+            (SELECT display_text FROM samples WHERE run_id = $run AND sample_id = $sample) t
+    """, {"run": run_id, "sample": sample_id})
     return None if rows.empty else rows.iloc[0].to_dict()
 
 
@@ -124,57 +239,30 @@ def shap_tokens(ref: StoreRef, run_id: str, sample_id: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def top_tokens_for(ref: StoreRef, run_id: str, sample_ids: tuple[str, ...], k: int = 6) -> pd.DataFrame:
-    """The k strongest n-grams of each review, for lists of suspects."""
-    return _query(ref, "SELECT sample_id, rank, token, shap_value FROM shap_tokens "
-                       "WHERE run_id = ? AND kind = 'token' AND rank <= ? AND list_contains(?, sample_id) "
-                       "ORDER BY sample_id, rank", [run_id, k, list(sample_ids)])
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def neighbours(ref: StoreRef, run_id: str, sample_id: str, k: int = 10) -> pd.DataFrame:
-    """The k nearest reviews by cosine similarity of their embeddings."""
+def neighbours(ref: StoreRef, run_id: str, sample_id: str) -> pd.DataFrame:
+    """The review's nearest reviews by cosine similarity of their embeddings (stored by the pipeline)."""
     return _query(ref, """
-        WITH me AS (SELECT vector FROM embeddings WHERE run_id = $run AND space = $space AND sample_id = $sample)
-        SELECT e.sample_id, s.label, s.rating, p.pred_label, p.loss,
-               list_cosine_similarity(e.vector, me.vector) AS similarity, left(s.display_text, 160) AS preview
-        FROM embeddings e, me
-        JOIN samples s ON s.run_id = $run AND s.sample_id = e.sample_id
-        JOIN predictions p ON p.run_id = $run AND p.sample_id = e.sample_id AND p.predictor = $oof
-        WHERE e.run_id = $run AND e.space = $space AND e.sample_id <> $sample
-        ORDER BY similarity DESC LIMIT $k
-    """, {"run": run_id, "space": SPACE, "sample": sample_id, "oof": OOF, "k": k})
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def previews(ref: StoreRef, run_id: str, sample_ids: tuple[str, ...], chars: int = 100) -> pd.DataFrame:
-    return _query(ref, "SELECT sample_id, left(display_text, ?) AS preview FROM samples "
-                       "WHERE run_id = ? AND list_contains(?, sample_id)", [chars, run_id, list(sample_ids)])
+        WITH near AS (SELECT neighbour_id, similarity, rank FROM neighbours
+                      WHERE run_id = $run AND space = $space AND sample_id = $sample)
+        SELECT s.sample_id, s.label, s.rating, s.pred_label, s.loss, near.similarity, s.preview
+        FROM near JOIN sample_summary s ON s.run_id = $run AND s.sample_id = near.neighbour_id
+        ORDER BY near.rank
+    """, {"run": run_id, "space": SPACE, "sample": sample_id})
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def clusters(ref: StoreRef, run_id: str, space: str = SPACE) -> pd.DataFrame:
-    return _query(ref, """
-        SELECT c.cluster, c.size, avg((p.pred_label = s.label)::INT) AS accuracy, avg(p.loss) AS mean_loss,
-               avg(i.is_label_issue::INT) AS share_flagged, avg(s.label) AS share_positive, c.top_terms
-        FROM clusters c
-        JOIN embeddings e ON e.run_id = c.run_id AND e.space = c.space AND e.cluster = c.cluster
-        JOIN samples s ON s.run_id = e.run_id AND s.sample_id = e.sample_id
-        JOIN predictions p ON p.run_id = e.run_id AND p.sample_id = e.sample_id AND p.predictor = $oof
-        JOIN label_issues i ON i.run_id = e.run_id AND i.sample_id = e.sample_id
-        WHERE c.run_id = $run AND c.space = $space
-        GROUP BY c.cluster, c.size, c.top_terms ORDER BY c.cluster
-    """, {"run": run_id, "space": space, "oof": predictor_for(space)})
+    return _query(ref, "SELECT cluster, size, accuracy, mean_loss, share_flagged, share_positive, top_terms "
+                       "FROM clusters WHERE run_id = ? AND space = ? ORDER BY cluster", [run_id, space])
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def loss_by_rating(ref: StoreRef, run_id: str) -> pd.DataFrame:
     return _query(ref, """
-        SELECT s.rating, count(*) AS reviews, avg(p.loss) AS mean_loss, stddev_samp(p.loss) AS std_loss,
-               quantile_cont(p.loss, 0.25) AS q25, quantile_cont(p.loss, 0.75) AS q75
-        FROM samples s JOIN predictions p ON p.run_id = s.run_id AND p.sample_id = s.sample_id AND p.predictor = $oof
-        WHERE s.run_id = $run GROUP BY s.rating ORDER BY s.rating
-    """, {"run": run_id, "oof": OOF})
+        SELECT rating, count(*) AS reviews, avg(loss) AS mean_loss, stddev_samp(loss) AS std_loss,
+               quantile_cont(loss, 0.25) AS q25, quantile_cont(loss, 0.75) AS q75
+        FROM sample_summary WHERE run_id = $run GROUP BY rating ORDER BY rating
+    """, {"run": run_id})
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -274,7 +362,7 @@ def accuracy_by_length(ref: StoreRef, run_id: str, family: str) -> pd.DataFrame:
                avg(((t.p_head_tail >= 0.5)::INT = s.label)::INT) AS head_tail,
                avg(((t.p_windows >= 0.5)::INT = s.label)::INT) AS whole_review,
                avg(t.loss_model) AS mean_loss
-        FROM truncation t JOIN samples s ON s.run_id = t.run_id AND s.sample_id = t.sample_id
+        FROM truncation t JOIN sample_summary s ON s.run_id = t.run_id AND s.sample_id = t.sample_id
         WHERE t.run_id = ? AND t.family = ?
         GROUP BY bucket ORDER BY min_words
     """, [run_id, family])
@@ -297,19 +385,20 @@ def length_vs_loss(ref: StoreRef, run_id: str, family: str) -> pd.DataFrame:
 def harmed(ref: StoreRef, run_id: str, family: str, limit: int = 200) -> pd.DataFrame:
     """The most harmed truncated reviews, most harmed first."""
     return _query(ref, """
+        WITH top AS (SELECT * FROM truncation WHERE run_id = $run AND family = $family AND harm_rank IS NOT NULL
+                     ORDER BY harm_rank LIMIT $limit)
         SELECT t.harm_rank, t.sample_id, s.label, s.rating, t.n_words, t.p_model, t.p_windows, t.harm,
-               t.prediction_changes, left(s.display_text, 120) AS preview
-        FROM truncation t JOIN samples s ON s.run_id = t.run_id AND s.sample_id = t.sample_id
-        WHERE t.run_id = ? AND t.family = ? AND t.harm_rank IS NOT NULL
-        ORDER BY t.harm_rank LIMIT ?
-    """, [run_id, family, limit])
+               t.prediction_changes, left(s.preview, 120) AS preview
+        FROM top t JOIN sample_summary s ON s.run_id = $run AND s.sample_id = t.sample_id
+        ORDER BY t.harm_rank
+    """, {"run": run_id, "family": family, "limit": limit})
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def truncation_detail(ref: StoreRef, run_id: str, family: str, sample_id: str) -> dict | None:
     rows = _query(ref, """
-        SELECT t.*, s.display_text, s.label, s.rating FROM truncation t
-        JOIN samples s ON s.run_id = t.run_id AND s.sample_id = t.sample_id
-        WHERE t.run_id = ? AND t.family = ? AND t.sample_id = ?
-    """, [run_id, family, sample_id])
+        SELECT t.*, s.display_text, s.label, s.rating
+        FROM (SELECT * FROM truncation WHERE run_id = $run AND family = $family AND sample_id = $sample) t,
+             (SELECT display_text, label, rating FROM samples WHERE run_id = $run AND sample_id = $sample) s
+    """, {"run": run_id, "family": family, "sample": sample_id})
     return None if rows.empty else rows.iloc[0].to_dict()
