@@ -72,7 +72,7 @@ base = alt.Chart(drawn).mark_circle(opacity=0.6).encode(
 ).add_params(brush)
 chart = base
 if outline:
-    chart = base + alt.Chart(drawn[drawn["is_label_issue"]]).mark_point(
+    chart = base + alt.Chart(drawn).transform_filter("datum.is_label_issue").mark_point(
         shape="diamond", filled=False, color="black", strokeWidth=1.2, size=70).encode(
         x="x:Q", y="y:Q", tooltip=tooltip)
 

@@ -46,6 +46,7 @@ class RunSummary:
     stage_seconds: dict[str, float]
     warnings: list[str]
     model_test_accuracy: dict[str, float]  # conventional model id -> accuracy on the test split
+    stage_peak_mib: dict[str, float] = dataclasses.field(default_factory=dict)  # stage -> peak RSS, MiB
 
     @property
     def seconds(self) -> float:
@@ -53,17 +54,42 @@ class RunSummary:
 
 
 class _Timer:
+    """Wall seconds and peak resident memory (MiB) of each stage, plus the progress bar."""
+
     def __init__(self, progress: bool, stages: int):
         self.seconds: dict[str, float] = {}
+        self.peak_mib: dict[str, float] = {}
         self.bar = tqdm(total=stages, desc="pipeline", unit="stage", disable=not progress)
 
     @contextmanager
     def stage(self, name: str):
         self.bar.set_postfix_str(name)
+        _reset_peak()
         start = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - start, 2)
+        self.peak_mib[name] = _peak_mib()
         self.bar.update(1)
+
+
+def _reset_peak() -> None:
+    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM); elsewhere a no-op."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
+def _peak_mib() -> float:
+    """Peak resident memory since the last reset (VmHWM), else since the process started."""
+    try:
+        with open("/proc/self/status") as handle:
+            return round(next(int(line.split()[1]) for line in handle if line.startswith("VmHWM")) / 1024, 1)
+    except (OSError, StopIteration, ValueError):
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def run_pipeline(cfg: Config) -> RunSummary:
@@ -128,12 +154,14 @@ def run_pipeline(cfg: Config) -> RunSummary:
             "run_id": run_id, "started_at": started, "completed_at": finished, "source": str(loaded.source),
             "n_samples": len(frame), "test_accuracy": test_acc, "oof_accuracy": oof_acc,
             "n_flagged": summary.n_flagged, "seconds": (finished - started).total_seconds(),
-            "stage_seconds": json.dumps(timer.seconds), "load_warnings": json.dumps(loaded.report.problems),
+            "stage_seconds": json.dumps(timer.seconds), "stage_peak_mib": json.dumps(timer.peak_mib),
+            "load_warnings": json.dumps(loaded.report.problems),
             "config": json.dumps(dataclasses.asdict(cfg), default=str),
         }])
         store.publish(cfg.db, lambda con: _write(con, run_id, tables, run_row))
     timer.bar.close()
     summary.stage_seconds = timer.seconds
+    summary.stage_peak_mib = timer.peak_mib
     return summary
 
 

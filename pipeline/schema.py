@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS runs (
     n_flagged       INTEGER NOT NULL,     -- reviews with is_label_issue
     seconds         DOUBLE NOT NULL,      -- wall time of the whole run, s
     stage_seconds   JSON NOT NULL,        -- {stage: seconds}
+    stage_peak_mib  JSON NOT NULL,        -- {stage: peak resident memory of the pipeline process during it, MiB},
+                                          -- every stage before 'store' (which is running when this row is written)
     load_warnings   JSON NOT NULL,        -- {kind: [sample_id, ...]} from loading
     config          JSON NOT NULL         -- the pipeline Config used
 )"""
