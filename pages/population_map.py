@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from pages.common import queries, state
-from pages.common.widgets import LABELS
+from pages.common.widgets import LABELS, visible
 
 COLOR_BY = {
     "given label": ("label_name", "nominal"), "predicted label": ("pred_name", "nominal"),
@@ -49,6 +49,7 @@ else:
 drawn = drawn.assign(
     label_name=lambda d: d["label"].map(LABELS), pred_name=lambda d: d["pred_label"].map(LABELS),
     flag=lambda d: np.where(d["is_label_issue"], "flagged mislabel", "not flagged"),
+    preview=lambda d: d["preview"].map(visible),
 )[["sample_id", "x", "y", "loss", "rating", "cluster", "label_name", "pred_name", "flag", "is_label_issue", "preview"]]
 
 field, kind = COLOR_BY[color]

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import decisions, queries, state
-from pages.common.widgets import LABELS, LEGEND_HTML, decision_panel, highlight_html
+from pages.common.widgets import LABELS, LEGEND_HTML, SHOWN_CHARS, decision_panel, highlight_html, visible
 
 ctx = state.context()
 st.title("Sample analysis")
@@ -39,6 +39,10 @@ with left:
     st.subheader("The review, tinted by SHAP value")
     st.html(LEGEND_HTML)
     st.html(highlight_html(row["display_text"], tokens))
+    if len(row["display_text"]) > SHOWN_CHARS:
+        st.download_button(f"Download the whole review ({len(row['display_text']):,} characters, .txt)",
+                           row["display_text"].encode(), file_name=f"{sample_id.replace('/', '_')}.txt",
+                           mime="text/plain", key="download_review")
 with right:
     st.subheader("Predictions")
     preds = queries.predictions_for(ctx.ref, ctx.run_id, sample_id)
@@ -68,7 +72,8 @@ else:
     agree = (near["label"] == row["label"]).mean()
     st.markdown(f"**{agree:.0%}** of the {len(near)} nearest reviews share its given label "
                 f"({LABELS[row['label']]}).")
-    st.dataframe(near.assign(label=near["label"].map(LABELS), pred_label=near["pred_label"].map(LABELS)),
+    st.dataframe(near.assign(label=near["label"].map(LABELS), pred_label=near["pred_label"].map(LABELS),
+                             preview=near["preview"].map(visible)),
                  hide_index=True, column_config={
                      "similarity": st.column_config.NumberColumn("cosine similarity", format="%.3f"),
                      "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f")})

@@ -1,13 +1,12 @@
 """Truncation: what the sequence networks miss by reading only max_len words."""
 
-import html
 import json
 
 import altair as alt
 import streamlit as st
 
 from pages.common import queries, state
-from pages.common.widgets import LABELS
+from pages.common.widgets import LABELS, marked_html, visible
 
 ctx = state.context()
 st.title("Truncation")
@@ -66,7 +65,8 @@ with right:
 
 st.subheader("Most harmed by truncation")
 harmed = queries.harmed(ctx.ref, ctx.run_id, family)
-st.dataframe(harmed.assign(label=harmed["label"].map(LABELS)), hide_index=True, height=300, column_config={
+shown = harmed.assign(label=harmed["label"].map(LABELS), preview=harmed["preview"].map(visible))
+st.dataframe(shown, hide_index=True, height=300, column_config={
     "harm_rank": "rank", "n_words": "words",
     "p_model": st.column_config.NumberColumn("p(pos) as read", format="%.3f"),
     "p_windows": st.column_config.NumberColumn("p(pos) whole review", format="%.3f"),
@@ -84,11 +84,5 @@ if not harmed.empty:
         f"Labeled **{LABELS[int(d['label'])]}**, {int(d['rating'])}/10 stars, {int(d['n_words'])} words. "
         f"Read as truncated: p(positive) = {d['p_model']:.3f}; whole review: {d['p_windows']:.3f} "
         f"({int(d['n_windows'])} windows); harm {d['harm']:.3f} nats.")
-    st.markdown(
-        '<div style="white-space: pre-wrap; line-height: 1.6; border: 1px solid #e5e7eb; padding: 0.8em; '
-        'max-height: 420px; overflow-y: auto">'
-        f"{html.escape(text[:start])}"
-        f'<span style="background: #fde68a; color: #6b7280" title="never read by the model">'
-        f"{html.escape(text[start:end])}</span>{html.escape(text[end:])}</div>",
-        unsafe_allow_html=True)
+    st.html(marked_html(text, start, end))
     st.caption("Highlighted in yellow: the part the model never read.")

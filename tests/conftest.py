@@ -111,18 +111,30 @@ HOSTILE_TEXT = ("<script>window.__pwned = 1; document.title = 'pwned'</script>"
                 "<img src=x onerror=\"window.__pwned = 2\"> Awful, boring film.<br /><br />"
                 "=HYPERLINK(\"http://example.com\") terrible acting, worst plot ever.")
 
+# More hostile reviews: a line too long to wrap, control characters, bidirectional
+# overrides (which would reorder what a reviewer reads), and a review of 1 MB.
+HOSTILE_VARIANTS = {
+    "train/neg/99990_2": "Dreadful. " + "A" * 60_000 + " The end; a bad film.",
+    "train/neg/99991_3": "Bad\x00film\x01 \x07\x08\x1b[31m red \x7f terrible acting.\r\nworst <b>ever</b>.",
+    "train/pos/99992_9": "Great film \u202eevil txet\u202c and \u200f\u2067isolated\u2069 wonderful, loved it.",
+    "test/neg/99993_1": ("This movie is dull and the plot is weak. " * 12_500
+                         + "<script>window.__pwned = 3</script> The middle is no better. "
+                         + "Bad acting, bad sets, a boring ending. " * 12_500),
+}
+
 
 def sample_archive(path: Path, *, n: int, seed: int) -> Path:
-    """An archive in the aclImdb layout: a seeded sample of the real reviews plus one hostile review."""
+    """An archive in the aclImdb layout: a seeded sample of the real reviews plus the hostile reviews."""
     from pipeline.load import load_reviews
 
     frame = load_reviews(real_archive(), sample=n, seed=seed, progress=False).frame
     reviews = {row.sample_id: row.text.encode() for row in frame.itertuples()}
     reviews[HOSTILE_ID] = HOSTILE_TEXT.encode()
+    reviews |= {sample_id: text.encode() for sample_id, text in HOSTILE_VARIANTS.items()}
     urls: dict[str, list[str]] = {}
-    for row in [*frame.itertuples(), None]:
-        split, folder, stem = (row.sample_id if row else HOSTILE_ID).split("/")
-        movie = row.movie_id if row else "tt9999999"
+    for sample_id, movie in [*((r.sample_id, r.movie_id) for r in frame.itertuples()),
+                             *((h, "tt9999999") for h in [HOSTILE_ID, *HOSTILE_VARIANTS])]:
+        split, folder, stem = sample_id.split("/")
         lines = urls.setdefault(f"{split}/{folder}", [""] * 100_000)
         lines[int(stem.split("_")[0])] = f"http://www.imdb.com/title/{movie}/usercomments"
     return make_archive(path, reviews, urls)
@@ -130,7 +142,7 @@ def sample_archive(path: Path, *, n: int, seed: int) -> Path:
 
 @pytest.fixture(scope="session")
 def app_store(tmp_path_factory) -> Path:
-    """A store built by the real pipeline from a small archive that holds a hostile review, plus a quick sweep."""
+    """A store built by the real pipeline from a small archive that holds the hostile reviews, plus a quick sweep."""
     from pipeline.run import run_pipeline
     from pipeline.sweep import run_sweep
 

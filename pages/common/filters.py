@@ -33,6 +33,13 @@ def _parse(key: str, raw: str, default):
     return raw
 
 
+def _clamped(value: tuple, bounds: tuple) -> tuple:
+    """A range from the URL, kept inside the slider's bounds (NaN or reversed: the bounds)."""
+    lo, hi = bounds
+    a, b = (max(lo, min(hi, v)) if v == v else None for v in value)  # v == v is False for NaN
+    return (a, b) if a is not None and b is not None and a <= b else bounds
+
+
 def _format(value) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
@@ -56,6 +63,8 @@ def from_url(bounds: dict) -> None:
                 value = _parse(key, raw, default)
             except ValueError:
                 pass  # a hand-edited URL with a bad value falls back to the default
+            if isinstance(default, tuple):
+                value = _clamped(value, bounds.get(key, default))
         st.session_state[skey] = value
 
 

@@ -1,7 +1,10 @@
 """UI pieces shared by pages: SHAP-highlighted review text and the decision panel.
 
-Review text is untrusted: ``highlight_html`` escapes every word with
-``html.escape`` before wrapping it in markup, so ``<script>`` shows as text.
+Review text is untrusted: ``highlight_html`` and ``marked_html`` escape every piece
+with ``html.escape`` before wrapping it in markup, so ``<script>`` shows as text;
+``visible`` turns control characters and bidirectional overrides into visible marks
+(a right-to-left override would otherwise reorder what a reviewer reads), and reviews
+longer than ``SHOWN_CHARS`` are shown in part, saying how much is left out.
 """
 
 from __future__ import annotations
@@ -16,6 +19,21 @@ from pages.common import decisions
 from pages.common.state import Context
 
 LABELS = {0: "negative", 1: "positive"}
+SHOWN_CHARS = 15_000  # longest text a page renders as HTML; the rest is elided, with a note
+_BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_SHOW = {**{c: chr(0x2400 + c) for c in range(32) if chr(c) not in "\n\t"}, 0x7F: "\u2421",
+         **{ord(c): f"\u27e6U+{ord(c):04X}\u27e7" for c in _BIDI}}
+
+
+def visible(text: str) -> str:
+    """``text`` with C0 control characters as their Control Pictures (NUL as U+2400) and
+    bidirectional controls as '⟦U+202E⟧' marks, so nothing invisible changes what is shown."""
+    return text.translate(_SHOW)
+
+
+def _elided(n: int) -> str:
+    return (f'<span class="lossmap-elided" style="color:#6b7280;font-style:italic">[… {n:,} characters not '
+            "shown …]</span>")
 _WORD = re.compile(r"\w[\w']*|\s+|[^\w\s]+")
 _POS, _NEG = (22, 163, 74), (220, 38, 38)
 
@@ -39,21 +57,48 @@ def word_scores(text: str, tokens: pd.DataFrame) -> list[tuple[str, float]]:
     return list(zip(pieces, score))
 
 
-def highlight_html(text: str, tokens: pd.DataFrame) -> str:
-    """Escaped HTML of ``text`` with words tinted green (toward positive) or red (toward negative)."""
-    scored = word_scores(text, tokens)
+def highlight_html(text: str, tokens: pd.DataFrame, limit: int = SHOWN_CHARS) -> str:
+    """Escaped HTML of ``text`` with words tinted green (toward positive) or red (toward negative).
+
+    Only the first ``limit`` characters are rendered; a note says how many are left out.
+    """
+    rest = max(0, len(text) - limit)
+    scored = word_scores(text[:limit], tokens)
     top = max((abs(s) for _, s in scored), default=0.0) or 1.0
     out = []
     for piece, s in scored:
-        safe = html.escape(piece).replace("\n", "<br>")
+        safe = html.escape(visible(piece)).replace("\n", "<br>")
         if s == 0.0:
             out.append(safe)
             continue
         r, g, b = _POS if s > 0 else _NEG
         alpha = 0.15 + 0.6 * abs(s) / top
-        out.append(f'<span title="SHAP {s:+.3f}" style="background:rgba({r},{g},{b},{alpha:.2f});'
-                   f'border-radius:3px;padding:0 1px">{safe}</span>')
-    return '<div class="lossmap-review" style="line-height:1.7">' + "".join(out) + "</div>"
+        out.append(f'<span title="SHAP {s:+.3f}" style="background:rgba({r},{g},{b},{alpha:.2f})">{safe}</span>')
+    if rest:
+        out.append(_elided(rest))
+    return ("<style>.lossmap-review span{border-radius:3px;padding:0 1px}</style>"
+            '<div class="lossmap-review" style="line-height:1.7;overflow-wrap:anywhere;unicode-bidi:isolate">'
+            + "".join(out) + "</div>")
+
+
+def marked_html(text: str, start: int, end: int, limit: int = SHOWN_CHARS) -> str:
+    """Escaped HTML of ``text`` with ``text[start:end]`` marked as never read by the model.
+
+    Each of the three parts longer than a third of ``limit`` keeps its beginning and
+    end around a note of how many characters are left out.
+    """
+    part = max(1, limit // 3)
+
+    def shown(piece: str) -> str:
+        if len(piece) <= part:
+            return html.escape(visible(piece))
+        return (html.escape(visible(piece[:part // 2])) + _elided(len(piece) - 2 * (part // 2))
+                + html.escape(visible(piece[-(part // 2):])))
+
+    return ('<div class="lossmap-review" style="white-space:pre-wrap;line-height:1.6;border:1px solid #e5e7eb;'
+            'padding:0.8em;max-height:420px;overflow-y:auto;overflow-wrap:anywhere;unicode-bidi:isolate">'
+            f'{shown(text[:start])}<span style="background:#fde68a;color:#6b7280" title="never read by the model">'
+            f"{shown(text[start:end])}</span>{shown(text[end:])}</div>")
 
 
 LEGEND_HTML = (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import HOSTILE_ID, ROOT
+from tests.conftest import HOSTILE_ID, HOSTILE_VARIANTS, ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -174,6 +174,48 @@ def test_hostile_review_shows_as_text_and_runs_nothing(server, page):
     text = page.locator(".lossmap-review").first.inner_text()
     assert "<script>" in text and "<img src=x" in text
     page.screenshot(path=str(SHOTS / "hostile_review.png"), full_page=True)
+
+
+def _nothing_ran(page) -> None:
+    for frame in page.frames:
+        assert frame.evaluate("() => window.__pwned === undefined")
+    assert page.title() != "pwned"
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_every_page_renders_the_hostile_store_and_runs_no_script(server, page):
+    """The store holds <script>, <img onerror>, control characters, bidi overrides, a 60,000-character
+    line and a 1 MB review; every page renders, nothing runs, nothing overflows the window sideways."""
+    url, _ = server
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    for path, title in PAGES.items():
+        _open(page, f"{url}/{path}", title)
+        page.wait_for_timeout(300)
+        _nothing_ran(page)
+    assert dialogs == []
+
+
+@pytest.mark.parametrize("sample_id", HOSTILE_VARIANTS)
+def test_hostile_variant_is_shown_as_text_in_the_browser(server, page, sample_id):
+    url, _ = server
+    _open(page, f"{url}/sample_analysis?sample={sample_id}", "Sample analysis")
+    review = page.locator(".lossmap-review").first
+    review.wait_for(timeout=30_000)
+    page.wait_for_timeout(300)
+    _nothing_ran(page)
+    text = review.inner_text()
+    original = HOSTILE_VARIANTS[sample_id]
+    if len(original) > 100_000:
+        assert "characters not shown" in text and len(text) < 20_000
+        page.get_by_role("button", name="Download the whole review").first.wait_for()
+    elif "\x00" in original:
+        assert "\u2400" in text and "<b>ever</b>" in text
+    elif "\u202e" in original:
+        assert "\u27e6U+202E\u27e7evil txet" in text
+    # nothing is wider than the window: the 60,000-character word wraps
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert review.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
 
 
 def test_a_run_published_while_the_app_is_open_is_offered_without_restart(server, page):

@@ -4,8 +4,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages.common import decisions
+from pages.common.widgets import SHOWN_CHARS
 from pipeline.schema import SCHEMA_VERSION
-from tests.conftest import HOSTILE_ID, ROOT
+from tests.conftest import HOSTILE_ID, HOSTILE_VARIANTS, ROOT
+
+N_REVIEWS = 300 + 1 + len(HOSTILE_VARIANTS)  # the app_store fixture's sample plus its hostile reviews
 
 PAGES = {
     "pages/overview.py": "Overview",
@@ -30,7 +33,7 @@ def test_every_page_renders(app, page):
 def test_overview_headline_figures(app):
     app.run()
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Reviews"] == "301"
+    assert metrics["Reviews"] == f"{N_REVIEWS:,}"
     assert metrics["Decisions made"] == "0"
     assert metrics["Test accuracy"].endswith("%")
     assert not app.info  # the dense network's telemetry is charted
@@ -89,7 +92,7 @@ def test_samples_filters_change_the_rows_and_the_url(app):
     app.run()
     app.switch_page("pages/samples.py").run()
     everything = _table(app)
-    assert len(everything) == 100  # first page of 301
+    assert len(everything) == 100  # first page of N_REVIEWS
     app.multiselect(key="f_split").set_value(["test"]).run()
     tests_only = _table(app)
     assert set(tests_only["split"]) == {"test"}
@@ -127,10 +130,37 @@ def test_search_is_literal_and_binds_its_value(app, needle, store):
     else:
         assert any("No review matches" in w.value for w in app.warning)
     if needle == "<script>":
-        assert expected == {HOSTILE_ID}
+        assert HOSTILE_ID in expected
     from pipeline.store import list_runs
 
     assert len(list_runs(store)) == 1  # nothing was dropped
+
+
+@pytest.mark.parametrize("params, column, allowed", [
+    ({"split": "test' OR '1'='1", "label": "negative"}, "label", {"negative"}),
+    ({"split": "train,test); DROP TABLE samples; --"}, "split", {"train"}),
+    ({"label": "positive' --", "pred": "negative;DELETE FROM runs"}, None, None),
+    ({"cluster": "1 OR 1=1,0", "status": "mislabeled' OR '1'='1"}, None, None),
+    ({"rating": "1-10; DROP TABLE runs", "loss": "0-1e999", "words": "0-abc", "flagged": "1'"}, None, None),
+])
+def test_filters_from_a_hostile_url_are_ignored_or_bound(app, store, params, column, allowed):
+    """Hand-edited URLs with SQL in every filter: values the widgets do not offer are dropped, the rest
+    reach SQL bound; the page renders, the rows obey the valid filters, and nothing is executed."""
+    import duckdb
+
+    for key, value in params.items():
+        app.query_params[key] = value
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    assert not app.exception
+    rows = _table(app)
+    assert len(rows) > 0
+    if column:
+        assert set(rows[column]) <= allowed
+    con = duckdb.connect(str(store), read_only=True)
+    counts = con.execute("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM samples)").fetchall()[0]
+    con.close()
+    assert counts == (1, N_REVIEWS)
 
 
 def test_decision_buttons_store_decisions_and_progress(app, store):
@@ -167,7 +197,7 @@ def test_sample_analysis_escapes_hostile_text(app):
     assert not app.exception
     rendered = " ".join(h.proto.body for h in app.get("html"))
     tags, text = _parse(rendered)
-    assert tags <= {"div", "span", "br"}  # no script, no img
+    assert tags <= {"div", "span", "br", "style"}  # no script, no img
     assert "<script>window.__pwned = 1;" in text  # shown as text
     assert '<img src=x onerror="window.__pwned = 2">' in text
 
@@ -182,9 +212,14 @@ def _parse(markup: str) -> tuple[set[str], str]:
 
         def handle_starttag(self, tag, attrs):
             self.tags.add(tag)
+            self.in_style = tag == "style"
+
+        def handle_endtag(self, tag):
+            self.in_style = False
 
         def handle_data(self, data):
-            self.text.append(data)
+            if not getattr(self, "in_style", False):
+                self.text.append(data)
 
     parser = Collect()
     parser.feed(markup)
@@ -203,7 +238,7 @@ def test_population_map_lists_clusters(app):
     app.run()
     app.switch_page("pages/population_map.py").run()
     clusters = app.dataframe[0].value
-    assert len(clusters) == 5 and clusters["size"].sum() == 301
+    assert len(clusters) == 5 and clusters["size"].sum() == N_REVIEWS
     assert clusters["top_terms"].str.len().min() > 0
 
 
@@ -244,8 +279,49 @@ def test_truncation_page_ranks_harmed_reviews_and_marks_the_unseen_part(app):
     assert metrics["Reads"] == "256 words" and metrics["Accuracy, head only"].endswith("%")
     harmed = app.dataframe[0].value
     assert len(harmed) > 0 and list(harmed["harm_rank"]) == sorted(harmed["harm_rank"])
-    marked = [m.value for m in app.markdown if "never read by the model" in m.value]
-    assert len(marked) == 1 and "<script" not in marked[0].replace('<span style="background', "")
+    marked = [h.proto.body for h in app.get("html") if "never read by the model" in h.proto.body]
+    assert len(marked) == 1
+    tags, _ = _parse(marked[0])
+    assert tags <= {"div", "span"}
+
+
+@pytest.mark.parametrize("sample_id", HOSTILE_VARIANTS)
+def test_hostile_variants_render_as_visible_text(app, sample_id):
+    """Long lines, control characters, bidirectional overrides and a 1 MB review: shown as text, in part if huge."""
+    app.query_params["sample"] = sample_id
+    app.run()
+    app.switch_page("pages/sample_analysis.py").run()
+    assert not app.exception
+    review = [h.proto.body for h in app.get("html") if "lossmap-review" in h.proto.body]
+    assert len(review) == 1
+    tags, text = _parse(review[0])
+    assert tags <= {"div", "span", "br", "style"}
+    original = HOSTILE_VARIANTS[sample_id].replace("\r\n", "\n")
+    if len(original) > SHOWN_CHARS:  # the first SHOWN_CHARS characters, a note of the rest, and a download
+        assert len(review[0]) < 20 * SHOWN_CHARS and "characters not shown" in text
+        assert text.startswith(original[:1000])
+        assert any(b.label.startswith("Download the whole review") for b in app.get("download_button"))
+    if "\x00" in original:
+        assert "\u2400" in text and "\u241b" in text and "\x00" not in text and "\x1b" not in text  # NUL, ESC
+        assert "<b>ever</b>" in text
+    if "\u202e" in original:
+        assert "\u27e6U+202E\u27e7" in text and "\u202e" not in text and "\u2067" not in text
+        assert "evil txet" in text
+    if "A" * 10_000 in original:
+        assert "A" * 10_000 in text and "overflow-wrap:anywhere" in review[0]
+
+
+def test_truncation_page_shows_a_1mb_review_in_part(app):
+    huge = next(k for k, v in HOSTILE_VARIANTS.items() if len(v) > 500_000)
+    app.run()
+    app.switch_page("pages/truncation.py").run()
+    app.selectbox(key="trunc_sample").select(huge).run()
+    assert not app.exception
+    marked = [h.proto.body for h in app.get("html") if "never read by the model" in h.proto.body]
+    assert len(marked) == 1 and len(marked[0]) < 100_000
+    tags, text = _parse(marked[0])
+    assert tags <= {"div", "span"} and text.count("characters not shown") >= 1
+    assert "<script" not in marked[0]
 
 
 def test_experiments_page_lists_the_sweep(app):
