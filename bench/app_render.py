@@ -41,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default=str(ROOT / "data" / "lossmap.duckdb"))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--target", type=float, default=2.0, help="seconds a warm visit should take (default: 2)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -50,11 +51,13 @@ def main() -> None:
             browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             print(f"store {args.db}")
-            print(f"{'page':<18} {'first visit (s)':>16} {'median of ' + str(args.repeat) + ' (s)':>16}")
+            print(f"{'page':<18} {'first visit (s)':>16} {'median of ' + str(args.repeat) + ' (s)':>16}   "
+                  f"target < {args.target:g} s")
             for path, title in PAGES.items():
                 first = visit(page, f"{url}/{path}", title)
                 times = [visit(page, f"{url}/{path}", title) for _ in range(args.repeat)]
-                print(f"{title:<18} {first:>16.2f} {statistics.median(times):>16.2f}")
+                median = statistics.median(times)
+                print(f"{title:<18} {first:>16.2f} {median:>16.2f}   {'met' if median < args.target else 'MISSED'}")
             changes = []
             for _ in range(args.repeat):
                 visit(page, f"{url}/samples", "Samples")

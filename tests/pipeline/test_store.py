@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 def _add_run(con, run_id: str) -> None:
     con.execute(
-        "INSERT INTO runs VALUES (?, now()::TIMESTAMP, now()::TIMESTAMP, 'src', 1, 0.9, 0.9, 0, 1.0, '{}', '{}', '{}')",
+        "INSERT INTO runs VALUES (?, now()::TIMESTAMP, now()::TIMESTAMP, 'src', 1, 0.9, 0.9, 0, 1.0, '{}', '{}', '{}', '{}')",
         [run_id],
     )
 
@@ -56,7 +56,7 @@ import sys, time, pathlib
 from pipeline import store
 db, ready = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 def slow(con):
-    con.execute("INSERT INTO runs VALUES ('killed', now()::TIMESTAMP, now()::TIMESTAMP, 's', 1, 0.9, 0.9, 0, 1, '{}', '{}', '{}')")
+    con.execute("INSERT INTO runs VALUES ('killed', now()::TIMESTAMP, now()::TIMESTAMP, 's', 1, 0.9, 0.9, 0, 1, '{}', '{}', '{}', '{}')")
     con.execute("CREATE TABLE filler AS SELECT range AS i FROM range(2000000)")
     ready.write_text("writing")
     time.sleep(60)
@@ -137,7 +137,7 @@ if limit:  # no tmpfs here: cap the size of any file this process writes instead
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 def big(con):
-    con.execute("INSERT INTO runs VALUES ('huge', now()::TIMESTAMP, now()::TIMESTAMP, 's', 1, 0.9, 0.9, 0, 1, '{}', '{}', '{}')")
+    con.execute("INSERT INTO runs VALUES ('huge', now()::TIMESTAMP, now()::TIMESTAMP, 's', 1, 0.9, 0.9, 0, 1, '{}', '{}', '{}', '{}')")
     con.execute("CREATE TABLE filler AS SELECT range AS i, md5(range::VARCHAR) AS h FROM range(2000000)")
 try:
     store.publish(db, big)
