@@ -10,8 +10,10 @@ space, the TF-IDF one first:
 - ``cluster_terms``: per cluster, the n-grams whose mean TF-IDF most exceeds the
   corpus mean;
 - ``neighbours`` (TF-IDF space only): each review's ``cfg.neighbours`` most similar
-  reviews by cosine similarity of the vectors, so the app looks them up instead of
-  comparing a vector with every other review on each visit.
+  reviews by cosine similarity of the vectors, from the nearest-neighbour search UMAP
+  runs anyway (NN-descent: approximate; over 98% recall in tests/pipeline/test_project.py),
+  so the app looks them up instead of comparing a vector with every other review on each
+  visit.
 
 Each network space (``<family>-hidden``: the penultimate layer of the network trained
 on the train split, scored through ONNX) gets the same treatment, with a Euclidean
@@ -58,50 +60,65 @@ def project(corpus: Corpus, cfg: Config, networks: dict[str, np.ndarray] | None 
     dim = max(1, min(cfg.svd_dim, len(columns) - 1, n - 1))
     vectors = TruncatedSVD(dim, n_iter=4, random_state=cfg.seed).fit_transform(x).astype(np.float32)
     spaces = [(SPACE, vectors, "cosine"), *((name, v, "euclidean") for name, v in (networks or {}).items())]
-    maps = [_map(name, v, metric, x, corpus.vocab[columns], cfg) for name, v, metric in spaces]
-    maps[0].neighbours = nearest(vectors, cfg.neighbours)
-    return maps
-
-
-def nearest(vectors: np.ndarray, k: int) -> pd.DataFrame:
-    """Each row's k most cosine-similar other rows: row, rank (1 = nearest), neighbour_row, similarity."""
-    from sklearn.neighbors import NearestNeighbors
-
-    n = len(vectors)
-    k = min(k, n - 1)
-    if k < 1:
-        return pd.DataFrame({"row": [], "rank": [], "neighbour_row": [], "similarity": []})
-    index = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute", n_jobs=2).fit(vectors)
-    dist, idx = index.kneighbors(vectors)
-    rows = np.repeat(np.arange(n), k + 1).reshape(n, k + 1)
-    keep = idx != rows  # drop each row itself (it may not come first when others tie with it)
-    keep[keep.sum(axis=1) > k, -1] = False  # a row missing from its own list keeps k of its k + 1
-    idx, dist = idx[keep].reshape(n, k), dist[keep].reshape(n, k)
-    return pd.DataFrame({
-        "row": np.repeat(np.arange(n), k), "rank": np.tile(np.arange(1, k + 1, dtype=np.int16), n),
-        "neighbour_row": idx.ravel(), "similarity": (1.0 - dist.ravel()).astype(np.float32),
-    })
+    return [_map(name, v, metric, x, corpus.vocab[columns], cfg) for name, v, metric in spaces]
 
 
 def _map(space: str, vectors: np.ndarray, metric: str, x, vocab, cfg: Config) -> Projection:
     vectors = np.asarray(vectors, dtype=np.float32)
-    xy = _umap(vectors, cfg, metric)
+    knn = _knn(vectors, max(cfg.umap_neighbors, cfg.neighbours + 1), metric)
+    xy = _umap(vectors, cfg, metric, knn)
     k = max(1, min(cfg.clusters, len(vectors)))
     cluster = KMeans(k, n_init=3, random_state=cfg.seed).fit_predict(vectors).astype(np.int16)
-    return Projection(space, vectors, xy, cluster, _cluster_terms(x, cluster, vocab))
+    neighbours = _neighbour_rows(*knn, cfg.neighbours) if space == SPACE and knn is not None else None
+    return Projection(space, vectors, xy, cluster, _cluster_terms(x, cluster, vocab), neighbours)
 
 
-def _umap(vectors: np.ndarray, cfg: Config, metric: str = "cosine") -> np.ndarray:
+def _knn(vectors: np.ndarray, k: int, metric: str):
+    """(indices, distances), each (N, k), of every row's nearest rows, itself included; None below 4 rows.
+
+    UMAP's own nearest-neighbour search (NN-descent, approximate): computed once, it
+    lays out the map and gives the stored neighbours.
+    """
+    n = len(vectors)
+    if n < 4:
+        return None
+    from umap.umap_ import nearest_neighbors
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idx, dist, _ = nearest_neighbors(vectors, min(k, n - 1), metric, {}, False, None, low_memory=True, n_jobs=2)
+    return idx, dist
+
+
+def _neighbour_rows(idx: np.ndarray, dist: np.ndarray, k: int) -> pd.DataFrame:
+    """row, rank (1 = nearest), neighbour_row, similarity (1 - cosine distance) of each row's k nearest others."""
+    n = len(idx)
+    keep = (idx != np.arange(n)[:, None]) & (idx >= 0)  # NN-descent marks missing neighbours with -1
+    rows, ranks, found, sims = [], [], [], []
+    for r in range(n):
+        others = np.flatnonzero(keep[r])[:k]
+        rows.append(np.full(len(others), r))
+        ranks.append(np.arange(1, len(others) + 1, dtype=np.int16))
+        found.append(idx[r, others])
+        sims.append((1.0 - dist[r, others]).astype(np.float32))
+    cat = np.concatenate if n else (lambda parts: np.empty(0))
+    return pd.DataFrame({"row": cat(rows), "rank": cat(ranks), "neighbour_row": cat(found), "similarity": cat(sims)})
+
+
+def _umap(vectors: np.ndarray, cfg: Config, metric: str = "cosine", knn=None) -> np.ndarray:
     n = len(vectors)
     if n < 4:  # UMAP needs a few neighbours; a tiny corpus is laid out by its first two components
         return np.pad(vectors[:, :2], ((0, 0), (0, max(0, 2 - vectors.shape[1])))).astype(np.float32)
     import umap  # slow import (numba), so only when needed
 
+    n_neighbors = min(cfg.umap_neighbors, n - 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reducer = umap.UMAP(
-            n_neighbors=min(cfg.umap_neighbors, n - 1), metric=metric, n_jobs=2, low_memory=True,
+            n_neighbors=n_neighbors, metric=metric, n_jobs=2, low_memory=True,
             init="spectral" if n > 50 else "random",
+            precomputed_knn=(knn[0][:, :n_neighbors], knn[1][:, :n_neighbors], None) if knn is not None else
+            (None, None, None),
         )
         return reducer.fit_transform(vectors).astype(np.float32)
 

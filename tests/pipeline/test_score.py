@@ -65,3 +65,20 @@ def test_cpu_machine_gets_cpu_provider_without_errors():
             score.providers("cuda")
     with pytest.raises(ValueError, match="auto, cpu, cuda"):
         score.providers("tpu")
+
+
+def test_a_gpu_session_asks_for_full_float32(trained, monkeypatch):
+    """On an H100, ONNX Runtime's default TF32 moved the networks' probabilities by up to 9e-4 from the
+    CPU's (bench/gpu_check.py), past the parity limit; a CUDA session must turn it off."""
+    path = trained[3]
+    seen = {}
+    real = ort.InferenceSession
+
+    def recording(model, options, providers):
+        seen["providers"] = providers
+        return real(model, options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(score, "providers", lambda device: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", recording)
+    score.OnnxTextModel.load(path)
+    assert seen["providers"] == [("CUDAExecutionProvider", {"use_tf32": "0"}), "CPUExecutionProvider"]
