@@ -11,7 +11,8 @@ space, the TF-IDF one first:
   corpus mean;
 - ``neighbours`` (TF-IDF space only): each review's ``cfg.neighbours`` most similar
   reviews by cosine similarity of the vectors, from the nearest-neighbour search UMAP
-  runs anyway (NN-descent: approximate; over 98% recall in tests/pipeline/test_project.py),
+  runs anyway (NN-descent from 4,096 reviews: approximate, over 98% recall in
+  tests/pipeline/test_project.py; exact below),
   so the app looks them up instead of comparing a vector with every other review on each
   visit.
 
@@ -40,6 +41,7 @@ from pipeline.train import Corpus
 
 SPACE = "tfidf-svd"  # name of this embedding space in the store
 _TERMS_PER_CLUSTER = 8
+_SMALL = 4096  # below this many rows UMAP compares every pair itself, and so does the neighbour search
 
 
 @dataclasses.dataclass
@@ -76,12 +78,19 @@ def _map(space: str, vectors: np.ndarray, metric: str, x, vocab, cfg: Config) ->
 def _knn(vectors: np.ndarray, k: int, metric: str):
     """(indices, distances), each (N, k), of every row's nearest rows, itself included; None below 4 rows.
 
-    UMAP's own nearest-neighbour search (NN-descent, approximate): computed once, it
-    lays out the map and gives the stored neighbours.
+    From 4,096 rows, UMAP's own nearest-neighbour search (NN-descent, approximate):
+    computed once, it lays out the map and gives the stored neighbours. Below that,
+    where UMAP itself compares every pair, an exact search (and no NN-descent compile).
     """
     n = len(vectors)
     if n < 4:
         return None
+    if n < _SMALL:
+        from sklearn.neighbors import NearestNeighbors
+
+        dist, idx = NearestNeighbors(n_neighbors=min(k, n - 1), metric=metric, algorithm="brute").fit(
+            vectors).kneighbors(vectors)
+        return idx, dist
     from umap.umap_ import nearest_neighbors
 
     with warnings.catch_warnings():
@@ -117,8 +126,8 @@ def _umap(vectors: np.ndarray, cfg: Config, metric: str = "cosine", knn=None) ->
         reducer = umap.UMAP(
             n_neighbors=n_neighbors, metric=metric, n_jobs=2, low_memory=True,
             init="spectral" if n > 50 else "random",
-            precomputed_knn=(knn[0][:, :n_neighbors], knn[1][:, :n_neighbors], None) if knn is not None else
-            (None, None, None),
+            precomputed_knn=(knn[0][:, :n_neighbors], knn[1][:, :n_neighbors], None)
+            if knn is not None and n >= _SMALL else (None, None, None),
         )
         return reducer.fit_transform(vectors).astype(np.float32)
 

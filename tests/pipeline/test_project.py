@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from pipeline import project
 
@@ -10,16 +11,17 @@ def _exact(vectors, k):
     return np.argsort(-sim, axis=1)[:, :k], np.sort(sim, axis=1)[:, ::-1][:, :k]
 
 
-def test_stored_neighbours_are_the_nearest_others_by_cosine():
+@pytest.mark.parametrize("n", [600, 5000])  # exact below 4,096 rows, NN-descent above
+def test_stored_neighbours_are_the_nearest_others_by_cosine(n):
     rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(600, 16)).astype(np.float32)
+    vectors = rng.normal(size=(n, 16)).astype(np.float32)
     idx, dist = project._knn(vectors, 15, "cosine")
     found = project._neighbour_rows(idx, dist, 10)
-    assert len(found) == 600 * 10
+    assert len(found) == n * 10
     assert not (found["row"] == found["neighbour_row"]).any()
     want_idx, _ = _exact(vectors, 10)
     got = found.sort_values(["row", "rank"])
-    got_idx = got["neighbour_row"].to_numpy().reshape(600, 10)
+    got_idx = got["neighbour_row"].to_numpy().reshape(n, 10)
     recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got_idx, want_idx)])
     assert recall > 0.98  # NN-descent is approximate
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
