@@ -20,7 +20,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,7 @@ def prepare(run_dir: Path, out: Path) -> None:
     rows = con.execute("SELECT sample_id, display_text FROM samples WHERE run_id = ? AND split = 'test' "
                        "ORDER BY hash(sample_id) LIMIT ?", [run_id, N_REVIEWS]).df()
     out.mkdir(parents=True, exist_ok=True)
-    arrays, stored = {}, {}
+    stored = {}
     for model_id in MODELS:
         path = run_dir / con.execute("SELECT onnx_path FROM models WHERE run_id = ? AND model_id = ?",
                                      [run_id, model_id]).fetchall()[0][0]
@@ -54,25 +53,20 @@ def prepare(run_dir: Path, out: Path) -> None:
         stored[model_id] = ref.loc[rows["sample_id"], "p_pos"].to_numpy()
         if model_id.startswith("nblr"):
             model = score.OnnxTextModel.load(out / f"{model_id}.onnx", device="cpu")
-            from sklearn.feature_extraction.text import CountVectorizer
-
-            spec = model.tokenizer
-            counts = CountVectorizer(lowercase=spec["lowercase"], token_pattern=spec["token_pattern"],
-                                     ngram_range=tuple(spec["ngram_range"]), vocabulary=list(model.vocab),
-                                     dtype=np.float32).transform(rows["display_text"])
+            counts = model.vectorizer().transform(rows["display_text"])
             sp.save_npz(out / "nblr_counts.npz", counts)
             p = model.score_counts(counts)[0]
         else:
             model = score.OnnxNetwork.load(out / f"{model_id}.onnx", device="cpu")
-            cfg = json.loads(con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0])
-            seqs = sequences.tokenize_sequences(rows["display_text"])
-            pos = pd.Index(model.vocab).get_indexer(seqs.words)
             if model_id.startswith("cnn"):
+                cfg = json.loads(con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0])
+                seqs = sequences.tokenize_sequences(rows["display_text"])
+                pos = pd.Index(model.vocab).get_indexer(seqs.words)
                 remap = np.where(pos >= 0, pos + 2, sequences.UNKNOWN)
                 x = sequences.encode(seqs, np.arange(len(rows)), remap, cfg["max_len"], cfg["truncation"])
                 np.save(out / "cnn_ids.npy", x.astype(np.int32))
-            else:
-                x = _multi_hot(rows["display_text"], model)
+            else:  # the dense network's multi-hot input
+                x = sp.csr_matrix(model.vectorizer(binary=True).transform(rows["display_text"]))
                 sp.save_npz(out / "dense_x.npz", x)
             p = model.score(x)[0]
         gap = float(np.max(np.abs(p - stored[model_id])))
@@ -83,33 +77,13 @@ def prepare(run_dir: Path, out: Path) -> None:
     print(f"wrote {out} ({sum(f.stat().st_size for f in out.iterdir()) / 2**20:.1f} MiB)")
 
 
-def _multi_hot(texts, model):
-    import scipy.sparse as sp
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    spec = model.tokenizer
-    vec = CountVectorizer(lowercase=spec["lowercase"], token_pattern=spec["token_pattern"],
-                          ngram_range=tuple(spec["ngram_range"]), vocabulary=list(model.vocab), binary=True,
-                          dtype=np.float32)
-    return sp.csr_matrix(vec.transform(texts))
-
-
-def _best(fn, repeat=3) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def check(folder: Path) -> None:
     import onnxruntime as ort
     import scipy.sparse as sp
 
     if hasattr(ort, "preload_dlls"):
         ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where installed
+    from bench.scoring import best_of
     from pipeline import score
 
     print(f"onnxruntime {ort.__version__}, available providers {ort.get_available_providers()}")
@@ -126,7 +100,7 @@ def check(folder: Path) -> None:
         run = (lambda m: (lambda: m.score_counts(inputs[model_id])[0])) if model_id.startswith("nblr") else \
             (lambda m: (lambda: m.score(inputs[model_id])[0]))
         p_gpu, p_cpu = run(gpu)(), run(cpu)()
-        t_gpu, t_cpu = _best(run(gpu)), _best(run(cpu))
+        t_gpu, t_cpu = best_of(run(gpu)), best_of(run(cpu))  # after the untimed runs above
         ref = stored[model_id.replace("-", "_")]
         print(f"| {model_id} | {gpu.provider} | {np.max(np.abs(p_gpu - p_cpu)):.1e} | {np.max(np.abs(p_gpu - ref)):.1e} "
               f"| {N_REVIEWS / t_gpu:,.0f} | {N_REVIEWS / t_cpu:,.0f} | {t_cpu / t_gpu:.2f}x |", flush=True)

@@ -1,8 +1,9 @@
 """Population map: the reviews on the 2-D UMAP of their embedding, with the clusters beside it.
 
-The map draws at most 'Points drawn' reviews (every flagged one first, then a seeded
-random sample, both fixed by the pipeline in ``map_points.draw_order``) and says so;
-box selections count and list from every review in the box.
+The map draws at most 'Points drawn' reviews (flagged ones, most suspect first,
+alternating with a seeded random sample of the others, fixed by the pipeline in
+``map_points.draw_order``) and says so; box selections count and list every review in
+the box.
 """
 
 import altair as alt
@@ -45,7 +46,7 @@ if len(drawn) < total:
 else:
     st.caption(f"Drawing all {total:,} reviews.")
 
-# Only what the chart needs, rounded: 10,000 points with their tooltips are most of the page's time.
+# Only what the chart needs, rounded: drawing the points is most of the page's time.
 # The label names and the flag are computed in the browser from the 0/1 columns.
 drawn = drawn.assign(preview=drawn["preview"].str.slice(0, 70).map(visible), x=drawn["x"].round(3),
                      y=drawn["y"].round(3), loss=drawn["loss"].round(3))[

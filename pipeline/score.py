@@ -86,6 +86,14 @@ class _OnnxModel:
     def provider(self) -> str:
         return self.session.get_providers()[0]
 
+    def vectorizer(self, *, binary: bool = False) -> CountVectorizer:
+        """The tokenizer shipped in the file, over this model's vocabulary (binary: 0/1 counts)."""
+        spec = self.tokenizer
+        return CountVectorizer(
+            lowercase=spec["lowercase"], token_pattern=spec["token_pattern"], ngram_range=tuple(spec["ngram_range"]),
+            vocabulary=list(self.vocab), binary=binary, dtype=np.float32,
+        )
+
     def columns_in(self, vocab: np.ndarray) -> np.ndarray:
         """(V_model,) position of each of this model's terms in another vocabulary (-1: absent)."""
         return pd.Index(vocab).get_indexer(self.vocab)
@@ -111,13 +119,8 @@ class OnnxTextModel(_OnnxModel):
 
     def score_texts(self, texts) -> tuple[np.ndarray, np.ndarray]:
         """(p_pos, logit) for raw review texts, tokenized as the model was trained."""
-        spec = self.tokenizer
-        vec = CountVectorizer(
-            lowercase=spec["lowercase"], token_pattern=spec["token_pattern"],
-            ngram_range=tuple(spec["ngram_range"]), vocabulary=list(self.vocab), dtype=np.float32,
-        )
         cleaned = [display_text(t) for t in texts]
-        return self.score_counts(vec.transform(cleaned))
+        return self.score_counts(self.vectorizer().transform(cleaned))
 
 
 class OnnxNetwork(_OnnxModel):

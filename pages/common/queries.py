@@ -191,8 +191,8 @@ def spaces(ref: StoreRef, run_id: str) -> list[str]:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def map_points(ref: StoreRef, run_id: str, space: str, limit: int) -> tuple[pd.DataFrame, int]:
-    """(the first ``limit`` points of a map in draw order: every flagged review, then a seeded random
-    sample of the rest; how many points the map has)."""
+    """(the first ``limit`` points of a map in draw order: flagged reviews, most suspect first,
+    alternating with a seeded random sample of the others; how many points the map has)."""
     total = int(_query(ref, "SELECT count(*) AS n FROM map_points WHERE run_id = ? AND space = ?",
                        [run_id, space])["n"].iloc[0])
     rows = _query(ref, "SELECT sample_id, x, y, cluster, label, rating, pred_label, loss, is_label_issue, preview "
