@@ -7,7 +7,7 @@
 encodes 5,000 seeded test reviews for each of them exactly as the pipeline does,
 and stores the probabilities the run itself recorded for those reviews.
 
-``check`` (there) asks ``pipeline.score.providers("auto")`` which providers to use,
+``check`` (there) asks ``pipeline.models.score.providers("auto")`` which providers to use,
 loads every model with them (the pipeline's own loader), and reports, per model:
 the provider the session runs on, the largest gap to the CPU provider and to the
 stored run, and reviews per second on the GPU and on the CPU provider, best of 3,
@@ -36,7 +36,8 @@ def prepare(run_dir: Path, out: Path) -> None:
     import pandas as pd
     import scipy.sparse as sp
 
-    from pipeline import score, sequences
+    from pipeline.models import score
+    from pipeline.models import sequences
 
     con = duckdb.connect(str(run_dir / "lossmap.duckdb"), read_only=True)
     run_id = con.execute("SELECT run_id FROM runs ORDER BY completed_at DESC LIMIT 1").fetchall()[0][0]
@@ -84,7 +85,7 @@ def check(folder: Path) -> None:
     if hasattr(ort, "preload_dlls"):
         ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where installed
     from bench.scoring import best_of
-    from pipeline import score
+    from pipeline.models import score
 
     print(f"onnxruntime {ort.__version__}, available providers {ort.get_available_providers()}")
     print(f"pipeline.score.providers('auto') -> {score.providers('auto')}")

@@ -40,9 +40,12 @@ from sklearn.metrics import average_precision_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import issues, sequences, train, train_nn  # noqa: E402
+from pipeline.analyses import issues  # noqa: E402
+from pipeline.models import sequences  # noqa: E402
+from pipeline.models import linear as train  # noqa: E402
+from pipeline.models import train_nn  # noqa: E402
 from pipeline.config import Config  # noqa: E402
-from pipeline.load import load_reviews  # noqa: E402
+from pipeline.data.imdb import load_reviews  # noqa: E402
 from pipeline.run import train_fold_models  # noqa: E402
 
 DEFAULT_DATA = os.environ.get("IMDB_DATA", str(ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"))

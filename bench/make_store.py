@@ -9,7 +9,7 @@ label_issues, embeddings, shap_tokens, truncation) grows by that factor, and the
 per-run tables (runs, clusters, models, telemetry) are copied with the counts they
 hold scaled. Map positions and losses are jittered by a few percent so copies do not
 sit on top of each other; the rest is copied as is, and the derived tables
-(pipeline.schema.DERIVED) are then filled exactly as a pipeline run fills them. The result passes the app's
+(pipeline.store.schema.DERIVED) are then filled exactly as a pipeline run fills them. The result passes the app's
 version check and is only for measuring: its figures are not a real model's.
 """
 
@@ -26,7 +26,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import schema  # noqa: E402
+from pipeline.store import schema  # noqa: E402
 
 # per-review columns jittered in the copies: column -> SQL over the source row s and two hashes in [0, 1)
 JITTER = {

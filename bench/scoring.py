@@ -25,9 +25,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import export, networks, score, train, train_nn  # noqa: E402
+from pipeline.models import export  # noqa: E402
+from pipeline.models import networks  # noqa: E402
+from pipeline.models import score  # noqa: E402
+from pipeline.models import linear as train  # noqa: E402
+from pipeline.models import train_nn  # noqa: E402
 from pipeline.config import Config  # noqa: E402
-from pipeline.load import display_text, load_reviews  # noqa: E402
+from pipeline.data.imdb import display_text, load_reviews  # noqa: E402
 
 DEFAULT_DATA = os.environ.get("IMDB_DATA", str(ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"))
 
@@ -95,7 +99,7 @@ def main() -> None:
     print(f"{'dense net':<12} {n / t_native:>20,.0f} {n / t_onnx:>26,.0f} {t_native / t_onnx:>13.2f}x"
           f"   (PyTorch eager, {torch.get_num_threads()} threads)")
 
-    from pipeline import sequences
+    from pipeline.models import sequences
 
     seqs = sequences.tokenize_sequences(frame["display_text"])
     data = train_nn.NetworkData(corpus, seqs)

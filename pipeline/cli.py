@@ -107,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from pipeline.load import LoadError
-    from pipeline.schema import StoreError
+    from pipeline.data.imdb import LoadError
+    from pipeline.store.schema import StoreError
 
     try:
         if args.command == "run":
@@ -171,7 +171,7 @@ def _sweep(args) -> int:
 
 
 def _runs(args) -> int:
-    from pipeline.store import list_runs
+    from pipeline.store.files import list_runs
 
     runs = list_runs(args.db)
     if runs.empty:

@@ -22,8 +22,18 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from pipeline import (explain, export, issues, load, project, schema, score, sequences, store, train, train_nn,
-                      truncation)
+from pipeline.analyses import explain
+from pipeline.models import export
+from pipeline.analyses import issues
+from pipeline.data import imdb as load
+from pipeline.analyses import project
+from pipeline.store import schema
+from pipeline.models import score
+from pipeline.models import sequences
+from pipeline.store import files as store
+from pipeline.models import linear as train
+from pipeline.models import train_nn
+from pipeline.analyses import truncation
 from pipeline.config import Config
 
 FAMILY = "nblr"

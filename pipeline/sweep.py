@@ -25,9 +25,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from pipeline import load, store, train, train_nn
+from pipeline.data import imdb as load
+from pipeline.store import files as store
+from pipeline.models import linear as train
+from pipeline.models import train_nn
 from pipeline.config import Config
-from pipeline.networks import DenseNet
+from pipeline.models.networks import DenseNet
 
 GRID = {"activation": ("relu", "tanh"), "loss": ("bce", "mse"), "hidden_units": (16, 32, 64),
         "hidden_layers": (1, 2, 3)}

@@ -99,7 +99,7 @@ def sample_run(sample_config):
 
 @pytest.fixture
 def store_ro(sample_run):
-    from pipeline.store import open_readonly
+    from pipeline.store.files import open_readonly
 
     connection = open_readonly(sample_run.db)
     yield connection
@@ -125,7 +125,7 @@ HOSTILE_VARIANTS = {
 
 def sample_archive(path: Path, *, n: int, seed: int) -> Path:
     """An archive in the aclImdb layout: a seeded sample of the real reviews plus the hostile reviews."""
-    from pipeline.load import load_reviews
+    from pipeline.data.imdb import load_reviews
 
     frame = load_reviews(real_archive(), sample=n, seed=seed, progress=False).frame
     reviews = {row.sample_id: row.text.encode() for row in frame.itertuples()}

@@ -18,8 +18,8 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from pipeline.store import cursor as store_cursor
-from pipeline.store import open_readonly
+from pipeline.store.files import cursor as store_cursor
+from pipeline.store.files import open_readonly
 
 OOF = "nblr-oof"
 CONVENTIONAL = "nblr-train"

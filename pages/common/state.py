@@ -22,7 +22,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from pages.common import queries
 from pages.common.decisions import decisions_path
 from pipeline.config import DEFAULT_DB
-from pipeline.schema import StoreError
+from pipeline.store.schema import StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
 DB_ENV = "LOSSMAP_DB"

@@ -220,8 +220,8 @@ def test_hostile_variant_is_shown_as_text_in_the_browser(server, page, sample_id
 
 def test_a_run_published_while_the_app_is_open_is_offered_without_restart(server, page):
     """Last in this module: it adds a run to the shared store."""
-    from pipeline import store as pipeline_store
-    from pipeline.schema import RUN_TABLES
+    from pipeline.store import files as pipeline_store
+    from pipeline.store.schema import RUN_TABLES
 
     url, store = server
     _open(page, f"{url}/samples", "Samples")

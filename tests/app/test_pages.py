@@ -5,7 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 from pages.common import decisions
 from pages.common.widgets import SHOWN_CHARS
-from pipeline.schema import SCHEMA_VERSION
+from pipeline.store.schema import SCHEMA_VERSION
 from tests.conftest import HOSTILE_ID, HOSTILE_VARIANTS, ROOT
 
 N_REVIEWS = 300 + 1 + len(HOSTILE_VARIANTS)  # the app_store fixture's sample plus its hostile reviews
@@ -41,7 +41,7 @@ def test_overview_headline_figures(app):
 
 
 def test_overview_without_telemetry_says_so(app, store):
-    from pipeline import store as pipeline_store
+    from pipeline.store import files as pipeline_store
 
     def linear_only(con):  # what a run with --no-dense leaves: no telemetry rows
         con.execute("DELETE FROM training_batches")
@@ -131,7 +131,7 @@ def test_search_is_literal_and_binds_its_value(app, needle, store):
         assert any("No review matches" in w.value for w in app.warning)
     if needle == "<script>":
         assert HOSTILE_ID in expected
-    from pipeline.store import list_runs
+    from pipeline.store.files import list_runs
 
     assert len(list_runs(store)) == 1  # nothing was dropped
 
@@ -336,7 +336,7 @@ def test_experiments_page_lists_the_sweep(app):
 
 
 def test_experiments_page_without_a_sweep_says_how_to_run_one(app, store):
-    from pipeline import store as pipeline_store
+    from pipeline.store import files as pipeline_store
 
     pipeline_store.publish(store, lambda con: [con.execute(f"DELETE FROM {t}") for t in
                                                ("sweep_curves", "sweep_runs", "sweeps")])

@@ -60,7 +60,7 @@ def test_bad_option_values(tmp_path, capsys):
 def test_runs_on_an_older_or_foreign_store(tmp_path):
     import duckdb
 
-    from pipeline import store
+    from pipeline.store import files as store
 
     old = tmp_path / "old.duckdb"
     store.publish(old, lambda con: None)

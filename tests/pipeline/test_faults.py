@@ -19,7 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages.common import decisions
-from pipeline.schema import RUN_TABLES
+from pipeline.store.schema import RUN_TABLES
 from tests.conftest import ROOT, real_archive
 
 KILLS = 10

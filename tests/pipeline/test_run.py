@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.schema import RUN_TABLES
+from pipeline.store.schema import RUN_TABLES
 from tests.conftest import STORE_SAMPLE
 
 

@@ -2,7 +2,8 @@
 
 import duckdb
 
-from pipeline import cli, sweep
+from pipeline import cli
+from pipeline import sweep
 from tests.conftest import real_archive
 
 

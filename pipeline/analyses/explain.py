@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import shap
 
-from pipeline.train import Corpus, LinearTextModel
+from pipeline.models.linear import Corpus, LinearTextModel
 
 EXPLAIN_COLUMNS = ["row", "kind", "rank", "token", "feature_value", "shap_value"]
 _BLOCK = 64  # reviews per block: small blocks keep the dense union of columns small

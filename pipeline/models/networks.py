@@ -3,7 +3,7 @@
 Every network's ``forward(x)`` returns ``(p_pos (N,), embedding (N, d))``, the
 embedding being the penultimate layer; ``logit(x)`` is what training optimises, and
 ``trace(x)`` returns ``(logit, [Layer, ...])`` with each layer's values for the
-training telemetry (``pipeline.telemetry``).
+training telemetry (``pipeline.analyses.telemetry``).
 
 - ``DenseNet``: Chollet's IMDB model (Deep Learning with Python, ch. 4): a multi-hot
   vector over the most frequent words, Dense(16, relu), Dense(16, relu), sigmoid.
@@ -26,7 +26,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from pipeline.train import Corpus
+from pipeline.models.linear import Corpus
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 

@@ -3,7 +3,11 @@
 import numpy as np
 import pytest
 
-from pipeline import export, score, sequences, train_nn, truncation
+from pipeline.models import export
+from pipeline.models import score
+from pipeline.models import sequences
+from pipeline.models import train_nn
+from pipeline.analyses import truncation
 from pipeline.config import Config
 
 POSITIVE = ["great", "wonderful", "superb", "loved", "brilliant"]

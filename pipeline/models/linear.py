@@ -14,7 +14,7 @@ regression. Public entries:
   (N,) out-of-fold probabilities.
 
 A model predicts natively with ``predict_logit(corpus)``; the ONNX copy written by
-``pipeline.export`` must agree with it (checked in ``pipeline.score``).
+``pipeline.models.export`` must agree with it (checked in ``pipeline.models.score``).
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from pipeline import export, score, train
+from pipeline.models import export
+from pipeline.models import score
+from pipeline.models import linear as train
 from pipeline.config import Config
-from pipeline.load import load_reviews
+from pipeline.data.imdb import load_reviews
 from tests.conftest import real_archive
 
 

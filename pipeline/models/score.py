@@ -1,7 +1,7 @@
 """Score reviews with exported ONNX models through ONNX Runtime.
 
 ``OnnxTextModel.load(path, device=...)`` opens a model written by
-``pipeline.export``; ``score_counts`` takes an (N, V_model) sparse count matrix in
+``pipeline.models.export``; ``score_counts`` takes an (N, V_model) sparse count matrix in
 the model's own vocabulary order, ``score_texts`` takes raw review text and
 tokenizes it with the spec stored in the file. Both return (N,) ``p_pos`` and
 ``logit`` as float64 arrays.
@@ -23,8 +23,8 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
-from pipeline.export import META_MODEL, META_TOKENIZER, META_VOCAB
-from pipeline.load import display_text
+from pipeline.models.export import META_MODEL, META_TOKENIZER, META_VOCAB
+from pipeline.data.imdb import display_text
 
 DEVICES = ("auto", "cpu", "cuda")
 PARITY_ATOL = 1e-4  # largest allowed |p_onnx - p_native|

@@ -2,17 +2,17 @@
 
 ``fit_network(family, data, labels, rows, cfg, *, model_id, val_rows=None,
 telemetry=False)`` trains one network of ``family`` (``dense``, ``cnn`` or
-``bilstm``; see ``pipeline.networks``) on ``rows`` only (its vocabulary too) and
+``bilstm``; see ``pipeline.models.networks``) on ``rows`` only (its vocabulary too) and
 returns a ``TrainedNetwork``:
 
 - ``batches``: loss, accuracy and learning rate per batch;
 - ``epochs``: train loss and accuracy (on up to ``_TRAIN_EVAL`` of the training
   reviews, seeded) and validation loss and accuracy (on ``val_rows``) after each epoch;
 - with ``telemetry``: ``layer_stats``, ``layer_histograms`` and ``info_plane`` per
-  epoch (``pipeline.telemetry``) on a fixed probe of ``cfg.probe_size`` training reviews.
+  epoch (``pipeline.analyses.telemetry``) on a fixed probe of ``cfg.probe_size`` training reviews.
 
 ``TrainedNetwork.predict(data, rows)`` is the native PyTorch score, (p_pos,
-embedding); the ONNX copy must match it (``pipeline.score.check_parity``).
+embedding); the ONNX copy must match it (``pipeline.models.score.check_parity``).
 ``fit_dense`` is the dense case, kept for the sweep and tests.
 """
 
@@ -26,11 +26,12 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from pipeline import sequences, telemetry
+from pipeline.models import sequences
+from pipeline.analyses import telemetry
 from pipeline.config import Config
-from pipeline.networks import BiLSTMNet, ConvNet, DenseNet, multi_hot, multi_hot_vocabulary
-from pipeline.sequences import Sequences
-from pipeline.train import Corpus
+from pipeline.models.networks import BiLSTMNet, ConvNet, DenseNet, multi_hot, multi_hot_vocabulary
+from pipeline.models.sequences import Sequences
+from pipeline.models.linear import Corpus
 
 FAMILIES = ("dense", "cnn", "bilstm")
 _EVAL_BATCH = 1024

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline import sequences
+from pipeline.models import sequences
 
 
 def analyse(session, inputs, seqs: sequences.Sequences, rows: np.ndarray, labels: np.ndarray, *,

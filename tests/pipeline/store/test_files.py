@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import store
-from pipeline.schema import SCHEMA_VERSION, StoreError
+from pipeline.store import files as store
+from pipeline.store.schema import SCHEMA_VERSION, StoreError
 from tests.conftest import ROOT
 
 
@@ -53,7 +53,7 @@ def test_a_failing_run_leaves_the_store_unchanged(db):
 
 _KILLABLE = """
 import sys, time, pathlib
-from pipeline import store
+from pipeline.store import files as store
 db, ready = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 def slow(con):
     con.execute("INSERT INTO runs VALUES ('killed', now()::TIMESTAMP, now()::TIMESTAMP, 's', 1, 0.9, 0.9, 0, 1, '{}', '{}', '{}', '{}')")
@@ -130,8 +130,8 @@ def test_readonly_connection_cannot_write(db):
 
 _FILL_DISK = """
 import resource, signal, sys, pathlib
-from pipeline import store
-from pipeline.schema import StoreError
+from pipeline.store import files as store
+from pipeline.store.schema import StoreError
 db, limit = pathlib.Path(sys.argv[1]), int(sys.argv[2])
 if limit:  # no tmpfs here: cap the size of any file this process writes instead
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

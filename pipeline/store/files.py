@@ -27,7 +27,7 @@ from typing import Callable
 import duckdb
 import pandas as pd
 
-from pipeline.schema import StoreError, check_version, ensure_schema
+from pipeline.store.schema import StoreError, check_version, ensure_schema
 
 _TMP_SUFFIX = ".incomplete"
 

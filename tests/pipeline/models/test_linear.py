@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import train
+from pipeline.models import linear as train
 from pipeline.config import Config
 
 

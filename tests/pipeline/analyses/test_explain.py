@@ -1,9 +1,10 @@
 import numpy as np
 import pandas as pd
 
-from pipeline import explain, train
+from pipeline.analyses import explain
+from pipeline.models import linear as train
 from pipeline.config import Config
-from pipeline.load import load_reviews
+from pipeline.data.imdb import load_reviews
 from tests.conftest import real_archive
 
 

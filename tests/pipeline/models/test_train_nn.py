@@ -1,9 +1,13 @@
 import numpy as np
 import pytest
 
-from pipeline import export, networks, score, train, train_nn
+from pipeline.models import export
+from pipeline.models import networks
+from pipeline.models import score
+from pipeline.models import linear as train
+from pipeline.models import train_nn
 from pipeline.config import Config
-from pipeline.load import load_reviews
+from pipeline.data.imdb import load_reviews
 from tests.conftest import real_archive
 
 
@@ -62,7 +66,7 @@ def test_unknown_activation_names_the_choices():
 
 @pytest.fixture(scope="module", params=["cnn", "bilstm"])
 def sequence_net(request, tmp_path_factory):
-    from pipeline import sequences
+    from pipeline.models import sequences
 
     frame = load_reviews(real_archive(), sample=500, seed=5, progress=False).frame
     cfg = Config(seq_vocab=3000, seq_embed=16, cnn_filters=16, lstm_units=8, seq_hidden=8, cnn_epochs=2,
@@ -126,7 +130,7 @@ def test_dense_layer_telemetry_is_sane(tmp_path):
 
 
 def test_information_plane_on_known_cases():
-    from pipeline.telemetry import information_plane
+    from pipeline.analyses.telemetry import information_plane
 
     y = np.array([0, 1] * 50)
     assert information_plane(y[:, None].astype(float), y) == pytest.approx((1.0, 1.0))  # T is Y: one bit each

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.issues import METHODS, find_label_issues
+from pipeline.analyses.issues import METHODS, find_label_issues
 
 
 def test_confidently_contradicted_review_ranks_first_with_a_readable_reason():

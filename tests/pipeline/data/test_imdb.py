@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import load
+from pipeline.data import imdb as load
 from pipeline.config import Config
-from pipeline.load import LoadError, load_reviews
+from pipeline.data.imdb import LoadError, load_reviews
 from tests.conftest import NEGATIVE, POSITIVE, balanced_reviews, make_archive, real_archive
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline import sequences
+from pipeline.models import sequences
 
 
 def test_words_keep_their_character_offsets():

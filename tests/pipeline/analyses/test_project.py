@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline import project
+from pipeline.analyses import project
 
 
 def _exact(vectors, k):

@@ -12,11 +12,11 @@ the graph starts from bags of n-gram ids:
 Inside: sublinear TF (1 + log count), times IDF, L2-normalised per review, dot the
 effective weights (NB ratio x LR coefficient), plus bias, sigmoid. The vocabulary
 (JSON list, index = term id) and the tokenizer spec travel in the model's
-metadata, so the file alone is enough to score new text (``pipeline.score``).
+metadata, so the file alone is enough to score new text (``pipeline.models.score``).
 skl2onnx is not used because no converter covers a bag-of-ids input.
 
 ``export_network(trained, path, *, tokenizer_spec)`` writes a PyTorch network
-(``pipeline.train_nn.TrainedNetwork``) with torch.onnx: input ``x`` (N, V) float32
+(``pipeline.models.train_nn.TrainedNetwork``) with torch.onnx: input ``x`` (N, V) float32
 multi-hot, outputs ``p_pos`` (N,) and ``embedding`` (N, hidden), batch axis dynamic;
 the vocabulary travels in the metadata the same way.
 """
@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from pipeline.train import LinearTextModel
+from pipeline.models.linear import LinearTextModel
 
 OPSET = 17
 META_VOCAB = "lossmap.vocabulary"

@@ -37,7 +37,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfTransformer
 
 from pipeline.config import Config
-from pipeline.train import Corpus
+from pipeline.models.linear import Corpus
 
 SPACE = "tfidf-svd"  # name of this embedding space in the store
 _TERMS_PER_CLUSTER = 8
