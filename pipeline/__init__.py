@@ -1,7 +1,35 @@
-"""Lossmap's offline pipeline: IMDB reviews in, a DuckDB store of per-review analysis out.
+"""Lossmap's offline pipeline: labeled texts in, a DuckDB store of per-text analysis out.
 
-Stages, one module each: load, train, export, score, explain, project, issues, store
-(schema in ``schema``), wired together in ``run`` and driven by ``cli``.
+Folders by role: ``data`` (readers: tables, text folders, the IMDB archive), ``models``
+(model families, ONNX export and scoring), ``analyses`` (SHAP, label issues, maps,
+truncation, telemetry), ``store`` (schema and atomic writes); ``run`` wires the stages,
+``cli`` drives them (``python -m pipeline``), ``analyze`` is the entry for notebooks.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+__version__ = "0.2.0"
+
+
+def analyze(df, *, text: str | None = None, label: str | None = None, db="data/lossmap.duckdb", id: str | None = None,
+            split: str | None = None, group: str | None = None, score: str | None = None, **options):
+    """Analyse a pandas DataFrame of labeled texts and write one run to the store ``db``.
+
+    ``text``, ``label``, ``id``, ``split``, ``group``, ``score`` name columns of ``df``,
+    as the CLI's ``--text``, ``--label``, ... do (text and label are found by name when
+    not given); every other column is kept as metadata. ``options`` are any other
+    ``pipeline.config.Config`` fields (``sample=2000``, ``cnn=False``, ``progress=False``,
+    ``models_dir=...``). Returns the run's ``RunSummary``; open the store with
+    ``streamlit run app.py -- --db DB``.
+
+        from pipeline import analyze
+        summary = analyze(df, text="body", label="queue", db="data/tickets.duckdb")
+    """
+    from pathlib import Path
+
+    from pipeline.config import Config
+    from pipeline.run import run_pipeline
+
+    cfg = Config(text_column=text, label_column=label, id_column=id, split_column=split, group_column=group,
+                 score_column=score, db=Path(db), **options)
+    return run_pipeline(cfg, frame=df)

@@ -7,83 +7,116 @@ message and exit with status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
+from pipeline.analyses.issues import METHODS, SOURCES
 from pipeline.config import DATA_ENV, DEFAULT_DB, Config
+from pipeline.models.devices import DEVICES
+from pipeline.models.sequences import TRUNCATIONS
 
 _EPILOG = f"""\
 examples:
   python -m pipeline run --data ../shared/data/aclImdb_v1_labeled.tar.gz
+  python -m pipeline run --data tickets.csv --text body --label queue   your own table
+  python -m pipeline run --data reviews/      a folder laid out [split/]label/*.txt
   python -m pipeline run --sample 2000          quick run on 2,000 reviews
   python -m pipeline run --bilstm                also train the BiLSTM (slow on a CPU)
   python -m pipeline runs                        list the runs in the store
   python -m pipeline sweep                       36-run grid over the dense network
 
 data: --data, else ${DATA_ENV}, else data/aclImdb_v1.tar.gz, data/aclImdb_v1_labeled.tar.gz
-or data/aclImdb/; failing all, the published archive is downloaded into data/.
+or data/aclImdb/; failing all, the published IMDB archive is downloaded into data/.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
-        description="Lossmap pipeline: find likely mislabeled IMDB reviews and store the analysis in DuckDB.",
+        description="Lossmap pipeline: train text classifiers with cross-fitting, find likely mislabeled texts and "
+                    "store the analysis in DuckDB.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     d = Config()
 
     run = sub.add_parser(
-        "run", help="load reviews, train with cross-fitting, score with ONNX Runtime, write a run to the store",
-        description="Train the NB-LR text model with cross-fitting grouped by movie, score every review out of "
-                    "fold through ONNX Runtime, explain with SHAP, map with SVD+UMAP, rank label issues with "
-                    "cleanlab, and write everything to the DuckDB store as one new run.",
+        "run", help="load labeled texts, train with cross-fitting, score with ONNX Runtime, write a run to the store",
+        description="Train a linear text model (and networks) with cross-fitting, score every text out of fold "
+                    "through ONNX Runtime, explain with SHAP, map with SVD+UMAP, rank label issues with cleanlab, "
+                    "and write everything to the DuckDB store as one new run. Any number of classes.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="tables: the text and label columns are found by name (text/review/sentence/content and "
+               "label/labels/target/class/sentiment) unless given; every other column is kept as metadata "
+               "(filters and map colours in the app).",
     )
     g = run.add_argument_group("input")
     g.add_argument("--data", type=Path, default=None,
-                   help=f"aclImdb_v1.tar.gz, aclImdb_v1_labeled.tar.gz or an extracted aclImdb/ folder "
-                        f"(default: ${DATA_ENV}, then data/, then download)")
+                   help=f"a table (.csv, .tsv, .parquet, .jsonl), a folder laid out [split/]label/*.txt, or the IMDB "
+                        f"archive (aclImdb_v1.tar.gz, aclImdb_v1_labeled.tar.gz, aclImdb/) (default: ${DATA_ENV}, "
+                        f"then data/, then the IMDB download)")
+    g.add_argument("--text", dest="text_column", metavar="COLUMN", help="tables: the column of texts")
+    g.add_argument("--label", dest="label_column", metavar="COLUMN",
+                   help="tables: the column of labels (strings or integers; any number of classes)")
+    g.add_argument("--id", dest="id_column", metavar="COLUMN",
+                   help="tables: unique, stable ids, so decisions survive new runs (default: a column named id or "
+                        "sample_id, else an id derived from each text)")
+    g.add_argument("--split", dest="split_column", metavar="COLUMN",
+                   help="tables: train/test/validation; a conventional model is trained on 'train' and tested on "
+                        "the rest (default: none, everything is cross-fitted)")
+    g.add_argument("--group", dest="group_column", metavar="COLUMN",
+                   help="tables: rows with the same value are kept in one fold (a user, a product, a thread)")
+    g.add_argument("--score", dest="score_column", metavar="COLUMN",
+                   help="tables: a numeric column such as a star rating, charted against the loss and filterable")
     g.add_argument("--sample", type=int, default=None, metavar="N",
-                   help="keep N reviews, a seeded label-stratified sample, for a quick run (default: all 50,000)")
+                   help="keep N texts, a seeded class-stratified sample, for a quick run (default: all)")
+    g.add_argument("--memory-limit-mib", type=float, default=None, metavar="MIB",
+                   help="refuse data whose run would need more memory than this (default: what is available)")
     g.add_argument("--seed", type=int, default=d.seed, help="seed for sampling, folds, SVD and clusters (default: %(default)s)")
     g = run.add_argument_group("model")
-    g.add_argument("--folds", type=int, default=d.folds, help="cross-fitting folds, grouped by movie (default: %(default)s)")
+    g.add_argument("--folds", type=int, default=d.folds, help="cross-fitting folds, grouped by movie or --group "
+                   "(default: %(default)s)")
     g.add_argument("--ngram-max", type=int, default=d.ngram_max, help="longest word n-gram used as a feature (default: %(default)s)")
-    g.add_argument("--min-df", type=int, default=d.min_df, help="an n-gram must occur in this many training reviews (default: %(default)s)")
+    g.add_argument("--min-df", type=int, default=d.min_df, help="an n-gram must occur in this many training texts (default: %(default)s)")
     g.add_argument("--max-features", type=int, default=d.max_features, help="vocabulary cap, most frequent first (default: %(default)s)")
-    g.add_argument("--no-prune", action="store_true",
-                   help="one cross-fitting round; by default a second round refits without the reviews the first "
+    g.add_argument("--no-prune", dest="prune", action="store_false",
+                   help="one cross-fitting round; by default a second round refits without the texts the first "
                         "round flags")
-    g.add_argument("--no-dense", action="store_true",
+    g.add_argument("--no-dense", dest="dense", action="store_false",
                    help="skip Chollet's dense network (PyTorch); the linear model alone is about a minute faster")
     g.add_argument("--dense-epochs", type=int, default=d.dense_epochs, help="epochs of the dense network "
                    "(default: %(default)s)")
-    g.add_argument("--no-cnn", action="store_true", help="skip the CNN (word embeddings + convolution, PyTorch)")
-    g.add_argument("--bilstm", action="store_true", help="also train the bidirectional LSTM (opt-in: twice as slow as the CNN, about 15 more minutes on 2 cores)")
+    g.add_argument("--no-cnn", dest="cnn", action="store_false", help="skip the CNN (word embeddings + convolution, "
+                   "PyTorch)")
+    g.add_argument("--bilstm", action="store_true", help="also train the bidirectional LSTM (opt-in: twice as slow "
+                   "as the CNN, about 15 more minutes on 2 cores)")
     g.add_argument("--cnn-epochs", type=int, default=d.cnn_epochs, help="epochs of the CNN (default: %(default)s)")
     g.add_argument("--max-len", type=int, default=d.max_len,
-                   help="words a sequence network reads per review (default: %(default)s)")
-    g.add_argument("--truncation", default=d.truncation, choices=["head", "head_tail"],
-                   help="which words of a longer review it reads: the first max-len, or the first and last "
+                   help="words a sequence network reads per text (default: %(default)s)")
+    g.add_argument("--truncation", default=d.truncation, choices=TRUNCATIONS,
+                   help="which words of a longer text it reads: the first max-len, or the first and last "
                         "max-len/2 (default: %(default)s)")
-    g.add_argument("-C", dest="C", type=float, default=d.C, help="inverse L2 strength of the logistic regression (default: %(default)s)")
+    g.add_argument("-C", dest="C", type=float, default=d.C, help="inverse L2 strength of the two-class logistic "
+                   "regression (default: %(default)s)")
+    g.add_argument("--C-multiclass", dest="C_multiclass", type=float, default=d.C_multiclass,
+                   help="the same for more than two classes (default: %(default)s)")
     g = run.add_argument_group("analysis")
-    g.add_argument("--shap-top-k", type=int, default=d.shap_top_k, help="token attributions stored per review (default: %(default)s)")
+    g.add_argument("--shap-top-k", type=int, default=d.shap_top_k, help="token attributions stored per text "
+                   "(default: %(default)s)")
     g.add_argument("--svd-dim", type=int, default=d.svd_dim, help="embedding width (truncated SVD of TF-IDF) (default: %(default)s)")
     g.add_argument("--clusters", type=int, default=d.clusters, help="k-means clusters on the embedding (default: %(default)s)")
-    g.add_argument("--issue-method", default=d.issue_method,
-                   choices=["self_confidence", "normalized_margin", "confidence_weighted_entropy"],
+    g.add_argument("--issue-method", default=d.issue_method, choices=METHODS,
                    help="cleanlab label-quality score used to rank suspects (default: %(default)s)")
-    g.add_argument("--issue-source", default=d.issue_source, choices=["nblr", "ensemble"],
+    g.add_argument("--issue-source", default=d.issue_source, choices=SOURCES,
                    help="out-of-fold probabilities the suspects are ranked on: the linear model's, or the mean of "
                         "every model's (default: %(default)s; it ranked injected label flips better)")
     g = run.add_argument_group("output")
     g.add_argument("--db", type=Path, default=DEFAULT_DB, help="the DuckDB store (created if missing) (default: %(default)s)")
     g.add_argument("--models-dir", type=Path, default=d.models_dir, help="where ONNX files go, one folder per run (default: %(default)s)")
-    g.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"],
+    g.add_argument("--device", default=d.device, choices=DEVICES,
                    help="ONNX Runtime device; auto uses CUDA only when a usable GPU is found (default: %(default)s)")
-    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
     sweep = sub.add_parser(
         "sweep", help="train a grid of dense networks and store their learning curves",
@@ -107,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from pipeline.data.imdb import LoadError
+    from pipeline.data.dataset import LoadError
     from pipeline.store.schema import StoreError
 
     try:
@@ -124,26 +157,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def config_from(args: argparse.Namespace) -> Config:
+    """The Config of a `run` command: every option's dest is a Config field."""
+    fields = {f.name for f in dataclasses.fields(Config)}
+    return Config(**{name: value for name, value in vars(args).items() if name in fields})
+
+
 def _run(args) -> int:
     from pipeline.run import run_pipeline
 
     if args.sample is not None and args.sample < 2:
         raise ValueError(f"--sample must be at least 2 (got {args.sample})")
-    cfg = Config(
-        data=args.data, sample=args.sample, seed=args.seed, folds=args.folds, ngram_max=args.ngram_max,
-        min_df=args.min_df, max_features=args.max_features, C=args.C, prune=not args.no_prune, dense=not args.no_dense,
-        dense_epochs=args.dense_epochs, cnn=not args.no_cnn, bilstm=args.bilstm, cnn_epochs=args.cnn_epochs,
-        max_len=args.max_len, truncation=args.truncation, issue_source=args.issue_source, shap_top_k=args.shap_top_k,
-        svd_dim=args.svd_dim, clusters=args.clusters, issue_method=args.issue_method, db=args.db,
-        models_dir=args.models_dir, device=args.device, progress=not args.no_progress,
-    )
-    s = run_pipeline(cfg)
+    s = run_pipeline(config_from(args))
     for line in s.warnings:
         print(f"warning: {line}")
     test = f"{s.test_accuracy:.2%}" if s.test_accuracy is not None else "n/a (no train split)"
-    print(f"\nrun {s.run_id} complete: {s.n_samples:,} reviews in {s.seconds:.0f} s")
-    others = "".join(f", {m} {a:.2%}" for m, a in s.model_test_accuracy.items() if not m.startswith("nblr"))
-    print(f"  test accuracy (trained on train, scored on test): {test}{others}")
+    print(f"\nrun {s.run_id} complete: {s.n_samples:,} reviews, {len(s.classes)} classes in {s.seconds:.0f} s")
+    others = "".join(f", {m} {a:.2%}" for m, a in s.model_test_accuracy.items())
+    print(f"  test accuracy (trained on train, scored on the rest): {test}{others}")
     print(f"  out-of-fold accuracy (all reviews): {s.oof_accuracy:.2%}")
     print(f"  flagged as likely mislabeled: {s.n_flagged:,} ({s.n_flagged / s.n_samples:.1%})")
     print(f"  ONNX Runtime: {s.provider}, largest gap to the native models {s.parity_max_abs:.1e} in probability")
@@ -180,6 +211,6 @@ def _runs(args) -> int:
     print(f"{len(runs)} run(s) in {args.db}, newest first:")
     for r in runs.itertuples():
         test = f"{r.test_accuracy:.2%}" if r.test_accuracy == r.test_accuracy and r.test_accuracy is not None else "n/a"
-        print(f"  {r.run_id}  {r.completed_at:%Y-%m-%d %H:%M} UTC  {r.n_samples:>6,} reviews  "
-              f"test acc {test}  flagged {r.n_flagged:,}  {r.seconds:.0f} s")
+        print(f"  {r.run_id}  {r.completed_at:%Y-%m-%d %H:%M} UTC  {r.n_samples:>6,} reviews  {r.n_classes} classes  "
+              f"test acc {test}  flagged {r.n_flagged:,}  {r.seconds:.0f} s  {r.source}")
     return 0

@@ -1,7 +1,11 @@
 """The pipeline's one configuration object.
 
-`Config` is frozen: every stage reads it, none changes it. The CLI (`python -m
-pipeline run ...`) builds it from its options; tests build it directly.
+`Config` is frozen and checks itself when built: every stage reads it, none changes
+it. The allowed values of each option are constants of the module that implements it
+(``TRUNCATIONS`` in ``models.sequences``, ``METHODS`` and ``SOURCES`` in
+``analyses.issues``, ``DEVICES`` in ``models.devices``); the CLI (`python -m pipeline
+run ...`) takes its choices from the same constants and builds `Config` from its
+fields; tests build it directly.
 """
 
 from __future__ import annotations
@@ -10,6 +14,10 @@ import dataclasses
 import os
 from pathlib import Path
 
+from pipeline.analyses.issues import METHODS, SOURCES
+from pipeline.models.devices import DEVICES
+from pipeline.models.sequences import TRUNCATIONS
+
 DEFAULT_DB = Path("data") / "lossmap.duckdb"
 DATA_ENV = "IMDB_DATA"
 
@@ -17,19 +25,27 @@ DATA_ENV = "IMDB_DATA"
 @dataclasses.dataclass(frozen=True)
 class Config:
     # --- input ---
-    data: Path | None = None  # archive or extracted aclImdb/ folder; None: $IMDB_DATA, then data/, then download
-    data_dir: Path = Path("data")  # where archives are searched for and downloaded to
-    sample: int | None = None  # reviews to keep (seeded, label-stratified); None keeps all 50,000
+    data: Path | None = None  # a table, a text folder, or the IMDB archive; None: $IMDB_DATA, then data/, then download
+    text_column: str | None = None  # tables: column of the texts; None: the one named like text/review/sentence/content
+    label_column: str | None = None  # tables: column of the labels; None: the one named like label/target/class/...
+    id_column: str | None = None  # tables: stable ids; None: a column named id/sample_id, else derived from the text
+    split_column: str | None = None  # tables: train/test/validation; a conventional model is trained on 'train'
+    group_column: str | None = None  # tables: rows sharing a value never sit on both sides of a fold
+    score_column: str | None = None  # tables: a numeric column such as a star rating (charts and filters)
+    memory_limit_mib: float | None = None  # refuse data whose run would need more memory; None: what is available
+    data_dir: Path = Path("data")  # where the IMDB archive is searched for and downloaded to
+    sample: int | None = None  # rows to keep (seeded, class-stratified); None keeps all
     seed: int = 0  # seed for sampling, folds, SVD and UMAP
-    flip_fraction: float = 0.0  # share of labels flipped at random before training (benchmarks only)
+    flip_fraction: float = 0.0  # share of labels changed at random before training (benchmarks only)
 
     # --- model: TF-IDF (word n-grams) + NB log-count ratio + logistic regression ---
     ngram_max: int = 2  # longest word n-gram used as a feature
     min_df: int = 3  # a feature must occur in this many training reviews
     max_features: int = 400_000  # cap on the vocabulary, most frequent first
     nb_alpha: float = 1.0  # smoothing of the NB log-count ratio
-    C: float = 30.0  # inverse L2 strength of the logistic regression
-    folds: int = 5  # cross-fitting folds, grouped by movie_id
+    C: float = 30.0  # inverse L2 strength of the logistic regression (two classes)
+    C_multiclass: float = 10.0  # the same for more than two classes (multinomial, no NB ratio; bench/rating_task.py)
+    folds: int = 5  # cross-fitting folds, grouped (by movie for IMDB, by --group for tables)
     prune: bool = True  # refit the fold models without the reviews a first round flags (confident learning)
 
     # --- model: Chollet's dense network (PyTorch) ---
@@ -61,20 +77,43 @@ class Config:
     probe_size: int = 1000  # training reviews on which layer telemetry and the information plane are taken
 
     # --- analysis ---
-    shap_top_k: int = 30  # token attributions stored per sample, by |value|
+    shap_top_k: int = 30  # token attributions stored per sample and explained class, by |value|
     svd_dim: int = 100  # width of the dense embedding (truncated SVD of TF-IDF)
     umap_neighbors: int = 15  # UMAP n_neighbors for the 2-D map
     clusters: int = 12  # k-means clusters on the embedding
     neighbours: int = 10  # most similar reviews stored per review (cosine, TF-IDF embedding)
-    issue_method: str = "self_confidence"  # cleanlab ranking: self_confidence | normalized_margin | confidence_weighted_entropy
-    issue_source: str = "nblr"  # out-of-fold probabilities ranked: nblr | ensemble (mean of every model's); nblr
-    # ranked 5% flips better (AP 0.771 vs 0.754, bench/label_noise.py), so it is the default
+    issue_method: str = "self_confidence"  # cleanlab ranking, one of analyses.issues.METHODS
+    issue_source: str = "nblr"  # out-of-fold probabilities ranked, one of analyses.issues.SOURCES: nblr ranked
+    # injected flips better than the ensemble (AP 0.706 vs 0.675, bench/label_noise.py), so it is the default
 
     # --- runtime ---
-    device: str = "auto"  # ONNX Runtime provider: auto (CUDA when usable) | cpu | cuda
+    device: str = "auto"  # ONNX Runtime provider, one of models.devices.DEVICES (auto: CUDA when usable)
     db: Path = DEFAULT_DB  # the DuckDB store
     models_dir: Path = Path("data") / "models"  # where ONNX files are written, one folder per run
     progress: bool = True  # show progress bars
+
+    def __post_init__(self):
+        _choice("truncation", self.truncation, TRUNCATIONS)
+        _choice("issue_method", self.issue_method, METHODS)
+        _choice("issue_source", self.issue_source, SOURCES)
+        _choice("device", self.device, DEVICES)
+        for name, least in (("folds", 2), ("ngram_max", 1), ("min_df", 1), ("max_features", 1), ("dense_vocab", 1),
+                            ("dense_hidden", 1), ("dense_layers", 1), ("dense_epochs", 1), ("dense_batch", 1),
+                            ("max_len", 2), ("seq_vocab", 1), ("seq_embed", 1), ("cnn_filters", 1), ("cnn_kernel", 1),
+                            ("lstm_units", 1), ("seq_hidden", 1), ("cnn_epochs", 1), ("bilstm_epochs", 1),
+                            ("seq_batch", 1), ("window_stride", 1), ("probe_size", 2), ("shap_top_k", 1),
+                            ("svd_dim", 1), ("umap_neighbors", 2), ("clusters", 1), ("neighbours", 1)):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name} must be at least {least}; got {getattr(self, name)}")
+        if self.sample is not None and self.sample < 2:
+            raise ValueError(f"sample must be at least 2 (got {self.sample})")
+        if not 0.0 <= self.flip_fraction <= 0.5:
+            raise ValueError(f"flip_fraction must lie in [0, 0.5]; got {self.flip_fraction}")
+        for name in ("C", "C_multiclass", "nb_alpha", "dense_lr", "seq_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
+        if self.memory_limit_mib is not None and not self.memory_limit_mib > 0:
+            raise ValueError(f"memory_limit_mib must be positive; got {self.memory_limit_mib}")
 
     def data_source(self) -> Path | None:
         """The explicit data path: --data, else $IMDB_DATA, else None."""
@@ -82,3 +121,14 @@ class Config:
             return Path(self.data)
         env = os.environ.get(DATA_ENV)
         return Path(env) if env else None
+
+    def families(self) -> list[str]:
+        """The network families this run trains, in training order (the linear model always runs)."""
+        from pipeline.names import NETWORKS
+
+        return [f for f in NETWORKS if getattr(self, f)]
+
+
+def _choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")

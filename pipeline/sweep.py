@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from pipeline.data import imdb as load
 from pipeline.store import files as store
-from pipeline.models import linear as train
+from pipeline.models.text import tokenize
 from pipeline.models import train_nn
 from pipeline.config import Config
 from pipeline.models.networks import DenseNet
@@ -65,7 +65,7 @@ def run_sweep(cfg: Config, *, epochs: int = 20, val_size: int = 10_000, quick: b
         raise ValueError("the sweep needs positive and negative reviews in the train split")
     if quick:
         epochs, val_size = min(epochs, 2), len(frame) // 3
-    corpus = train.tokenize(frame["display_text"], dataclasses.replace(cfg, ngram_max=1))
+    corpus = tokenize(frame["display_text"], ngram_max=1)
     labels = frame["label"].to_numpy()
     train_rows, val_rows = _split(frame, val_size, cfg.seed)
     data = train_nn.NetworkData(corpus)

@@ -153,3 +153,35 @@ def app_store(tmp_path_factory) -> Path:
     run_pipeline(cfg)
     run_sweep(Config(data=real_archive(), db=cfg.db, progress=False), quick=True)
     return cfg.db
+
+
+STARS = ("1", "2", "3", "4", "7", "8", "9", "10")  # IMDB's ratings: the classes of the 8-class task
+RATING_SAMPLE = 2000  # rows in the multi-class session store
+
+
+def rating_table(n: int, seed: int):
+    """A seeded sample of the real reviews as a table: the star rating is an 8-class label (`stars`), with a
+    split, a group (`movie`), a category (`sentiment`) and a number (`helpful`) as the other columns."""
+    import numpy as np
+
+    from pipeline.data.imdb import load_reviews
+
+    frame = load_reviews(real_archive(), sample=n, seed=seed, progress=False).frame
+    rng = np.random.default_rng(seed)
+    return frame.assign(
+        id=frame["sample_id"], review=frame["text"], stars=frame["rating"].astype(int), movie=frame["movie_id"],
+        sentiment=frame["label"].map({0: "neg", 1: "pos"}), helpful=rng.integers(0, 50, len(frame)),
+    )[["id", "review", "stars", "split", "movie", "sentiment", "helpful"]]
+
+
+@pytest.fixture(scope="session")
+def rating_store(tmp_path_factory):
+    """A real run on the 8-class rating task, read from a Parquet file (the RunSummary)."""
+    from pipeline.run import run_pipeline
+
+    folder = tmp_path_factory.mktemp("rating_store")
+    path = folder / "ratings.parquet"
+    rating_table(RATING_SAMPLE, seed=11).to_parquet(path)
+    cfg = Config(data=path, label_column="stars", split_column="split", group_column="movie", score_column="stars",
+                 db=folder / "lossmap.duckdb", models_dir=folder / "models", progress=False, clusters=6, svd_dim=20)
+    return run_pipeline(cfg)

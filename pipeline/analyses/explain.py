@@ -1,8 +1,9 @@
 """SHAP token attributions for the linear model, with shap.LinearExplainer.
 
-``explain(model, corpus, rows, *, top_k)`` explains the logit of ``model`` for each
-review in ``rows`` (interventional SHAP, background = the model's training rows)
-and returns a long frame, ``EXPLAIN_COLUMNS``, plus the base value:
+``explain(model, corpus, rows, *, top_k, output=0)`` explains one output of ``model``
+(the log-odds of class 1 for two classes; the softmax input of class ``output`` for
+more) for each review in ``rows`` (interventional SHAP, background = the model's
+training rows) and returns a long frame, ``EXPLAIN_COLUMNS``, plus the base value:
 
 - one row per n-gram for the ``top_k`` n-grams of the review by |SHAP value|
   (``kind = 'token'``, ``rank`` 1..k, ``token``, ``feature_value`` = its NB-scaled
@@ -27,25 +28,54 @@ import numpy as np
 import pandas as pd
 import shap
 
-from pipeline.models.linear import Corpus, LinearTextModel
+from pipeline.models.linear import LinearTextModel
+from pipeline.models.text import Corpus
 
 EXPLAIN_COLUMNS = ["row", "kind", "rank", "token", "feature_value", "shap_value"]
 _BLOCK = 64  # reviews per block: small blocks keep the dense union of columns small
 
 
-def explain(model: LinearTextModel, corpus: Corpus, rows: np.ndarray, *, top_k: int = 30) -> tuple[pd.DataFrame, float]:
+def explain(model: LinearTextModel, corpus: Corpus, rows: np.ndarray, *, top_k: int = 30,
+            output: int = 0, mean: np.ndarray | None = None) -> tuple[pd.DataFrame, float]:
     """(attributions frame, base value) for ``rows`` of the corpus; see module doc."""
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
+    if not 0 <= output < model.clf.coef_.shape[0]:
+        raise ValueError(f"output must lie in [0, {model.clf.coef_.shape[0] - 1}], got {output}")
     rows = np.asarray(rows)
+    mean = _background_mean(model, corpus) if mean is None else mean
+    coef = model.clf.coef_[output]
+    base = float(coef @ mean + model.clf.intercept_[output])
+    return _explain(model, corpus, rows, coef, mean, top_k), base
+
+
+def explain_folds(models: list[LinearTextModel], corpus: Corpus, folds: np.ndarray, labels: np.ndarray,
+                  predicted: np.ndarray, *, top_k: int, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(attributions with ``row``, ``model_id``, ``class``; base values per model and class); see module doc."""
+    from tqdm.auto import tqdm
+
+    parts, bases = [], []
+    for k, model in enumerate(tqdm(models, desc="explain (SHAP)", leave=False, disable=not progress)):
+        held = np.flatnonzero(folds == k)
+        if model.n_classes == 2:
+            targets = [(0, 1, held)]
+        else:
+            targets = [(c, c, held[(labels[held] == c) | (predicted[held] == c)]) for c in range(model.n_classes)]
+        mean = _background_mean(model, corpus)
+        for output, cls, rows in targets:
+            found, base = explain(model, corpus, rows, top_k=top_k, output=output, mean=mean)
+            parts.append(found.assign(model_id=model.model_id, **{"class": cls}))
+            bases.append({"model_id": model.model_id, "class": cls, "base_value": base})
+    return pd.concat(parts, ignore_index=True), pd.DataFrame(bases)
+
+
+def _background_mean(model: LinearTextModel, corpus: Corpus) -> np.ndarray:
+    """The mean feature vector of the model's training rows (shap.LinearExplainer's interventional background)."""
     background = model.features(corpus, model.train_rows)
-    full = shap.LinearExplainer(model.clf, background)
-    return _explain(model, corpus, rows, full, top_k), float(full.expected_value)
+    return np.asarray(shap.LinearExplainer(model.clf, background).mean).ravel()
 
 
-def _explain(model, corpus, rows, full, top_k) -> pd.DataFrame:
-    coef = model.clf.coef_.ravel()
-    mean = np.asarray(full.mean).ravel()
+def _explain(model, corpus, rows, coef, mean, top_k) -> pd.DataFrame:
     total_absent = -(coef @ mean)
     parts = []
     for start in range(0, len(rows), _BLOCK):
@@ -63,6 +93,9 @@ def _explain(model, corpus, rows, full, top_k) -> pd.DataFrame:
 
 
 def _top_tokens(block_rows, phi, present, values, vocab, absent, top_k) -> pd.DataFrame:
+    if phi.shape[1] == 0:  # no review of the block holds a known n-gram: pad so the shapes below hold
+        phi, present, values, vocab = (np.zeros((len(block_rows), 1)), np.zeros((len(block_rows), 1), bool),
+                                       np.zeros((len(block_rows), 1)), np.array(["(none)"], dtype=object))
     scored = np.where(present, np.abs(phi), -1.0)
     k = min(top_k, phi.shape[1])
     top = np.argpartition(-scored, k - 1, axis=1)[:, :k]

@@ -1,76 +1,102 @@
 """Rank likely label errors from out-of-fold probabilities, with cleanlab.
 
-``find_label_issues(labels, p_pos, ratings, *, method=...)`` takes (N,) given labels
-(0/1), (N,) out-of-fold probabilities of the positive label and (N,) star ratings,
-and returns a frame in input order with ``ISSUE_COLUMNS``:
+``find_label_issues(labels, probs, ratings, *, classes, method=...)`` takes (N,) given
+labels (class indices 0..K-1), (N, K) out-of-fold class probabilities and (N,) ratings
+(NaN where there is none), and returns a frame in input order with ``ISSUE_COLUMNS``:
 
 - ``label_score``: cleanlab's label quality score in [0, 1]; lower = more likely wrong;
 - ``is_label_issue``: cleanlab's confident-learning flag (``filter.find_label_issues``);
-- ``suggested_label``: the label the model believes;
+- ``suggested_label``: the class the model believes (the most probable one);
 - ``issue_rank``: 1 = the most suspect review (by ``label_score``);
-- ``reason``: one line a person can read.
+- ``reason``: one line a person can read, naming the classes.
 
-Methods: ``self_confidence`` | ``normalized_margin`` | ``confidence_weighted_entropy``
-rank by cleanlab.rank's score of that name; ``confident_learning`` ranks the reviews
-cleanlab's confident learning flags first (most suspect first by self-confidence),
-then the rest, and its ``label_score`` is the self-confidence.
-The rating is only used in the reason, never in the score: it is what a reviewer
-checks the model against.
+Methods (``METHODS``): ``self_confidence`` | ``normalized_margin`` |
+``confidence_weighted_entropy`` rank by cleanlab.rank's score of that name;
+``confident_learning`` ranks the reviews cleanlab's confident learning flags first
+(most suspect first by self-confidence), then the rest, and its ``label_score`` is the
+self-confidence. The rating is only used in the reason, never in the score: it is what
+a reviewer checks the model against.
+
+``SOURCES`` are the probabilities a run ranks: ``nblr`` (the linear model's) or
+``ensemble`` (the mean of every family's); ``issue_probabilities`` picks them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from cleanlab.filter import find_label_issues as _cl_find
-from cleanlab.rank import get_label_quality_scores
 
 METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy", "confident_learning")
+SOURCES = ("nblr", "ensemble")
 ISSUE_COLUMNS = ["label_score", "is_label_issue", "suggested_label", "issue_rank", "reason"]
-_NAMES = ("negative", "positive")
 
 
-def find_label_issues(labels, p_pos, ratings, *, method: str = "self_confidence") -> pd.DataFrame:
+def find_label_issues(labels, probs, ratings, *, classes, method: str = "self_confidence",
+                      rating_name: str = "rating") -> pd.DataFrame:
     """Score, flag and rank every review; see the module doc."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     labels = np.asarray(labels, dtype=int)
-    p_pos = np.asarray(p_pos, dtype=float)
-    ratings = np.asarray(ratings)
-    if not (len(labels) == len(p_pos) == len(ratings)):
-        raise ValueError("labels, p_pos and ratings must have the same length")
-    if not set(np.unique(labels)) <= {0, 1}:
-        raise ValueError("labels must be 0 or 1")
-    if np.any((p_pos < 0) | (p_pos > 1)) or np.isnan(p_pos).any():
-        raise ValueError("p_pos must lie in [0, 1]")
-    return _find(labels, p_pos, ratings, method)
+    probs = np.asarray(probs, dtype=float)
+    ratings = np.asarray(ratings, dtype=float)
+    if probs.ndim != 2 or probs.shape[1] != len(classes) or len(classes) < 2:
+        raise ValueError(f"probs must be (N, {len(classes)}), one column per class; got {probs.shape}")
+    if not (len(labels) == len(probs) == len(ratings)):
+        raise ValueError("labels, probs and ratings must have the same length")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise ValueError(f"labels must be class indices 0..{len(classes) - 1}")
+    if np.isnan(probs).any() or np.any((probs < 0) | (probs > 1)):
+        raise ValueError("probs must lie in [0, 1]")
+    return _find(labels, probs, ratings, tuple(classes), method, rating_name)
 
 
-def _find(labels, p_pos, ratings, method) -> pd.DataFrame:
-    probs = np.column_stack([1.0 - p_pos, p_pos])
+def issue_probabilities(oof: dict[str, np.ndarray], source: str) -> tuple[np.ndarray, str]:
+    """((N, K) probabilities ranked, a description) from each family's out-of-fold probabilities."""
+    if source not in SOURCES:
+        raise ValueError(f"issue_source must be one of {', '.join(SOURCES)}; got {source!r}")
+    if source == "nblr" or len(oof) == 1:
+        return oof["nblr"], "nblr"
+    return np.mean(list(oof.values()), axis=0), "ensemble of " + ", ".join(oof)
+
+
+def _find(labels, probs, ratings, classes, method, rating_name) -> pd.DataFrame:
+    from cleanlab.filter import find_label_issues as cl_find
+    from cleanlab.rank import get_label_quality_scores
+
+    probs = probs / probs.sum(axis=1, keepdims=True)
     score = get_label_quality_scores(
         labels, probs, method="self_confidence" if method == "confident_learning" else method)
-    if len(np.unique(labels)) == 2 and len(labels) >= 10:
-        flagged = _cl_find(labels, probs, filter_by="prune_by_noise_rate")
-    else:  # confident learning needs both classes; fall back to disagreement
-        flagged = (p_pos >= 0.5).astype(int) != labels
+    present = len(np.unique(labels)) == len(classes)
+    if present and len(labels) >= 10:
+        flagged = cl_find(labels, probs, filter_by="prune_by_noise_rate")
+    else:  # confident learning needs every class present; fall back to disagreement
+        flagged = probs.argmax(axis=1) != labels
     flagged = np.asarray(flagged, dtype=bool)
-    suggested = (p_pos >= 0.5).astype(int)
+    suggested = _believed(probs)
     rank = np.empty(len(labels), dtype=np.int64)
     order = np.lexsort((score, ~flagged)) if method == "confident_learning" else np.argsort(score, kind="stable")
     rank[order] = np.arange(1, len(labels) + 1)
-    reasons = [_reason(lab, p, r) for lab, p, r in zip(labels, p_pos, ratings)]
+    reasons = [_reason(lab, p, r, classes, rating_name) for lab, p, r in zip(labels, probs, ratings)]
     return pd.DataFrame({
-        "label_score": score, "is_label_issue": flagged.astype(bool), "suggested_label": suggested.astype("int8"),
+        "label_score": score, "is_label_issue": flagged, "suggested_label": suggested.astype("int16"),
         "issue_rank": rank, "reason": reasons,
     })
 
 
-def _reason(label: int, p_pos: float, rating) -> str:
-    believed = int(p_pos >= 0.5)
-    sure = max(p_pos, 1.0 - p_pos)
+def _believed(probs: np.ndarray) -> np.ndarray:
+    """The most probable class; for two classes, class 1 from p >= 0.5 (as the binary models always decided)."""
+    if probs.shape[1] == 2:
+        return (probs[:, 1] >= 0.5).astype(int)
+    return probs.argmax(axis=1)
+
+
+def _reason(label: int, p: np.ndarray, rating: float, classes: tuple[str, ...], rating_name: str) -> str:
+    believed = int(_believed(p[None, :])[0])
+    sure = float(p[believed])
     sure_text = "over 99%" if sure > 0.99 else f"{sure:.0%}"
-    stars = f"the rating is {int(rating)}/10" if pd.notna(rating) else "there is no rating"
+    stars = f"there is no {rating_name}" if np.isnan(rating) else f"the {rating_name} is {rating:g}"
     if believed != label:
-        return f"the model is {sure_text} sure this is {_NAMES[believed]}, but it is labeled {_NAMES[label]}; {stars}"
-    return f"the model agrees it is {_NAMES[label]} ({sure_text} sure); {stars}"
+        given = f"; it gives the label {p[label]:.0%}" if len(classes) > 2 else ""
+        return (f"the model is {sure_text} sure this is {classes[believed]!r}, but it is labeled "
+                f"{classes[label]!r}{given}; {stars}")
+    return f"the model agrees it is {classes[label]!r} ({sure_text} sure); {stars}"

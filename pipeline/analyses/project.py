@@ -1,7 +1,7 @@
 """Dense embeddings, a 2-D map and clusters of the reviews.
 
-``project(corpus, cfg, networks={space: vectors})`` returns one ``Projection`` per
-space, the TF-IDF one first:
+``project(corpus, cfg, networks={family: vectors})`` returns one ``Projection`` per
+space (``pipeline.names.space``), the TF-IDF one (the linear family's) first:
 
 - ``vectors`` (N, svd_dim) float32: truncated SVD (LSA) of the L2-normalised TF-IDF
   matrix, label-free;
@@ -16,8 +16,8 @@ space, the TF-IDF one first:
   so the app looks them up instead of comparing a vector with every other review on each
   visit.
 
-Each network space (``<family>-hidden``: the penultimate layer of the network trained
-on the train split, scored through ONNX) gets the same treatment, with a Euclidean
+Each network space (``<family>-hidden``: the penultimate layer of the family's
+reference network, the one trained on the train split, scored through ONNX) gets the same treatment, with a Euclidean
 UMAP (ReLU units can be all zero, where cosine is undefined).
 
 UMAP runs on both cores without a fixed random state (a fixed one forces a single
@@ -37,15 +37,17 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfTransformer
 
 from pipeline.config import Config
-from pipeline.models.linear import Corpus
+from pipeline.names import LINEAR, TEXT_SPACE, space
+from pipeline.models.text import Corpus
 
-SPACE = "tfidf-svd"  # name of this embedding space in the store
+SPACE = TEXT_SPACE
 _TERMS_PER_CLUSTER = 8
 _SMALL = 4096  # below this many rows UMAP compares every pair itself, and so does the neighbour search
 
 
 @dataclasses.dataclass
 class Projection:
+    family: str  # whose view of the reviews: the linear model's features or a network's embedding
     space: str
     vectors: np.ndarray  # (N, d) float32
     xy: np.ndarray  # (N, 2) float32
@@ -61,18 +63,18 @@ def project(corpus: Corpus, cfg: Config, networks: dict[str, np.ndarray] | None 
     x = TfidfTransformer(sublinear_tf=True).fit_transform(corpus.counts[:, columns])
     dim = max(1, min(cfg.svd_dim, len(columns) - 1, n - 1))
     vectors = TruncatedSVD(dim, n_iter=4, random_state=cfg.seed).fit_transform(x).astype(np.float32)
-    spaces = [(SPACE, vectors, "cosine"), *((name, v, "euclidean") for name, v in (networks or {}).items())]
-    return [_map(name, v, metric, x, corpus.vocab[columns], cfg) for name, v, metric in spaces]
+    spaces = [(LINEAR, vectors, "cosine"), *((family, v, "euclidean") for family, v in (networks or {}).items())]
+    return [_map(family, v, metric, x, corpus.vocab[columns], cfg) for family, v, metric in spaces]
 
 
-def _map(space: str, vectors: np.ndarray, metric: str, x, vocab, cfg: Config) -> Projection:
+def _map(family: str, vectors: np.ndarray, metric: str, x, vocab, cfg: Config) -> Projection:
     vectors = np.asarray(vectors, dtype=np.float32)
     knn = _knn(vectors, max(cfg.umap_neighbors, cfg.neighbours + 1), metric)
     xy = _umap(vectors, cfg, metric, knn)
     k = max(1, min(cfg.clusters, len(vectors)))
     cluster = KMeans(k, n_init=3, random_state=cfg.seed).fit_predict(vectors).astype(np.int16)
-    neighbours = _neighbour_rows(*knn, cfg.neighbours) if space == SPACE and knn is not None else None
-    return Projection(space, vectors, xy, cluster, _cluster_terms(x, cluster, vocab), neighbours)
+    neighbours = _neighbour_rows(*knn, cfg.neighbours) if family == LINEAR and knn is not None else None
+    return Projection(family, space(family), vectors, xy, cluster, _cluster_terms(x, cluster, vocab), neighbours)
 
 
 def _knn(vectors: np.ndarray, k: int, metric: str):

@@ -1,7 +1,7 @@
 """Per-layer training telemetry: histograms, summary figures and the information plane.
 
 ``snapshot(net, x, y, epoch)`` runs the network once on a fixed probe batch (eval
-mode, so no dropout), back-propagates the binary cross-entropy of that batch, and
+mode, so no dropout), back-propagates the cross-entropy of that batch, and
 returns three frames for the epoch:
 
 - ``stats``: per layer and quantity (``weight``, ``bias``, ``grad`` = gradient of the
@@ -18,7 +18,7 @@ returns three frames for the epoch:
   discrete state, and
   since the network is deterministic and every probe review is distinct,
   I(X;T) = H(T) and I(T;Y) = H(T) - H(T|Y). Both lie in [0, log2(probe size)], and
-  I(T;Y) <= H(Y) <= 1 bit.
+  I(T;Y) <= H(Y) <= log2(K) bits (1 bit for two classes).
 
 Epoch 0 is the network before training.
 """
@@ -30,6 +30,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from pipeline.models.networks import objective
+
 HIST_BINS = 30
 IB_BINS = 30
 
@@ -40,7 +42,7 @@ def snapshot(net: nn.Module, x: torch.Tensor, y: np.ndarray, epoch: int, *,
     net.eval()
     net.zero_grad()
     logit, layers = net.trace(x)
-    loss = nn.functional.binary_cross_entropy_with_logits(logit, torch.from_numpy(y.astype(np.float32)))
+    loss = objective(logit, torch.from_numpy(np.asarray(y)))
     loss.backward()
     stats, hists, plane = [], [], []
     for layer in layers:

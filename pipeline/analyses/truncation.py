@@ -1,16 +1,18 @@
 """What a sequence network misses by reading only ``max_len`` words of a review.
 
 ``analyse(session, inputs, seqs, rows, labels)`` scores ``rows`` three more ways with
-the same ONNX model and returns one row per review:
+the same ONNX model and returns one row per review, with the probability of the given
+label (``p_*``) and the predicted class (``pred_*``) for each way of reading:
 
-- ``p_head``: the first ``max_len`` words; ``p_head_tail``: the first and last
-  ``max_len / 2`` words; ``p_model``: whichever of the two the model was trained with;
-- ``p_windows``: the whole review, as overlapping ``max_len``-word windows every
-  ``stride`` words, aggregated by the mean of the windows' log-odds;
+- ``head``: the first ``max_len`` words; ``head_tail``: the first and last
+  ``max_len / 2`` words; ``model``: whichever of the two the model was trained with;
+- ``windows``: the whole review, as overlapping ``max_len``-word windows every
+  ``stride`` words, aggregated by the mean of the windows' log-probabilities,
+  renormalised (for two classes: the mean of the windows' log-odds);
 - ``harm`` = loss_model - loss_windows (nats, against the given label): how much
   reading everything lowers the loss. Positive: the unseen part holds evidence the
   model missed. ``harm_rank`` orders the truncated reviews by it (1 = most harmed);
-  ``prediction_changes`` says whether the whole text flips the predicted label.
+  ``prediction_changes`` says whether the whole text changes the predicted class.
 - ``unseen_start`` / ``unseen_end``: character offsets (in ``display_text``) of the
   part the model never read; NULL when the review fits.
 
@@ -22,37 +24,45 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.models import sequences
+from pipeline.models import outputs, sequences
 
 
 def analyse(session, inputs, seqs: sequences.Sequences, rows: np.ndarray, labels: np.ndarray, *,
             stride: int, text_lengths: np.ndarray) -> pd.DataFrame:
     rows = np.asarray(rows)
     n_words = seqs.lengths[rows]
-    p = {}
+    probs = {}
     for how in sequences.TRUNCATIONS:
-        p[how], _ = session.score_ids(sequences.encode(seqs, rows, inputs.remap, inputs.max_len, how))
-    p_model = p[inputs.truncation]
+        probs[how], _ = session.score_ids(sequences.encode(seqs, rows, inputs.remap, inputs.max_len, how))
+    probs["model"] = probs[inputs.truncation]
     ids, owner = sequences.windows(seqs, rows, inputs.remap, inputs.max_len, stride)
-    p_windows = p_model.copy()
+    whole = probs["model"].copy()
     n_windows = np.ones(len(rows), dtype=np.int32)
     if len(owner):
         pw, _ = session.score_ids(ids)
-        logit = np.log(np.clip(pw, 1e-7, 1)) - np.log(np.clip(1 - pw, 1e-7, 1))
-        sums = np.bincount(owner, weights=logit, minlength=len(rows))
+        logs = np.log(np.clip(pw, 1e-7, 1.0))
+        sums = np.zeros((len(rows), pw.shape[1]))
+        np.add.at(sums, owner, logs)
         counts = np.bincount(owner, minlength=len(rows))
         long = counts > 0
-        p_windows[long] = 1.0 / (1.0 + np.exp(-sums[long] / counts[long]))
+        mean = sums[long] / counts[long, None]
+        mean -= mean.max(axis=1, keepdims=True)
+        whole[long] = np.exp(mean) / np.exp(mean).sum(axis=1, keepdims=True)
         n_windows[long] = counts[long]
+    probs["windows"] = whole
     y = np.asarray(labels)[rows]
-    loss_model, loss_windows = _loss(p_model, y), _loss(p_windows, y)
+    loss_model, loss_windows = outputs.loss(probs["model"], y), outputs.loss(whole, y)
     truncated = n_words > inputs.max_len
     start, end = _unseen_span(seqs, rows, inputs.max_len, inputs.truncation, text_lengths[rows])
+    given = {how: p[np.arange(len(rows)), y] for how, p in probs.items()}
+    pred = {how: outputs.predicted_class(p) for how, p in probs.items()}
     frame = pd.DataFrame({
-        "n_words": n_words, "truncated": truncated, "p_model": p_model, "p_head": p["head"],
-        "p_head_tail": p["head_tail"], "p_windows": p_windows, "n_windows": n_windows, "loss_model": loss_model,
-        "loss_windows": loss_windows, "harm": np.where(truncated, loss_model - loss_windows, 0.0),
-        "prediction_changes": truncated & ((p_model >= 0.5) != (p_windows >= 0.5)),
+        "n_words": n_words, "truncated": truncated,
+        **{f"p_{how}": given[how] for how in ("model", "head", "head_tail", "windows")},
+        **{f"pred_{how}": pred[how] for how in ("model", "head", "head_tail", "windows")},
+        "n_windows": n_windows, "loss_model": loss_model, "loss_windows": loss_windows,
+        "harm": np.where(truncated, loss_model - loss_windows, 0.0),
+        "prediction_changes": truncated & (pred["model"] != pred["windows"]),
         "unseen_start": pd.array(np.where(truncated, start, -1), dtype="Int32"),
         "unseen_end": pd.array(np.where(truncated, end, -1), dtype="Int32"),
     })
@@ -77,7 +87,3 @@ def _unseen_span(seqs, rows, max_len, truncation, text_lengths) -> tuple[np.ndar
         start[i] = seqs.starts[seqs.offsets[r] + head]
         end[i] = seqs.starts[seqs.offsets[r] + n - tail] if tail else text_lengths[i]
     return start, end
-
-
-def _loss(p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return -np.log(np.clip(np.where(y == 1, p, 1 - p), 1e-12, 1.0))

@@ -34,6 +34,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from pipeline.config import DATA_ENV, Config
+from pipeline.data.dataset import HTML_BREAK, Dataset, LoadError, LoadReport, display_text  # noqa: F401
 
 PUBLISHED_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 ARCHIVE_NAMES = ("aclImdb_v1.tar.gz", "aclImdb_v1_labeled.tar.gz")
@@ -43,43 +44,7 @@ _REVIEW = re.compile(r"^(?:.*/)?aclImdb/(train|test)/(pos|neg)/([^/]+)\.txt$")
 _URLS = re.compile(r"^(?:.*/)?aclImdb/(train|test)/urls_(pos|neg)\.txt$")
 _NAME = re.compile(r"^(\d+)_(\d+)$")
 _MOVIE = re.compile(r"/title/(tt\d+)")
-HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)  # reviews use <br /> for line breaks
-_MAX_EXAMPLES = 5
-
-
-class LoadError(Exception):
-    """The data cannot be read; the message says what to do."""
-
-
-@dataclasses.dataclass
-class LoadReport:
-    """What loading repaired or left out. Every problem is counted, none is silent."""
-
-    reviews_read: int = 0
-    # kind -> list of sample ids (or paths) it affected
-    problems: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-
-    KINDS = {
-        "not_utf8": "not valid UTF-8: undecodable bytes replaced with U+FFFD, review kept",
-        "empty": "empty review: left out",
-        "no_rating": "file name without <id>_<rating>: left out",
-        "rating_contradicts_folder": "rating contradicts its pos/neg folder: kept with the folder's label",
-        "no_movie_id": "no movie id in urls_*.txt: kept, grouped on its own in the folds",
-    }
-
-    def add(self, kind: str, item: str) -> None:
-        self.problems.setdefault(kind, []).append(item)
-
-    def counts(self) -> dict[str, int]:
-        return {k: len(v) for k, v in self.problems.items()}
-
-    def lines(self) -> list[str]:
-        """Human-readable warnings, one per kind, with up to five examples."""
-        out = []
-        for kind, items in sorted(self.problems.items()):
-            shown = ", ".join(items[:_MAX_EXAMPLES]) + (", ..." if len(items) > _MAX_EXAMPLES else "")
-            out.append(f"{len(items)} review(s) {self.KINDS[kind]} ({shown})")
-        return out
+CLASSES = ("negative", "positive")  # label 0, 1
 
 
 @dataclasses.dataclass
@@ -220,9 +185,13 @@ def _build_frame(members: Iterator[tuple[str, bytes]], report: LoadReport, sourc
     return frame[COLUMNS].sort_values("sample_id", kind="stable").reset_index(drop=True)
 
 
-def display_text(text: str) -> str:
-    """A review's text with HTML line breaks turned into newlines, as models see it."""
-    return HTML_BREAK.sub("\n", text)
+def to_dataset(loaded: Loaded) -> Dataset:
+    """The IMDB frame as the pipeline's Dataset: two classes, the stars as the rating, folds grouped by movie."""
+    frame = loaded.frame.rename(columns={"movie_id": "group"})
+    frame["label"] = frame["label"].astype("int16")
+    frame["rating"] = frame["rating"].astype(float)
+    columns = {"text": "text", "label": "label", "id": None, "split": "split", "group": "movie_id", "score": "rating"}
+    return Dataset(frame, CLASSES, loaded.report, str(loaded.source), columns)
 
 
 def _movie_id(urls: dict, split: str, folder: str, review_id: int) -> str | None:

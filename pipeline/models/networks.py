@@ -1,12 +1,15 @@
 """Small PyTorch text classifiers and their inputs.
 
-Every network's ``forward(x)`` returns ``(p_pos (N,), embedding (N, d))``, the
-embedding being the penultimate layer; ``logit(x)`` is what training optimises, and
-``trace(x)`` returns ``(logit, [Layer, ...])`` with each layer's values for the
-training telemetry (``pipeline.analyses.telemetry``).
+Every network's ``forward(x)`` returns ``(probs (N, K), embedding (N, d))``, the
+embedding being the penultimate layer. The output layer has one unit and a sigmoid for
+two classes (so the binary networks are exactly the ones the IMDB figures were measured
+with) and K units and a softmax for more. ``logit(x)`` is what training optimises
+((N,) log-odds, or (N, K) softmax inputs; ``objective`` is its loss), and ``trace(x)``
+returns ``(logit, [Layer, ...])`` with each layer's values for the training telemetry
+(``pipeline.analyses.telemetry``).
 
 - ``DenseNet``: Chollet's IMDB model (Deep Learning with Python, ch. 4): a multi-hot
-  vector over the most frequent words, Dense(16, relu), Dense(16, relu), sigmoid.
+  vector over the most frequent words, Dense(16, relu), Dense(16, relu), sigmoid/softmax.
   Input (N, V) float32.
 - ``ConvNet``: word embeddings, one 1-D convolution with ReLU, global max and mean
   pooling over the words, Dense(relu), sigmoid. Input (N, L) int64 word ids, 0 = padding.
@@ -26,7 +29,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from pipeline.models.linear import Corpus
+from pipeline.models.text import Corpus
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -48,8 +51,29 @@ class Layer:
     positions: torch.Tensor | None = None
 
 
+def n_outputs(n_classes: int) -> int:
+    """Output units: one (sigmoid) for two classes, else one per class (softmax)."""
+    return 1 if n_classes == 2 else n_classes
+
+
+def probabilities(logit: torch.Tensor) -> torch.Tensor:
+    """(N, K) class probabilities from ``logit``: (N,) log-odds, or (N, K) softmax inputs."""
+    if logit.dim() == 1:
+        p = torch.sigmoid(logit)
+        return torch.stack([1.0 - p, p], dim=1)
+    return torch.softmax(logit, dim=1)
+
+
+def objective(logit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of ``logit`` against class indices ``y``: binary on log-odds, else categorical."""
+    if logit.dim() == 1:
+        return nn.functional.binary_cross_entropy_with_logits(logit, y.to(torch.float32))
+    return nn.functional.cross_entropy(logit, y.to(torch.int64))
+
+
 class DenseNet(nn.Module):
-    def __init__(self, n_inputs: int, *, hidden: int = 16, layers: int = 2, activation: str = "relu"):
+    def __init__(self, n_inputs: int, *, hidden: int = 16, layers: int = 2, activation: str = "relu",
+                 n_classes: int = 2):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
@@ -58,16 +82,16 @@ class DenseNet(nn.Module):
             blocks += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
             width = hidden
         self.hidden = nn.Sequential(*blocks)
-        self.out = nn.Linear(width, 1)
+        self.out = nn.Linear(width, n_outputs(n_classes))
         self.relu = activation == "relu"
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         embedding = self.hidden(x)
-        return torch.sigmoid(self.out(embedding)).squeeze(-1), embedding
+        return probabilities(_squeezed(self.out(embedding))), embedding
 
     def logit(self, x: torch.Tensor) -> torch.Tensor:
-        """(N,) log-odds of positive; what training optimises."""
-        return self.out(self.hidden(x)).squeeze(-1)
+        """(N,) log-odds of class 1, or (N, K) softmax inputs; what training optimises."""
+        return _squeezed(self.out(self.hidden(x)))
 
     def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, list[Layer]]:
         layers, h = [], x
@@ -91,13 +115,13 @@ class _SequenceNet(nn.Module):
 
 class ConvNet(_SequenceNet):
     def __init__(self, vocab_size: int, *, embed: int = 64, filters: int = 128, kernel: int = 5,
-                 hidden: int = 32, dropout: float = 0.2):
+                 hidden: int = 32, dropout: float = 0.2, n_classes: int = 2):
         super().__init__()
         self.embedding = _embedding(vocab_size, embed)
         self.dropout = nn.Dropout(dropout)
         self.conv = nn.Conv1d(embed, filters, kernel, padding=kernel // 2)
         self.dense = nn.Linear(2 * filters, hidden)
-        self.out = nn.Linear(hidden, 1)
+        self.out = nn.Linear(hidden, n_outputs(n_classes))
 
     def trace(self, ids: torch.Tensor) -> tuple[torch.Tensor, list[Layer]]:
         mask = (ids != 0).unsqueeze(1).to(torch.float32)  # (N, 1, L)
@@ -115,13 +139,14 @@ class ConvNet(_SequenceNet):
 
 
 class BiLSTMNet(_SequenceNet):
-    def __init__(self, vocab_size: int, *, embed: int = 64, hidden: int = 64, dense: int = 32, dropout: float = 0.2):
+    def __init__(self, vocab_size: int, *, embed: int = 64, hidden: int = 64, dense: int = 32, dropout: float = 0.2,
+                 n_classes: int = 2):
         super().__init__()
         self.embedding = _embedding(vocab_size, embed)
         self.dropout = nn.Dropout(dropout)
         self.lstm = nn.LSTM(embed, hidden, batch_first=True, bidirectional=True)
         self.dense = nn.Linear(2 * hidden, dense)
-        self.out = nn.Linear(dense, 1)
+        self.out = nn.Linear(dense, n_outputs(n_classes))
 
     def trace(self, ids: torch.Tensor) -> tuple[torch.Tensor, list[Layer]]:
         mask = (ids != 0).unsqueeze(2).to(torch.float32)  # (N, L, 1)
@@ -146,16 +171,22 @@ def _embedding(vocab_size: int, dim: int) -> nn.Embedding:
     return emb
 
 
+def _squeezed(raw: torch.Tensor) -> torch.Tensor:
+    """A one-unit output as (N,) log-odds; K units stay (N, K)."""
+    return raw.squeeze(-1) if raw.shape[-1] == 1 else raw
+
+
 def _with_output(out: nn.Linear, h: torch.Tensor, layers: list[Layer]) -> tuple[torch.Tensor, list[Layer]]:
-    logit = out(h).squeeze(-1)
-    p = torch.sigmoid(logit)
-    layers.append(Layer("output", out, logit.unsqueeze(1), p.unsqueeze(1), p.unsqueeze(1)))
+    raw = out(h)
+    logit = _squeezed(raw)
+    post = torch.sigmoid(raw) if raw.shape[-1] == 1 else torch.softmax(raw, dim=1)
+    layers.append(Layer("output", out, raw, post, post))
     return logit, layers
 
 
 def _forward(net, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     logit, layers = net.trace(x)
-    return torch.sigmoid(logit), layers[-2].representation
+    return probabilities(logit), layers[-2].representation
 
 
 def multi_hot_vocabulary(corpus: Corpus, rows: np.ndarray, size: int) -> np.ndarray:

@@ -1,19 +1,22 @@
-"""Score reviews with exported ONNX models through ONNX Runtime.
+"""Score texts with exported ONNX models through ONNX Runtime; one family's scores as ``Scored``.
 
-``OnnxTextModel.load(path, device=...)`` opens a model written by
-``pipeline.models.export``; ``score_counts`` takes an (N, V_model) sparse count matrix in
-the model's own vocabulary order, ``score_texts`` takes raw review text and
-tokenizes it with the spec stored in the file. Both return (N,) ``p_pos`` and
-``logit`` as float64 arrays.
+``OnnxTextModel.load(path, device=...)`` opens a linear model written by
+``pipeline.models.export``: ``score_counts`` takes an (N, V_model) sparse count matrix
+in the model's own vocabulary order, ``score_texts`` raw text, tokenized with the spec
+stored in the file. ``OnnxNetwork`` opens a network: ``score`` takes its encoded input
+and also returns the embedding. Every model returns (N, K) class probabilities
+(float64), class order as stored in the file's metadata.
 
-``providers(device)`` asks for the CUDA provider only when a GPU driver is
-present, so a CPU machine prints no errors. ``check_parity`` compares ONNX and
-native probabilities and raises ``ParityError`` past the tolerance.
+``check_parity`` compares ONNX and native probabilities and raises ``ParityError``
+past the tolerance. ``Scored`` holds what one family's scoring produced: model rows
+(``model_row``), prediction rows (``pipeline.models.outputs``) and the (N, K)
+out-of-fold probabilities in the dataset's row order.
 """
 
 from __future__ import annotations
 
-import ctypes
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -23,10 +26,11 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
-from pipeline.models.export import META_MODEL, META_TOKENIZER, META_VOCAB
-from pipeline.data.imdb import display_text
+from pipeline.data.dataset import display_text
+from pipeline.models.devices import CUDA_OPTIONS, cuda_usable, providers  # noqa: F401  (re-exported)
+from pipeline.models.export import META_CLASSES, META_MODEL, META_TOKENIZER, META_VOCAB
+from pipeline.models.outputs import predicted_class
 
-DEVICES = ("auto", "cpu", "cuda")
 PARITY_ATOL = 1e-4  # largest allowed |p_onnx - p_native|
 _BATCH = 512
 
@@ -35,37 +39,8 @@ class ParityError(RuntimeError):
     """ONNX Runtime and the native model disagree beyond PARITY_ATOL."""
 
 
-# Full-precision float32 on the GPU: with TF32 (ONNX Runtime's default on Ampere and later)
-# the networks' probabilities moved up to 9e-4 from the CPU's on an H100, past PARITY_ATOL.
-CUDA_OPTIONS = {"use_tf32": "0"}
-
-
-def cuda_usable() -> bool:
-    """True when ONNX Runtime has the CUDA provider and an NVIDIA driver is loaded."""
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return False
-    try:
-        ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return False
-    return True
-
-
-def providers(device: str = "auto") -> list[str]:
-    """Execution providers for ``device``: auto | cpu | cuda."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if cuda_usable():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "cuda":
-        raise ValueError("--device cuda was asked for, but no usable CUDA GPU was found; use --device auto or cpu")
-    return ["CPUExecutionProvider"]
-
-
 class _OnnxModel:
-    """An ONNX Runtime session plus the vocabulary and tokenizer shipped in the file."""
+    """An ONNX Runtime session plus the vocabulary, classes and tokenizer shipped in the file."""
 
     def __init__(self, session: ort.InferenceSession, path: Path):
         meta = session.get_modelmeta().custom_metadata_map
@@ -74,6 +49,7 @@ class _OnnxModel:
         self.model_id = meta[META_MODEL]
         self.vocab = np.array(json.loads(meta[META_VOCAB]), dtype=object)
         self.tokenizer = json.loads(meta[META_TOKENIZER])
+        self.classes = tuple(json.loads(meta[META_CLASSES]))
 
     @classmethod
     def load(cls, path: Path, *, device: str = "auto"):
@@ -100,62 +76,58 @@ class _OnnxModel:
 
 
 class OnnxTextModel(_OnnxModel):
-    """A linear model exported by ``export.export_onnx``: bags of n-gram ids in."""
+    """A linear model exported by ``export.export_onnx``: bags of n-gram ids in, class probabilities out."""
 
-    def score_counts(self, counts: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """(p_pos, logit) for an (N, V_model) count matrix in this model's vocabulary order."""
+    def score_counts(self, counts: sp.csr_matrix) -> np.ndarray:
+        """(N, K) probabilities for an (N, V_model) count matrix in this model's vocabulary order."""
         counts = sp.csr_matrix(counts, dtype=np.float32)
         if counts.shape[1] != len(self.vocab):
             raise ValueError(f"counts have {counts.shape[1]} columns; {self.model_id} has {len(self.vocab)} terms")
         counts.sort_indices()
-        p = np.empty(counts.shape[0])
-        logit = np.empty(counts.shape[0])
+        probs = np.empty((counts.shape[0], len(self.classes)))
         order = np.argsort(np.diff(counts.indptr), kind="stable")  # similar lengths share a batch
         for start in range(0, len(order), _BATCH):
             rows = order[start : start + _BATCH]
             ids, cnt = _padded(counts[rows])
-            p[rows], logit[rows] = self.session.run(["p_pos", "logit"], {"term_ids": ids, "counts": cnt})
-        return p, logit
+            probs[rows] = self.session.run(["probs"], {"term_ids": ids, "counts": cnt})[0]
+        return probs
 
-    def score_texts(self, texts) -> tuple[np.ndarray, np.ndarray]:
-        """(p_pos, logit) for raw review texts, tokenized as the model was trained."""
+    def score_texts(self, texts) -> np.ndarray:
+        """(N, K) probabilities for raw texts, tokenized as the model was trained."""
         cleaned = [display_text(t) for t in texts]
         return self.score_counts(self.vectorizer().transform(cleaned))
 
 
 class OnnxNetwork(_OnnxModel):
-    """A network exported by ``export.export_network``: multi-hot or word ids in, (p_pos, embedding) out."""
+    """A network exported by ``export.export_network``: multi-hot or word ids in, (probs, embedding) out."""
 
     def score(self, x) -> tuple[np.ndarray, np.ndarray]:
-        """(p_pos, embedding) for encoded inputs: a multi-hot matrix or an (N, L) word-id array."""
+        """(probs (N, K), embedding (N, d)) for encoded inputs: a multi-hot matrix or an (N, L) word-id array."""
         return self.score_multi_hot(x) if sp.issparse(x) else self.score_ids(x)
 
     def score_ids(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(p_pos (N,), embedding (N, d)) for (N, L) int64 word ids (0 padding, 1 unknown)."""
+        """(probs (N, K), embedding (N, d)) for (N, L) int64 word ids (0 padding, 1 unknown)."""
         ids = np.asarray(ids, dtype=np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= len(self.vocab) + 2):
             raise ValueError(f"word ids must lie in [0, {len(self.vocab) + 1}] for {self.model_id}")
-        ps, embs = [], []
-        for start in range(0, ids.shape[0], _BATCH):
-            p, emb = self.session.run(["p_pos", "embedding"], {"token_ids": ids[start:start + _BATCH]})
-            ps.append(p)
-            embs.append(emb)
-        if not ps:
-            return np.empty(0), np.empty((0, 0), dtype=np.float32)
-        return np.concatenate(ps).astype(np.float64), np.concatenate(embs)
+        return self._run("token_ids", (ids[s:s + _BATCH] for s in range(0, ids.shape[0], _BATCH)))
 
     def score_multi_hot(self, x: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """(p_pos (N,), embedding (N, hidden)) for an (N, V) 0/1 matrix in this model's vocabulary order."""
+        """(probs (N, K), embedding (N, hidden)) for an (N, V) 0/1 matrix in this model's vocabulary order."""
         if x.shape[1] != len(self.vocab):
             raise ValueError(f"input has {x.shape[1]} columns; {self.model_id} has {len(self.vocab)} words")
+        step = _BATCH * 4
+        return self._run("x", (np.asarray(x[s:s + step].todense(), dtype=np.float32)
+                               for s in range(0, x.shape[0], step)))
+
+    def _run(self, name: str, blocks) -> tuple[np.ndarray, np.ndarray]:
         ps, embs = [], []
-        for start in range(0, x.shape[0], _BATCH * 4):
-            block = np.asarray(x[start:start + _BATCH * 4].todense(), dtype=np.float32)
-            p, emb = self.session.run(["p_pos", "embedding"], {"x": block})
+        for block in blocks:
+            p, emb = self.session.run(["probs", "embedding"], {name: block})
             ps.append(p)
             embs.append(emb)
         if not ps:
-            return np.empty(0), np.empty((0, 0), dtype=np.float32)
+            return np.empty((0, len(self.classes))), np.empty((0, 0), dtype=np.float32)
         return np.concatenate(ps).astype(np.float64), np.concatenate(embs)
 
 
@@ -174,5 +146,55 @@ def check_parity(onnx_p: np.ndarray, native_p: np.ndarray, *, model_id: str, ato
     """Largest |onnx - native| probability; raises ParityError above ``atol``."""
     worst = float(np.max(np.abs(np.asarray(onnx_p) - np.asarray(native_p)), initial=0.0))
     if not worst <= atol:
-        raise ParityError(f"{model_id}: ONNX and scikit-learn differ by {worst:.2e} in probability (limit {atol:.0e})")
+        raise ParityError(f"{model_id}: ONNX and the native model differ by {worst:.2e} in probability "
+                          f"(limit {atol:.0e})")
     return worst
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> float | None:
+    """Share of ``rows`` (a mask) whose predicted class is the label; None when there are none."""
+    if not np.any(rows):
+        return None
+    return float((predicted_class(probs[rows]) == np.asarray(labels)[rows]).mean())
+
+
+def model_row(model_id: str, family: str, fold: int | None, path: Path, n_features: int, n_train: int,
+              accuracy_: float | None, parity: float, provider: str, *, reference: bool) -> dict:
+    """One row of the store's ``models`` table."""
+    return {
+        "model_id": model_id, "family": family, "role": "conventional" if fold is None else "fold", "fold": fold,
+        "reference": reference, "onnx_path": str(path), "onnx_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        "n_features": n_features, "n_train": n_train, "accuracy": accuracy_, "parity_max_abs": parity,
+        "provider": provider,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    """One family's models and predictions, as the store takes them."""
+
+    family: str
+    models: pd.DataFrame  # model_row()s
+    predictions: pd.DataFrame  # outputs.PREDICTION_COLUMNS
+    oof: np.ndarray  # (N, K) out-of-fold probabilities, dataset row order
+
+    @classmethod
+    def of(cls, family: str, model_rows: list[dict], predictions: list[pd.DataFrame], oof: np.ndarray) -> "Scored":
+        return cls(family, pd.DataFrame(model_rows), pd.concat(predictions, ignore_index=True), oof)
+
+    @property
+    def provider(self) -> str:
+        return str(self.models["provider"].iloc[-1])
+
+    @property
+    def parity_max_abs(self) -> float:
+        return float(self.models["parity_max_abs"].max())
+
+    def test_accuracy(self) -> float | None:
+        """The conventional model's accuracy on the rows outside the train split (None without one)."""
+        row = self.models[self.models["role"] == "conventional"]
+        return None if row.empty or pd.isna(row["accuracy"].iloc[0]) else float(row["accuracy"].iloc[0])
+
+    def oof_accuracy(self, labels: np.ndarray) -> float:
+        return float((predicted_class(self.oof) == np.asarray(labels)).mean())
+

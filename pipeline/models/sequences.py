@@ -23,7 +23,7 @@ import re
 import numpy as np
 import scipy.sparse as sp
 
-from pipeline.models.linear import TOKEN_PATTERN
+from pipeline.models.text import TOKEN_PATTERN
 
 PAD, UNKNOWN = 0, 1
 TRUNCATIONS = ("head", "head_tail")

@@ -1,9 +1,9 @@
-"""Train the PyTorch networks, recording training telemetry.
+"""Train the PyTorch networks, recording training telemetry; run a network family's folds.
 
-``fit_network(family, data, labels, rows, cfg, *, model_id, val_rows=None,
-telemetry=False)`` trains one network of ``family`` (``dense``, ``cnn`` or
-``bilstm``; see ``pipeline.models.networks``) on ``rows`` only (its vocabulary too) and
-returns a ``TrainedNetwork``:
+``fit_network(family, data, labels, rows, cfg, *, model_id, n_classes=2,
+val_rows=None, telemetry=False)`` trains one network of ``family`` (``dense``,
+``cnn`` or ``bilstm``; see ``pipeline.models.networks``) on ``rows`` only (its
+vocabulary too) and returns a ``TrainedNetwork``:
 
 - ``batches``: loss, accuracy and learning rate per batch;
 - ``epochs``: train loss and accuracy (on up to ``_TRAIN_EVAL`` of the training
@@ -11,29 +11,40 @@ returns a ``TrainedNetwork``:
 - with ``telemetry``: ``layer_stats``, ``layer_histograms`` and ``info_plane`` per
   epoch (``pipeline.analyses.telemetry``) on a fixed probe of ``cfg.probe_size`` training reviews.
 
-``TrainedNetwork.predict(data, rows)`` is the native PyTorch score, (p_pos,
+``TrainedNetwork.predict(data, rows)`` is the native PyTorch score, (probs (n, K),
 embedding); the ONNX copy must match it (``pipeline.models.score.check_parity``).
 ``fit_dense`` is the dense case, kept for the sweep and tests.
+
+``run_family(family, data, dataset, folds, cfg, model_dir)`` is a family's whole
+stage: its fold models and conventional model trained, exported, scored through ONNX
+Runtime (parity checked) and, for sequence networks, the truncation analysis; it
+returns a ``NetworkRun``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from pipeline.models import sequences
-from pipeline.analyses import telemetry
+from pipeline.analyses import telemetry, truncation
 from pipeline.config import Config
-from pipeline.models.networks import BiLSTMNet, ConvNet, DenseNet, multi_hot, multi_hot_vocabulary
+from pipeline.data.dataset import Dataset
+from pipeline.models import export, outputs, score, sequences
+from pipeline.models.linear import conventional_rows
+from pipeline.models.networks import (BiLSTMNet, ConvNet, DenseNet, multi_hot, multi_hot_vocabulary, objective,
+                                      probabilities)
 from pipeline.models.sequences import Sequences
-from pipeline.models.linear import Corpus
+from pipeline.models.text import Corpus
+from pipeline.names import CONVENTIONAL, NETWORKS, OOF, SEQUENCE_NETWORKS, model_id as name_model
 
-FAMILIES = ("dense", "cnn", "bilstm")
+FAMILIES = NETWORKS
 _EVAL_BATCH = 1024
 _TRAIN_EVAL = 5000
 
@@ -106,7 +117,7 @@ class TrainedNetwork:
         return self.inputs.columns
 
     def predict(self, data: NetworkData | Corpus, rows=None) -> tuple[np.ndarray, np.ndarray]:
-        """(p_pos (n,), embedding (n, d)) from PyTorch."""
+        """(probs (n, K), embedding (n, d)) from PyTorch."""
         data = data if isinstance(data, NetworkData) else NetworkData(data)
         return self.predict_inputs(self.inputs.encode(data, rows))
 
@@ -120,8 +131,12 @@ class TrainedNetwork:
             ps.append(p.numpy())
             embs.append(emb.numpy())
         if not ps:
-            return np.empty(0), np.empty((0, 0), dtype=np.float32)
+            return np.empty((0, self.n_classes)), np.empty((0, 0), dtype=np.float32)
         return np.concatenate(ps).astype(np.float64), np.concatenate(embs)
+
+    @property
+    def n_classes(self) -> int:
+        return max(2, self.net.out.out_features)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +146,7 @@ class Recipe:
     lr: float
     lr_decay: float  # learning rate multiplied by this after each epoch
     optimizer: str  # 'rmsprop' | 'adam'
-    loss: str = "bce"  # 'bce' | 'mse' (on the probability; the sweep only)
+    loss: str = "bce"  # 'bce' (cross-entropy, binary or categorical) | 'mse' (on the probability; the sweep only)
 
 
 def recipe(family: str, cfg: Config) -> Recipe:
@@ -145,18 +160,19 @@ def recipe(family: str, cfg: Config) -> Recipe:
 
 
 def fit_network(family: str, data: NetworkData, labels: np.ndarray, rows: np.ndarray, cfg: Config, *,
-                model_id: str, val_rows: np.ndarray | None = None, telemetry: bool = False,
+                model_id: str, n_classes: int = 2, val_rows: np.ndarray | None = None, telemetry: bool = False,
                 make_net=None, how: Recipe | None = None) -> TrainedNetwork:
     """Train one network; ``make_net(n_inputs)`` and ``how`` override the dense network and recipe (the sweep)."""
     labels = np.asarray(labels)
     rows = np.asarray(rows)
-    if len(np.unique(labels[rows])) != 2:
-        raise ValueError(f"{model_id}: training rows must hold both labels")
+    if len(np.unique(labels[rows])) != n_classes:
+        raise ValueError(f"{model_id}: training rows must hold every class ({n_classes})")
     torch.manual_seed(cfg.seed)
     if family == "dense":
         columns = multi_hot_vocabulary(data.corpus, rows, cfg.dense_vocab)
         inputs = MultiHotInput(columns, data.corpus.vocab[columns])
-        net = (make_net or (lambda n: DenseNet(n, hidden=cfg.dense_hidden, layers=cfg.dense_layers)))(len(columns))
+        net = (make_net or (lambda n: DenseNet(n, hidden=cfg.dense_hidden, layers=cfg.dense_layers,
+                                               n_classes=n_classes)))(len(columns))
     else:
         if data.sequences is None:
             raise ValueError(f"{model_id}: the {family} network needs word sequences")
@@ -164,9 +180,10 @@ def fit_network(family: str, data: NetworkData, labels: np.ndarray, rows: np.nda
         inputs = SequenceInput(remap, vocab, cfg.max_len, cfg.truncation)
         if family == "cnn":
             net = ConvNet(len(vocab) + 2, embed=cfg.seq_embed, filters=cfg.cnn_filters, kernel=cfg.cnn_kernel,
-                          hidden=cfg.seq_hidden)
+                          hidden=cfg.seq_hidden, n_classes=n_classes)
         else:
-            net = BiLSTMNet(len(vocab) + 2, embed=cfg.seq_embed, hidden=cfg.lstm_units, dense=cfg.seq_hidden)
+            net = BiLSTMNet(len(vocab) + 2, embed=cfg.seq_embed, hidden=cfg.lstm_units, dense=cfg.seq_hidden,
+                            n_classes=n_classes)
     trained = TrainedNetwork(model_id, family, net, inputs, rows)
     _train(trained, data, labels, val_rows, cfg, how or recipe(family, cfg), telemetry)
     return trained
@@ -186,7 +203,7 @@ def _train(trained: TrainedNetwork, data, labels, val_rows, cfg, how: Recipe, wi
                  else torch.optim.Adam(params, lr=how.lr))
     objective = _objective(how.loss)
     x_all = trained.inputs.encode(data, rows)
-    y_all = torch.from_numpy(labels[rows].astype(np.float32))
+    y_all = torch.from_numpy(labels[rows].astype(np.int64))
     rng = np.random.default_rng(cfg.seed)
     eval_idx = np.sort(rng.permutation(len(rows))[:_TRAIN_EVAL])
     has_val = val_rows is not None and len(val_rows) > 0
@@ -207,7 +224,8 @@ def _train(trained: TrainedNetwork, data, labels, val_rows, cfg, how: Recipe, wi
             loss.backward()
             optimiser.step()
             step += 1
-            batches.append((epoch, b, step, float(loss.detach()), float(((logit.detach() > 0).float() == y).float().mean()),
+            predicted = torch.from_numpy(outputs.predicted_class(probabilities(logit.detach()).numpy()))
+            batches.append((epoch, b, step, float(loss.detach()), float((predicted == y).float().mean()),
                             optimiser.param_groups[0]["lr"]))
         train_loss, train_acc = _evaluate(trained, x_all[eval_idx], labels[rows][eval_idx])
         val = _evaluate(trained, x_val, labels[val_rows]) if has_val else (None, None)
@@ -225,14 +243,90 @@ def _train(trained: TrainedNetwork, data, labels, val_rows, cfg, how: Recipe, wi
 
 def _objective(name: str):
     if name == "bce":
-        return nn.BCEWithLogitsLoss()
-    if name == "mse":
-        return lambda logit, y: nn.functional.mse_loss(torch.sigmoid(logit), y)
+        return objective
+    if name == "mse":  # the sweep's binary networks: squared error of the probability
+        return lambda logit, y: nn.functional.mse_loss(torch.sigmoid(logit), y.to(torch.float32))
     raise ValueError(f"loss must be 'bce' or 'mse'; got {name!r}")
 
 
 def _evaluate(trained: TrainedNetwork, x, y: np.ndarray) -> tuple[float, float]:
     """(cross-entropy in nats, accuracy) whatever the training objective."""
-    p, _ = trained.predict_inputs(x)
-    p_given = np.clip(np.where(y == 1, p, 1 - p), 1e-7, 1.0)
-    return float(-np.log(p_given).mean()), float(((p >= 0.5) == y).mean())
+    probs, _ = trained.predict_inputs(x)
+    p_given = np.clip(probs[np.arange(len(y)), np.asarray(y, dtype=int)], 1e-7, 1.0)
+    return float(-np.log(p_given).mean()), float((outputs.predicted_class(probs) == y).mean())
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkRun:
+    """What one network family's stage produced."""
+
+    scored: score.Scored  # models and predictions (out of fold, and conventional when there is a train split)
+    embedding: np.ndarray | None  # (N, d) the reference model's embedding of every review
+    batches: pd.DataFrame  # training_batches rows of every model
+    epochs: pd.DataFrame  # training_epochs rows of every model
+    layer_stats: pd.DataFrame  # the reference model's per-layer telemetry
+    layer_histograms: pd.DataFrame
+    information_plane: pd.DataFrame
+    truncation: pd.DataFrame  # sequence networks: one row per review, by its fold model; else empty
+
+
+def run_family(family: str, data: NetworkData, dataset: Dataset, folds: np.ndarray, cfg: Config,
+               model_dir: Path) -> NetworkRun:
+    """Train, export and score one network family: cross-fitted, plus conventional when there is a train split.
+
+    The reference model (the conventional one, or the fold-0 model when the data has no
+    train split) records per-layer telemetry and gives the family's embedding of every
+    review; the fold models give the out-of-fold predictions and, for sequence
+    networks, the truncation analysis.
+    """
+    labels, k_classes = dataset.labels, dataset.n_classes
+    ids = dataset.frame["sample_id"].to_numpy()
+    is_train = dataset.is_train
+    jobs = [(int(k), np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in np.unique(folds)]
+    train_rows = conventional_rows(dataset)
+    if train_rows is not None:
+        jobs.append((None, train_rows, np.flatnonzero(~is_train)))
+    reference = None if train_rows is not None else jobs[0][0]
+    text_lengths = dataset.frame["display_text"].str.len().to_numpy()
+    model_rows, preds, parts = [], [], {key: [] for key in ("batches", "epochs", "layer_stats", "layer_histograms",
+                                                             "information_plane", "truncation")}
+    oof, embedding = np.empty((len(labels), k_classes)), None
+    for fold, fit_rows, held in tqdm(jobs, desc=f"{family} network", leave=False, disable=not cfg.progress):
+        mid = name_model(family, fold)
+        is_reference = fold == reference
+        net = fit_network(family, data, labels, fit_rows, cfg, model_id=mid, n_classes=k_classes, val_rows=held,
+                          telemetry=is_reference)
+        path = export.export_network(net, model_dir / f"{mid}.onnx", tokenizer_spec=data.corpus.tokenizer_spec(),
+                                     classes=dataset.classes)
+        session = score.OnnxNetwork.load(path, device=cfg.device)
+        rows = np.arange(len(labels)) if fold is None or is_reference else held
+        x = net.inputs.encode(data, rows)
+        probs, emb = session.score(x)
+        parity = score.check_parity(probs, net.predict_inputs(x)[0], model_id=mid)
+        seen = is_train[rows] if fold is None else np.isin(rows, fit_rows)
+        if fold is None:
+            preds.append(outputs.prediction_frame(ids[rows], labels[rows], probs, family=family,
+                                                  protocol=CONVENTIONAL, model_id=mid, seen=seen))
+        else:
+            own = np.isin(rows, held)
+            oof[rows[own]] = probs[own]
+            preds.append(outputs.prediction_frame(ids[rows][own], labels[rows][own], probs[own], family=family,
+                                                  protocol=OOF, model_id=mid, seen=np.zeros(own.sum(), bool)))
+        model_rows.append(score.model_row(mid, family, fold, path, len(net.vocab), len(fit_rows),
+                                          score.accuracy(probs, labels[rows], ~seen), parity, session.provider,
+                                          reference=is_reference))
+        parts["batches"].append(net.batches.assign(model_id=mid))
+        parts["epochs"].append(net.epochs.assign(model_id=mid))
+        if is_reference:
+            embedding = emb
+            for key, part in (("layer_stats", net.layer_stats), ("layer_histograms", net.layer_histograms),
+                              ("information_plane", net.info_plane)):
+                parts[key].append(part.assign(model_id=mid))
+        if fold is not None and family in SEQUENCE_NETWORKS:
+            found = truncation.analyse(session, net.inputs, data.sequences, held, labels, stride=cfg.window_stride,
+                                       text_lengths=text_lengths)
+            parts["truncation"].append(found.assign(sample_id=ids[held], model_id=mid, family=family))
+    tables = {key: pd.concat(p, ignore_index=True) if p else pd.DataFrame() for key, p in parts.items()}
+    if len(tables["truncation"]):
+        tables["truncation"]["harm_rank"] = truncation.rank(tables["truncation"])
+    return NetworkRun(score.Scored.of(family, model_rows, preds, oof), embedding, **tables)

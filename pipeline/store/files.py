@@ -70,7 +70,7 @@ def list_runs(path: Path) -> pd.DataFrame:
     con = open_readonly(path)
     try:
         return con.execute(
-            "SELECT run_id, completed_at, n_samples, test_accuracy, oof_accuracy, n_flagged, seconds, source "
+            "SELECT run_id, completed_at, n_samples, n_classes, test_accuracy, oof_accuracy, n_flagged, seconds, source "
             "FROM runs ORDER BY completed_at DESC"
         ).df()
     finally:

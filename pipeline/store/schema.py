@@ -1,8 +1,11 @@
 """The DuckDB store's schema: DDL constants, ``ensure_schema(con)`` and version checks.
 
 Documented for users in docs/schema.md; keep the two in step. Every table in
-``RUN_TABLES`` is keyed by ``run_id`` (the sweep tables by ``sweep_id``); per-review tables add ``sample_id`` (the
-review's path in the archive without ``.txt``, e.g. ``test/neg/10003_3``).
+``RUN_TABLES`` is keyed by ``run_id`` (the sweep tables by ``sweep_id``); per-review
+tables add ``sample_id`` (a text's stable id: the review's path in the IMDB archive
+without ``.txt``, e.g. ``test/neg/10003_3``; a table's ``--id`` column; a text
+folder's file path; or a hash of the text). Labels are class indices into the run's
+``classes``. Families, roles and protocols are the values of ``pipeline.names``.
 Identifiers only ever come from these constants; values are always bound.
 """
 
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 META = """
 CREATE TABLE IF NOT EXISTS lossmap_meta (
@@ -23,28 +26,31 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id          VARCHAR PRIMARY KEY,  -- e.g. '20261126T130501Z-4f2a'
     started_at      TIMESTAMP NOT NULL,   -- UTC
     completed_at    TIMESTAMP NOT NULL,   -- UTC; a run is in the store only once complete
-    source          VARCHAR NOT NULL,     -- path of the archive or folder read
-    n_samples       INTEGER NOT NULL,     -- reviews in the run
-    test_accuracy   DOUBLE,               -- conventional model (train split only) on the test split, 0..1
+    source          VARCHAR NOT NULL,     -- path of the table, folder or archive read ('<DataFrame>' from analyze())
+    n_samples       INTEGER NOT NULL,     -- texts (reviews) in the run
+    n_classes       SMALLINT NOT NULL,    -- classes in the run (rows of `classes`)
+    columns         JSON NOT NULL,        -- {role: source column or null}: text, label, id, split, group, score
+    test_accuracy   DOUBLE,               -- conventional model (train split only) on the other rows, 0..1
     oof_accuracy    DOUBLE NOT NULL,      -- out-of-fold accuracy over all reviews, 0..1
     n_flagged       INTEGER NOT NULL,     -- reviews with is_label_issue
     seconds         DOUBLE NOT NULL,      -- wall time of the whole run, s
     stage_seconds   JSON NOT NULL,        -- {stage: seconds}
     stage_peak_mib  JSON NOT NULL,        -- {stage: peak resident memory of the pipeline process during it, MiB},
                                           -- every stage before 'store' (which is running when this row is written)
-    load_warnings   JSON NOT NULL,        -- {kind: [sample_id, ...]} from loading
+    load_warnings   JSON NOT NULL,        -- {kind: [sample_id, path or row, ...]} from loading
+    load_notes      JSON NOT NULL,        -- [line, ...]: how columns were chosen, ids derived
     config          JSON NOT NULL         -- the pipeline Config used
 )"""
 
 SAMPLES = """
 CREATE TABLE IF NOT EXISTS samples (
     run_id       VARCHAR NOT NULL,
-    sample_id    VARCHAR NOT NULL,   -- 'test/neg/10003_3'
-    path         VARCHAR NOT NULL,   -- path inside the archive: 'aclImdb/test/neg/10003_3.txt'
-    split        VARCHAR NOT NULL,   -- 'train' | 'test'
-    label        TINYINT NOT NULL,   -- given label: 0 negative, 1 positive
-    rating       TINYINT NOT NULL,   -- stars, 1..10
-    movie_id     VARCHAR,            -- IMDb 'tt...' id; NULL when unknown
+    sample_id    VARCHAR NOT NULL,   -- 'test/neg/10003_3'; untrusted when it comes from the data
+    path         VARCHAR NOT NULL,   -- where the text came from: 'aclImdb/test/neg/10003_3.txt', 'row 17', a file
+    split        VARCHAR,            -- 'train' | 'test' | 'validation' | the data's own value; NULL without splits
+    label        SMALLINT NOT NULL,  -- given label: class index into `classes` (IMDB: 0 negative, 1 positive)
+    rating       DOUBLE,             -- the --score column (IMDB: stars 1..10); NULL when there is none
+    group_id     VARCHAR,            -- the --group column (IMDB: the movie's 'tt...' id); NULL when unknown
     fold         SMALLINT NOT NULL,  -- cross-fitting fold that held this review out
     n_words      INTEGER NOT NULL,   -- whitespace-separated words in display_text
     text         VARCHAR NOT NULL,   -- raw review text, untrusted (may hold HTML)
@@ -52,19 +58,52 @@ CREATE TABLE IF NOT EXISTS samples (
     PRIMARY KEY (run_id, sample_id)
 )"""
 
+CLASSES = """
+CREATE TABLE IF NOT EXISTS classes (
+    run_id  VARCHAR NOT NULL,
+    class   SMALLINT NOT NULL,  -- the index every label column uses, 0..n_classes-1
+    name    VARCHAR NOT NULL,   -- the label as it is in the data, untrusted
+    n       INTEGER NOT NULL,   -- texts with this given label
+    PRIMARY KEY (run_id, class)
+)"""
+
+META_COLUMNS = """
+CREATE TABLE IF NOT EXISTS meta_columns (
+    run_id     VARCHAR NOT NULL,
+    name       VARCHAR NOT NULL,   -- the column's name in the data, untrusted
+    position   SMALLINT NOT NULL,  -- its order in the data
+    kind       VARCHAR NOT NULL,   -- 'category' (filters, map colours) | 'number' (range filters) | 'text'
+    n_distinct INTEGER NOT NULL,
+    lo         DOUBLE,             -- numbers: smallest and largest value
+    hi         DOUBLE,
+    PRIMARY KEY (run_id, name)
+)"""
+
+SAMPLE_META = """
+CREATE TABLE IF NOT EXISTS sample_meta (
+    run_id    VARCHAR NOT NULL,
+    name      VARCHAR NOT NULL,   -- meta_columns.name
+    sample_id VARCHAR NOT NULL,
+    value     VARCHAR,            -- the value as text (categories, text); NULL when missing
+    number    DOUBLE,             -- the value as a number ('number' columns)
+    PRIMARY KEY (run_id, name, sample_id)
+)"""
+
 MODELS = """
 CREATE TABLE IF NOT EXISTS models (
     run_id          VARCHAR NOT NULL,
     model_id        VARCHAR NOT NULL,  -- '<family>-fold0'..'<family>-fold4', '<family>-train'
-    family          VARCHAR NOT NULL,  -- 'nblr': TF-IDF n-grams + NB ratio + logistic regression; 'dense': Chollet's
-                                       -- network; 'cnn', 'bilstm': sequence networks over word ids
+    family          VARCHAR NOT NULL,  -- 'nblr': TF-IDF n-grams + logistic regression (NB ratio for two classes);
+                                       -- 'dense': Chollet's network; 'cnn', 'bilstm': sequence networks over word ids
     role            VARCHAR NOT NULL,  -- 'fold' (cross-fitting) | 'conventional' (train split only)
     fold            SMALLINT,          -- held-out fold for role 'fold'
+    reference       BOOLEAN NOT NULL,  -- networks: the model whose embedding maps the reviews and whose layers are
+                                       -- recorded (the conventional one; fold 0 when there is no train split)
     onnx_path       VARCHAR NOT NULL,  -- ONNX file, relative to the store's folder
     onnx_sha256     VARCHAR NOT NULL,
     n_features      INTEGER NOT NULL,  -- vocabulary size
-    n_train         INTEGER NOT NULL,  -- reviews trained on
-    accuracy        DOUBLE,            -- on the reviews it did not see, 0..1
+    n_train         INTEGER NOT NULL,  -- texts trained on
+    accuracy        DOUBLE,            -- on the texts it did not see, 0..1
     parity_max_abs  DOUBLE NOT NULL,   -- max |p_onnx - p_native| over the reviews it scored
     provider        VARCHAR NOT NULL,  -- ONNX Runtime execution provider used
     PRIMARY KEY (run_id, model_id)
@@ -73,23 +112,26 @@ CREATE TABLE IF NOT EXISTS models (
 PREDICTIONS = """
 CREATE TABLE IF NOT EXISTS predictions (
     run_id           VARCHAR NOT NULL,
-    predictor        VARCHAR NOT NULL,  -- '<family>-oof' (each review by the fold model that never saw it) | '<family>-train'
+    family           VARCHAR NOT NULL,  -- models.family
+    protocol         VARCHAR NOT NULL,  -- 'oof' (by the fold model that never saw the text) | 'conventional'
     sample_id        VARCHAR NOT NULL,
-    model_id         VARCHAR NOT NULL,  -- the ONNX model that scored this review
-    seen_in_training BOOLEAN NOT NULL,  -- true only for 'nblr-train' on train-split reviews
-    p_pos            DOUBLE NOT NULL,   -- probability of positive, 0..1 (ONNX Runtime)
-    pred_label       TINYINT NOT NULL,  -- 1 if p_pos >= 0.5
-    loss             DOUBLE NOT NULL,   -- cross-entropy against the given label, nats
-    margin           DOUBLE NOT NULL,   -- p(given label) - p(other label), -1..1; < 0 = model disagrees
-    logit            DOUBLE NOT NULL,   -- log-odds of positive
-    PRIMARY KEY (run_id, predictor, sample_id)
+    model_id         VARCHAR NOT NULL,  -- the ONNX model that scored this text
+    seen_in_training BOOLEAN NOT NULL,  -- true only for conventional predictions of train-split texts
+    probs            DOUBLE[] NOT NULL, -- probability of each class, by class index (ONNX Runtime); sums to 1
+    p_given          DOUBLE NOT NULL,   -- probability of the given label, 0..1
+    pred_label       SMALLINT NOT NULL, -- the most probable class (two classes: class 1 when its p >= 0.5)
+    p_pred           DOUBLE NOT NULL,   -- its probability
+    loss             DOUBLE NOT NULL,   -- cross-entropy against the given label, -ln p_given, nats
+    margin           DOUBLE NOT NULL,   -- p_given - the largest other probability, -1..1; < 0 = model disagrees
+    PRIMARY KEY (run_id, family, protocol, sample_id)
 )"""
 
 EMBEDDINGS = """
 CREATE TABLE IF NOT EXISTS embeddings (
     run_id    VARCHAR NOT NULL,
     space     VARCHAR NOT NULL,  -- 'tfidf-svd': truncated SVD of TF-IDF; '<family>-hidden': penultimate layer
-                                 -- of that network trained on the train split
+                                 -- of that family's reference network
+    family    VARCHAR NOT NULL,  -- whose view: 'nblr' for tfidf-svd, the network's family otherwise
     sample_id VARCHAR NOT NULL,
     vector    FLOAT[] NOT NULL,  -- dense embedding
     x         FLOAT NOT NULL,    -- 2-D map (UMAP)
@@ -109,7 +151,8 @@ CREATE TABLE IF NOT EXISTS clusters (
     accuracy       DOUBLE,      -- share predicted right, 0..1
     mean_loss      DOUBLE,      -- nats
     share_flagged  DOUBLE,      -- share with is_label_issue, 0..1
-    share_positive DOUBLE,      -- share labeled positive, 0..1
+    top_label      SMALLINT,    -- the most common given label in the cluster
+    share_top      DOUBLE,      -- its share, 0..1
     PRIMARY KEY (run_id, space, cluster)
 )"""
 
@@ -117,8 +160,9 @@ SHAP_BASE = """
 CREATE TABLE IF NOT EXISTS shap_base (
     run_id     VARCHAR NOT NULL,
     model_id   VARCHAR NOT NULL,
-    base_value DOUBLE NOT NULL,  -- expected logit over the model's training reviews
-    PRIMARY KEY (run_id, model_id)
+    class      SMALLINT NOT NULL,  -- the class explained (see shap_tokens)
+    base_value DOUBLE NOT NULL,    -- expected logit over the model's training texts
+    PRIMARY KEY (run_id, model_id, class)
 )"""
 
 SHAP_TOKENS = """
@@ -126,12 +170,14 @@ CREATE TABLE IF NOT EXISTS shap_tokens (
     run_id        VARCHAR NOT NULL,
     sample_id     VARCHAR NOT NULL,
     model_id      VARCHAR NOT NULL,  -- the fold model that scored the review out of fold
+    class         SMALLINT NOT NULL, -- the class explained: two classes, 1 (the log-odds of class 1; class 0's values
+                                     -- are these with the sign turned); more, the given and the predicted class
     rank          SMALLINT NOT NULL, -- 1 = largest |shap_value|; the two summary rows come last
     kind          VARCHAR NOT NULL,  -- 'token' | 'other_present' | 'absent'
     token         VARCHAR NOT NULL,  -- the n-gram ('not good'), or a label for a summary row
-    feature_value FLOAT,             -- NB-scaled TF-IDF value; NULL on summary rows
-    shap_value    DOUBLE NOT NULL,   -- contribution to the logit; > 0 pushes toward positive
-    PRIMARY KEY (run_id, sample_id, rank)
+    feature_value FLOAT,             -- the model's scaled TF-IDF value; NULL on summary rows
+    shap_value    DOUBLE NOT NULL,   -- contribution to the class's logit; > 0 pushes toward the class
+    PRIMARY KEY (run_id, sample_id, class, rank)
 )"""
 
 LABEL_ISSUES = """
@@ -141,7 +187,7 @@ CREATE TABLE IF NOT EXISTS label_issues (
     method          VARCHAR NOT NULL,  -- cleanlab ranking method, and which out-of-fold probabilities it ranked
     label_score     DOUBLE NOT NULL,   -- label quality, 0..1; lower = more likely mislabeled
     is_label_issue  BOOLEAN NOT NULL,  -- cleanlab confident-learning flag
-    suggested_label TINYINT NOT NULL,  -- the label the model believes
+    suggested_label SMALLINT NOT NULL, -- the class the model believes
     issue_rank      INTEGER NOT NULL,  -- 1 = most suspect
     reason          VARCHAR NOT NULL,  -- one readable line
     PRIMARY KEY (run_id, sample_id)
@@ -154,7 +200,7 @@ CREATE TABLE IF NOT EXISTS training_batches (
     step     INTEGER NOT NULL,   -- 1, 2, ... over the whole training
     epoch    SMALLINT NOT NULL,  -- 1-based
     batch    INTEGER NOT NULL,   -- 0-based within the epoch
-    loss     DOUBLE NOT NULL,    -- binary cross-entropy of the batch, nats
+    loss     DOUBLE NOT NULL,    -- cross-entropy of the batch, nats
     accuracy DOUBLE NOT NULL,    -- on the batch, 0..1
     lr       DOUBLE NOT NULL,    -- learning rate used for the step
     PRIMARY KEY (run_id, model_id, step)
@@ -175,7 +221,7 @@ CREATE TABLE IF NOT EXISTS training_epochs (
 LAYER_STATS = """
 CREATE TABLE IF NOT EXISTS layer_stats (
     run_id        VARCHAR NOT NULL,
-    model_id      VARCHAR NOT NULL,   -- a conventional network, e.g. 'cnn-train'
+    model_id      VARCHAR NOT NULL,   -- a reference network (models.reference), e.g. 'cnn-train'
     epoch         SMALLINT NOT NULL,  -- 0 = before training
     layer         VARCHAR NOT NULL,   -- e.g. 'hidden1', 'conv', 'dense', 'output'
     quantity      VARCHAR NOT NULL,   -- 'weight' | 'bias' | 'grad' (of the weights) | 'preact' | 'postact'
@@ -209,7 +255,7 @@ CREATE TABLE IF NOT EXISTS information_plane (
     epoch    SMALLINT NOT NULL,
     layer    VARCHAR NOT NULL,
     i_xt     DOUBLE NOT NULL,    -- I(X;T), bits, 0..log2(n_probe)
-    i_ty     DOUBLE NOT NULL,    -- I(T;Y), bits, 0..1
+    i_ty     DOUBLE NOT NULL,    -- I(T;Y), bits, 0..log2(n_classes)
     bins     SMALLINT NOT NULL,  -- equal-width bins per layer (Shwartz-Ziv & Tishby 2017)
     n_probe  INTEGER NOT NULL,   -- probe reviews (training reviews, fixed per model)
     PRIMARY KEY (run_id, model_id, epoch, layer)
@@ -223,15 +269,19 @@ CREATE TABLE IF NOT EXISTS truncation (
     model_id           VARCHAR NOT NULL,  -- the fold model that scored the review out of fold
     n_words            INTEGER NOT NULL,  -- words (tokens) in the review
     truncated          BOOLEAN NOT NULL,  -- n_words > max_len
-    p_model            DOUBLE NOT NULL,   -- P(positive) as the model reads it (its own truncation)
+    p_model            DOUBLE NOT NULL,   -- P(given label) as the model reads it (its own truncation)
     p_head             DOUBLE NOT NULL,   -- first max_len words
     p_head_tail        DOUBLE NOT NULL,   -- first and last max_len / 2 words
-    p_windows          DOUBLE NOT NULL,   -- whole review: mean log-odds of sliding windows
+    p_windows          DOUBLE NOT NULL,   -- whole review: mean log-probabilities of sliding windows, renormalised
+    pred_model         SMALLINT NOT NULL, -- the predicted class, read each of those ways
+    pred_head          SMALLINT NOT NULL,
+    pred_head_tail     SMALLINT NOT NULL,
+    pred_windows       SMALLINT NOT NULL,
     n_windows          INTEGER NOT NULL,
     loss_model         DOUBLE NOT NULL,   -- cross-entropy against the given label, nats
     loss_windows       DOUBLE NOT NULL,
     harm               DOUBLE NOT NULL,   -- loss_model - loss_windows, nats; > 0: the unseen part would help
-    prediction_changes BOOLEAN NOT NULL,  -- the whole text flips the predicted label
+    prediction_changes BOOLEAN NOT NULL,  -- the whole text changes the predicted class
     harm_rank          INTEGER,           -- 1 = most harmed truncated review; NULL when not truncated
     unseen_start       INTEGER,           -- characters of display_text the model never read: [start, end)
     unseen_end         INTEGER,
@@ -297,19 +347,20 @@ SAMPLE_SUMMARY = """
 CREATE TABLE IF NOT EXISTS sample_summary (
     run_id          VARCHAR NOT NULL,
     sample_id       VARCHAR NOT NULL,
-    path            VARCHAR NOT NULL,  -- path inside the archive
-    split           VARCHAR NOT NULL,
-    label           TINYINT NOT NULL,
-    rating          TINYINT NOT NULL,
+    path            VARCHAR NOT NULL,  -- where the text came from
+    split           VARCHAR,
+    label           SMALLINT NOT NULL,
+    rating          DOUBLE,
     n_words         INTEGER NOT NULL,
-    p_pos           DOUBLE NOT NULL,   -- the linear model's out-of-fold prediction ('nblr-oof')
-    pred_label      TINYINT NOT NULL,
+    p_given         DOUBLE NOT NULL,   -- the linear model's out-of-fold prediction (family 'nblr', protocol 'oof')
+    pred_label      SMALLINT NOT NULL,
+    p_pred          DOUBLE NOT NULL,
     loss            DOUBLE NOT NULL,   -- nats
     margin          DOUBLE NOT NULL,
     correct         BOOLEAN NOT NULL,  -- pred_label = label
     label_score     DOUBLE NOT NULL,   -- label_issues, as there
     is_label_issue  BOOLEAN NOT NULL,
-    suggested_label TINYINT NOT NULL,
+    suggested_label SMALLINT NOT NULL,
     issue_rank      INTEGER NOT NULL,
     reason          VARCHAR NOT NULL,
     cluster         SMALLINT,          -- on the 'tfidf-svd' map; NULL when the run has none
@@ -331,9 +382,9 @@ CREATE TABLE IF NOT EXISTS map_points (
     x              FLOAT NOT NULL,
     y              FLOAT NOT NULL,
     cluster        SMALLINT NOT NULL,
-    label          TINYINT NOT NULL,
-    rating         TINYINT NOT NULL,
-    pred_label     TINYINT NOT NULL,  -- the space's own out-of-fold prediction ('<family>-oof'; 'nblr-oof' for tfidf-svd)
+    label          SMALLINT NOT NULL,
+    rating         DOUBLE,
+    pred_label     SMALLINT NOT NULL, -- the space's own family's out-of-fold prediction
     loss           DOUBLE NOT NULL,
     is_label_issue BOOLEAN NOT NULL,
     preview        VARCHAR NOT NULL,  -- the first 100 characters of display_text, untrusted
@@ -341,27 +392,28 @@ CREATE TABLE IF NOT EXISTS map_points (
 )"""
 
 TABLES = {
-    "lossmap_meta": META, "runs": RUNS, "samples": SAMPLES, "models": MODELS, "predictions": PREDICTIONS,
-    "embeddings": EMBEDDINGS, "clusters": CLUSTERS, "shap_base": SHAP_BASE, "shap_tokens": SHAP_TOKENS,
-    "label_issues": LABEL_ISSUES, "training_batches": TRAINING_BATCHES, "training_epochs": TRAINING_EPOCHS,
-    "layer_stats": LAYER_STATS, "layer_histograms": LAYER_HISTOGRAMS, "information_plane": INFORMATION_PLANE,
-    "truncation": TRUNCATION, "neighbours": NEIGHBOURS, "sample_summary": SAMPLE_SUMMARY, "map_points": MAP_POINTS,
+    "lossmap_meta": META, "runs": RUNS, "classes": CLASSES, "samples": SAMPLES, "meta_columns": META_COLUMNS,
+    "sample_meta": SAMPLE_META, "models": MODELS, "predictions": PREDICTIONS, "embeddings": EMBEDDINGS,
+    "clusters": CLUSTERS, "shap_base": SHAP_BASE, "shap_tokens": SHAP_TOKENS, "label_issues": LABEL_ISSUES,
+    "training_batches": TRAINING_BATCHES, "training_epochs": TRAINING_EPOCHS, "layer_stats": LAYER_STATS,
+    "layer_histograms": LAYER_HISTOGRAMS, "information_plane": INFORMATION_PLANE, "truncation": TRUNCATION,
+    "neighbours": NEIGHBOURS, "sample_summary": SAMPLE_SUMMARY, "map_points": MAP_POINTS,
     "sweeps": SWEEPS, "sweep_runs": SWEEP_RUNS, "sweep_curves": SWEEP_CURVES,
 }
 
-_ORACLE = "CASE WHEN e.space LIKE '%-hidden' THEN replace(e.space, '-hidden', '-oof') ELSE 'nblr-oof' END"
 # Statements that fill the derived tables for one run ($run), in order; run by ``derive``.
 DERIVED = (
     """INSERT INTO sample_summary
-       SELECT s.run_id, s.sample_id, s.path, s.split, s.label, s.rating, s.n_words, p.p_pos, p.pred_label, p.loss, p.margin,
-              p.pred_label = s.label, i.label_score, i.is_label_issue, i.suggested_label, i.issue_rank, i.reason,
-              e.cluster, e.x, e.y, left(s.display_text, 160), lower(s.display_text)
+       SELECT s.run_id, s.sample_id, s.path, s.split, s.label, s.rating, s.n_words, p.p_given, p.pred_label, p.p_pred,
+              p.loss, p.margin, p.pred_label = s.label, i.label_score, i.is_label_issue, i.suggested_label,
+              i.issue_rank, i.reason, e.cluster, e.x, e.y, left(s.display_text, 160), lower(s.display_text)
        FROM samples s
-       JOIN predictions p ON p.run_id = s.run_id AND p.sample_id = s.sample_id AND p.predictor = 'nblr-oof'
+       JOIN predictions p ON p.run_id = s.run_id AND p.sample_id = s.sample_id AND p.family = 'nblr'
+                         AND p.protocol = 'oof'
        JOIN label_issues i ON i.run_id = s.run_id AND i.sample_id = s.sample_id
        LEFT JOIN embeddings e ON e.run_id = s.run_id AND e.sample_id = s.sample_id AND e.space = 'tfidf-svd'
        WHERE s.run_id = $run ORDER BY s.sample_id""",
-    f"""INSERT INTO map_points
+    """INSERT INTO map_points
        SELECT run_id, space, sample_id, row_number() OVER (PARTITION BY space ORDER BY turn, is_label_issue DESC),
               x, y, cluster, label, rating, pred_label, loss, is_label_issue, preview
        FROM (SELECT e.run_id, e.space, e.sample_id, e.x, e.y, e.cluster, s.label, s.rating, p.pred_label, p.loss,
@@ -370,19 +422,26 @@ DERIVED = (
                         CASE WHEN i.is_label_issue THEN i.issue_rank END, hash(e.sample_id), e.sample_id) AS turn
        FROM embeddings e
        JOIN samples s ON s.run_id = e.run_id AND s.sample_id = e.sample_id
-       JOIN predictions p ON p.run_id = e.run_id AND p.sample_id = e.sample_id AND p.predictor = {_ORACLE}
+       JOIN predictions p ON p.run_id = e.run_id AND p.sample_id = e.sample_id AND p.family = e.family
+                         AND p.protocol = 'oof'
        JOIN label_issues i ON i.run_id = e.run_id AND i.sample_id = e.sample_id
        WHERE e.run_id = $run) ORDER BY space, 4""",
     """UPDATE clusters SET accuracy = m.accuracy, mean_loss = m.mean_loss, share_flagged = m.share_flagged,
-              share_positive = m.share_positive
-       FROM (SELECT space, cluster, avg((pred_label = label)::INT) AS accuracy, avg(loss) AS mean_loss,
-                    avg(is_label_issue::INT) AS share_flagged, avg(label) AS share_positive
-             FROM map_points WHERE run_id = $run GROUP BY space, cluster) m
+              top_label = m.top_label, share_top = m.share_top
+       FROM (WITH per_label AS (SELECT space, cluster, label, count(*) AS n FROM map_points WHERE run_id = $run
+                                GROUP BY ALL),
+                  top AS (SELECT space, cluster, first(label ORDER BY n DESC, label) AS top_label,
+                                 max(n) / sum(n) AS share_top FROM per_label GROUP BY ALL)
+             SELECT space, cluster, avg((pred_label = label)::INT) AS accuracy, avg(loss) AS mean_loss,
+                    avg(is_label_issue::INT) AS share_flagged, any_value(top.top_label) AS top_label,
+                    any_value(top.share_top) AS share_top
+             FROM map_points JOIN top USING (space, cluster) WHERE run_id = $run GROUP BY space, cluster) m
        WHERE clusters.run_id = $run AND clusters.space = m.space AND clusters.cluster = m.cluster""",
 )
 
 
 SWEEP_TABLES = ("sweeps", "sweep_runs", "sweep_curves")  # written by `python -m pipeline sweep`, not by runs
+OPTIONAL_TABLES = ("meta_columns", "sample_meta")  # empty when the data has no other columns (IMDB)
 RUN_TABLES = tuple(t for t in TABLES if t != "lossmap_meta" and t not in SWEEP_TABLES)  # keyed by run_id
 DERIVED_TABLES = ("sample_summary", "map_points")  # filled by ``derive``, never from a stage's frames
 

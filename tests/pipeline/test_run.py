@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.store.schema import RUN_TABLES
+from pipeline.store.schema import OPTIONAL_TABLES, RUN_TABLES
 from tests.conftest import STORE_SAMPLE
 
 
@@ -11,11 +11,13 @@ def test_every_table_is_filled_for_the_run(sample_run, store_ro):
     run = sample_run.run_id
     for table in RUN_TABLES:
         n = store_ro.execute(f"SELECT count(*) FROM {table} WHERE run_id = ?", [run]).fetchone()[0]
-        assert n > 0, table
+        assert n > 0 or table in OPTIONAL_TABLES, table
     counts = dict(store_ro.execute(
-        "SELECT predictor, count(*) FROM predictions WHERE run_id = ? GROUP BY ALL", [run]).fetchall())
-    assert counts == {f"{family}-{kind}": STORE_SAMPLE for family in ("nblr", "dense", "cnn")
-                      for kind in ("oof", "train")}
+        "SELECT family || '/' || protocol, count(*) FROM predictions WHERE run_id = ? GROUP BY ALL", [run]).fetchall())
+    assert counts == {f"{family}/{protocol}": STORE_SAMPLE for family in ("nblr", "dense", "cnn")
+                      for protocol in ("oof", "conventional")}
+    classes = store_ro.execute("SELECT class, name, n FROM classes WHERE run_id = ? ORDER BY class", [run]).fetchall()
+    assert [c[:2] for c in classes] == [(0, "negative"), (1, "positive")] and sum(c[2] for c in classes) == STORE_SAMPLE
 
 
 def test_summary_matches_the_store(sample_run, store_ro):
@@ -32,19 +34,21 @@ def test_summary_matches_the_store(sample_run, store_ro):
 def test_out_of_fold_predictions_come_from_the_model_that_held_the_review_out(sample_run, store_ro):
     wrong = store_ro.execute("""
         SELECT count(*) FROM predictions p JOIN samples s USING (run_id, sample_id)
-        WHERE p.run_id = ? AND p.predictor = 'nblr-oof' AND p.model_id <> 'nblr-fold' || s.fold
+        JOIN models m ON m.run_id = p.run_id AND m.model_id = p.model_id
+        WHERE p.run_id = ? AND p.protocol = 'oof' AND (m.fold <> s.fold OR m.family <> p.family)
     """, [sample_run.run_id]).fetchone()[0]
     assert wrong == 0
 
 
-def test_stored_shap_adds_up_to_the_stored_logit(sample_run, store_ro):
+def test_stored_shap_adds_up_to_the_stored_log_odds(sample_run, store_ro):
     gaps = store_ro.execute("""
-        SELECT max(abs(t.total + b.base_value - p.logit))
-        FROM (SELECT sample_id, model_id, sum(shap_value) AS total FROM shap_tokens WHERE run_id = $run GROUP BY ALL) t
-        JOIN shap_base b ON b.run_id = $run AND b.model_id = t.model_id
-        JOIN predictions p ON p.run_id = $run AND p.predictor = 'nblr-oof' AND p.sample_id = t.sample_id
-    """, {"run": sample_run.run_id}).fetchone()[0]
-    assert gaps <= 1e-4
+        SELECT max(abs(t.total + b.base_value - ln(p.probs[2] / p.probs[1]))), count(*), min(t.class)
+        FROM (SELECT sample_id, model_id, class, sum(shap_value) AS total FROM shap_tokens WHERE run_id = $run
+              GROUP BY ALL) t
+        JOIN shap_base b ON b.run_id = $run AND b.model_id = t.model_id AND b.class = t.class
+        JOIN predictions p ON p.run_id = $run AND p.family = 'nblr' AND p.protocol = 'oof' AND p.sample_id = t.sample_id
+    """, {"run": sample_run.run_id}).fetchone()
+    assert gaps[0] <= 1e-3 and gaps[1] == STORE_SAMPLE and gaps[2] == 1  # two classes: class 1's log-odds
 
 
 def test_embeddings_have_a_vector_and_a_point_per_review_in_every_space(sample_run, store_ro):
@@ -72,10 +76,13 @@ def test_network_telemetry_is_stored(sample_run, store_ro):
     assert {m: n for m, n in models.items() if m.startswith("dense")} == dict.fromkeys(
         [m for m in models if m.startswith("dense")], 4)
     assert {n for m, n in models.items() if m.startswith("cnn")} == {2}
-    assert {"dense-train", "cnn-train"} <= set(sample_run.model_test_accuracy)
+    assert {"dense network", "CNN"} <= set(sample_run.model_test_accuracy)
     layered = {r[0] for r in store_ro.execute("SELECT DISTINCT model_id FROM layer_stats WHERE run_id = ?",
                                               [sample_run.run_id]).fetchall()}
     assert layered == {"dense-train", "cnn-train"}  # per-layer telemetry for the conventional networks
+    reference = {r[0] for r in store_ro.execute("SELECT model_id FROM models WHERE run_id = ? AND reference",
+                                                [sample_run.run_id]).fetchall()}
+    assert reference == layered
     off = store_ro.execute("""
         SELECT count(*) FROM layer_stats s JOIN (
             SELECT model_id, epoch, layer, quantity, sum(count) AS total FROM layer_histograms WHERE run_id = $run
@@ -93,7 +100,8 @@ def test_truncation_covers_every_review_and_ranks_the_truncated(sample_run, stor
     assert ranked == max_rank == truncated and bad_span == 0
     wrong = store_ro.execute("""
         SELECT count(*) FROM truncation t JOIN samples s USING (run_id, sample_id)
-        WHERE t.run_id = ? AND t.model_id <> 'cnn-fold' || s.fold""", [sample_run.run_id]).fetchone()[0]
+        JOIN models m ON m.run_id = t.run_id AND m.model_id = t.model_id
+        WHERE t.run_id = ? AND (m.fold <> s.fold OR m.family <> 'cnn')""", [sample_run.run_id]).fetchone()[0]
     assert wrong == 0  # each review analysed by the fold model that never saw it
 
 
@@ -117,7 +125,7 @@ def test_ensemble_issue_source_averages_every_family(sample_config, tmp_path):
     assert con.execute("SELECT DISTINCT method FROM label_issues").fetchall() == [
         ("self_confidence on ensemble of nblr, dense, cnn",)]
     gap = con.execute("""
-        WITH mean AS (SELECT sample_id, avg(p_pos) AS p FROM predictions WHERE predictor LIKE '%-oof' GROUP BY ALL)
+        WITH mean AS (SELECT sample_id, avg(probs[2]) AS p FROM predictions WHERE protocol = 'oof' GROUP BY ALL)
         SELECT max(abs(i.suggested_label - (m.p >= 0.5)::INT)) FROM label_issues i JOIN mean m USING (sample_id)
     """).fetchone()[0]
     assert gap == 0  # the suggested label is the averaged probability's

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from pipeline.analyses.issues import METHODS, find_label_issues
+from pipeline.analyses.issues import METHODS, find_label_issues as _find
+
+NAMES = ("negative", "positive")
+
+
+def find_label_issues(labels, p_pos, ratings, **options):
+    """The two-class case, from P(positive)."""
+    p_pos = np.asarray(p_pos, dtype=float)
+    return _find(labels, np.column_stack([1 - p_pos, p_pos]), ratings, classes=NAMES, **options)
 
 
 def test_confidently_contradicted_review_ranks_first_with_a_readable_reason():
@@ -15,12 +23,13 @@ def test_confidently_contradicted_review_ranks_first_with_a_readable_reason():
     assert found.loc[7, "issue_rank"] == 1
     assert bool(found.loc[7, "is_label_issue"])
     assert found.loc[7, "suggested_label"] == 0
-    assert found.loc[7, "reason"] == "the model is 97% sure this is negative, but it is labeled positive; the rating is 3/10"
+    assert found.loc[7, "reason"] == ("the model is 97% sure this is 'negative', but it is labeled 'positive'; "
+                                      "the rating is 3")
     assert found["is_label_issue"].sum() < 10
     assert sorted(found["issue_rank"]) == list(range(1, 101))
-    assert found.loc[0, "reason"].startswith("the model agrees it is positive")
+    assert found.loc[0, "reason"].startswith("the model agrees it is 'positive'")
     sure = find_label_issues([0, 1], [0.9999, 0.9], [2, 9])
-    assert sure.loc[0, "reason"].startswith("the model is over 99% sure this is positive")
+    assert sure.loc[0, "reason"].startswith("the model is over 99% sure this is 'positive'")
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -38,3 +47,23 @@ def test_bad_inputs_name_the_problem():
         find_label_issues([0, 1], [0.1], [1, 9])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         find_label_issues([0, 1], [0.1, 1.2], [1, 9])
+    with pytest.raises(ValueError, match=r"one column per class"):
+        _find([0, 1], np.array([[0.5, 0.5], [0.2, 0.8]]), [1, 9], classes=("a", "b", "c"))
+    with pytest.raises(ValueError, match="class indices 0..1"):
+        find_label_issues([0, 2], [0.1, 0.9], [1, 9])
+
+
+def test_many_classes_suggest_the_most_probable_class_and_name_it():
+    classes = ("billing", "shipping", "returns", "other")
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(4), 25)
+    probs = np.full((100, 4), 0.02)
+    probs[np.arange(100), labels] = 0.94
+    probs += rng.uniform(0, 0.01, probs.shape)
+    probs[5] = [0.03, 0.90, 0.05, 0.02]  # labeled billing, the model says shipping
+    probs /= probs.sum(axis=1, keepdims=True)
+    found = _find(labels, probs, np.full(100, np.nan), classes=classes)
+    assert found.loc[5, "issue_rank"] == 1 and found.loc[5, "suggested_label"] == 1
+    assert found.loc[5, "reason"] == ("the model is 90% sure this is 'shipping', but it is labeled 'billing'; "
+                                      "it gives the label 3%; there is no rating")
+    assert (found.drop(index=5)["suggested_label"] == np.delete(labels, 5)).all()

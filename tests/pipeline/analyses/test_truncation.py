@@ -3,12 +3,9 @@
 import numpy as np
 import pytest
 
-from pipeline.models import export
-from pipeline.models import score
-from pipeline.models import sequences
-from pipeline.models import train_nn
 from pipeline.analyses import truncation
 from pipeline.config import Config
+from pipeline.models import export, score, sequences, train_nn
 
 POSITIVE = ["great", "wonderful", "superb", "loved", "brilliant"]
 NEGATIVE = ["awful", "boring", "terrible", "hated", "dreadful"]
@@ -33,7 +30,8 @@ def crafted(tmp_path_factory):
     cfg = Config(max_len=MAX_LEN, truncation="head", seq_vocab=100, seq_embed=8, cnn_filters=8, cnn_kernel=3,
                  seq_hidden=4, cnn_epochs=15, seq_batch=16, seq_lr=1e-2, seq_lr_decay=1.0, probe_size=50)
     net = train_nn.fit_network("cnn", train_nn.NetworkData(None, seqs), labels, np.arange(300), cfg, model_id="cnn-x")
-    path = export.export_network(net, tmp_path_factory.mktemp("onnx") / "cnn.onnx", tokenizer_spec={})
+    path = export.export_network(net, tmp_path_factory.mktemp("onnx") / "cnn.onnx", tokenizer_spec={},
+                                 classes=("negative", "positive"))
     session = score.OnnxNetwork.load(path, device="cpu")
     rows = np.arange(len(texts))
     found = truncation.analyse(session, net.inputs, seqs, rows, labels, stride=4,
@@ -46,8 +44,9 @@ def test_the_head_misleads_and_the_whole_review_corrects_it(crafted):
     texts, found = crafted
     row = found.iloc[-1]
     assert row["truncated"] and row["n_words"] == MAX_LEN + 40
-    assert row["p_head"] > 0.5 and row["p_model"] == row["p_head"]  # it read only the praise
-    assert row["p_windows"] < 0.5  # the whole review reads negative
+    # p_* are the probabilities of the given label, negative
+    assert row["pred_head"] == 1 and row["p_head"] < 0.5 and row["p_model"] == row["p_head"]  # it read the praise
+    assert row["pred_windows"] == 0 and row["p_windows"] > 0.5  # the whole review reads negative
     assert row["prediction_changes"] and row["harm"] > 0
     assert row["harm_rank"] == 1 and found["harm_rank"].notna().sum() == 1  # the only truncated review
 
@@ -64,4 +63,4 @@ def test_short_reviews_score_the_same_every_way(crafted):
     short = found[~found["truncated"]]
     assert np.allclose(short["p_head"], short["p_windows"]) and np.allclose(short["p_head"], short["p_head_tail"])
     assert (short["harm"] == 0).all() and short["unseen_start"].isna().all()
-    assert ((short["p_model"] >= 0.5) == (np.arange(len(short)) < 150)).mean() > 0.95  # it learned the words
+    assert (short["pred_model"] == (np.arange(len(short)) < 150)).mean() > 0.95  # it learned the words

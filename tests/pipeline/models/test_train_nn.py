@@ -1,13 +1,10 @@
 import numpy as np
 import pytest
 
-from pipeline.models import export
-from pipeline.models import networks
-from pipeline.models import score
-from pipeline.models import linear as train
-from pipeline.models import train_nn
 from pipeline.config import Config
 from pipeline.data.imdb import load_reviews
+from pipeline.models import export, networks, score, train_nn
+from pipeline.models.text import tokenize
 from tests.conftest import real_archive
 
 
@@ -15,12 +12,12 @@ from tests.conftest import real_archive
 def dense(tmp_path_factory):
     frame = load_reviews(real_archive(), sample=800, seed=4, progress=False).frame
     cfg = Config(dense_vocab=2000, dense_epochs=3, dense_batch=128)
-    corpus = train.tokenize(frame["display_text"], cfg)
+    corpus = tokenize(frame["display_text"], ngram_max=cfg.ngram_max)
     rows = np.flatnonzero(frame["split"].to_numpy() == "train")
     held = np.flatnonzero(frame["split"].to_numpy() == "test")
     net = train_nn.fit_dense(corpus, frame["label"].to_numpy(), rows, cfg, model_id="dense-train", val_rows=held)
     path = export.export_network(net, tmp_path_factory.mktemp("onnx") / "dense.onnx",
-                                 tokenizer_spec=corpus.tokenizer_spec())
+                                 tokenizer_spec=corpus.tokenizer_spec(), classes=("negative", "positive"))
     return frame, corpus, net, path, rows, cfg
 
 
@@ -31,7 +28,7 @@ def test_onnx_matches_pytorch_on_every_review(dense):
     x = networks.multi_hot(corpus, net.columns)
     p, emb = session.score_multi_hot(x)
     p_native, emb_native = net.predict(corpus)
-    assert len(p) == len(frame) and emb.shape == (len(frame), 16)
+    assert p.shape == (len(frame), 2) and emb.shape == (len(frame), 16)
     assert np.max(np.abs(p - p_native)) <= 1e-4
     assert np.max(np.abs(emb - emb_native)) <= 1e-4
 
@@ -52,7 +49,7 @@ def test_multi_hot_vocabulary_keeps_the_most_frequent_words():
     import pandas as pd
 
     texts = pd.Series(["good film", "good plot", "good acting film", "bad"])
-    corpus = train.tokenize(texts, Config(min_df=1))
+    corpus = tokenize(texts, ngram_max=2)
     columns = networks.multi_hot_vocabulary(corpus, np.arange(4), 2)
     assert list(corpus.vocab[columns]) == ["film", "good"]
     x = networks.multi_hot(corpus, columns).toarray()
@@ -77,7 +74,8 @@ def sequence_net(request, tmp_path_factory):
     held = np.flatnonzero(frame["split"].to_numpy() == "test")
     net = train_nn.fit_network(request.param, data, frame["label"].to_numpy(), rows, cfg,
                                model_id=f"{request.param}-train", val_rows=held, telemetry=True)
-    path = export.export_network(net, tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx", tokenizer_spec={})
+    path = export.export_network(net, tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx", tokenizer_spec={},
+                                 classes=("negative", "positive"))
     return frame, data, net, path, cfg
 
 
@@ -88,14 +86,14 @@ def test_sequence_network_onnx_matches_pytorch_for_any_batch_and_length(sequence
     for x in (ids, ids[:1], ids[:, :17], ids[:3, :200 if ids.shape[1] >= 200 else ids.shape[1]]):
         p, emb = session.score_ids(x)
         p_native, emb_native = net.predict_inputs(x)
-        assert p.shape == (len(x),) and emb.shape == (len(x), cfg.seq_hidden)
+        assert p.shape == (len(x), 2) and emb.shape == (len(x), cfg.seq_hidden)
         assert np.max(np.abs(p - p_native)) <= 1e-4
         assert np.max(np.abs(emb - emb_native)) <= 1e-4
     longer = np.concatenate([ids, ids], axis=1)  # twice max_len: the token axis is dynamic
     assert np.max(np.abs(session.score_ids(longer)[0] - net.predict_inputs(longer)[0])) <= 1e-4
 
 
-def _check_telemetry(net, epochs: int, n_probe: int):
+def _check_telemetry(net, epochs: int, n_probe: int, n_classes: int = 2):
     stats, hist, plane = net.layer_stats, net.layer_histograms, net.info_plane
     assert sorted(stats["epoch"].unique()) == list(range(epochs + 1))
     counts = hist.groupby(["epoch", "layer", "quantity"])["count"].sum()
@@ -107,10 +105,12 @@ def _check_telemetry(net, epochs: int, n_probe: int):
     grads = stats[stats["quantity"] == "grad"]
     assert len(grads) > 0 and (grads["norm"] > 0).all()
     assert (plane["i_xt"] >= 0).all() and (plane["i_xt"] <= np.log2(n_probe) + 1e-9).all()
-    assert (plane["i_ty"] >= 0).all() and (plane["i_ty"] <= 1 + 1e-9).all()
+    assert (plane["i_ty"] >= 0).all() and (plane["i_ty"] <= np.log2(n_classes) + 1e-9).all()
     assert (plane["i_ty"] <= plane["i_xt"] + 1e-9).all()
-    output = plane[plane["layer"] == "output"]  # one unit: at most one state per bin
-    assert len(output) == epochs + 1 and (output["i_xt"] <= np.log2(output["bins"]) + 1e-9).all()
+    output = plane[plane["layer"] == "output"]
+    assert len(output) == epochs + 1
+    if n_classes == 2:  # one unit: at most one state per bin
+        assert (output["i_xt"] <= np.log2(output["bins"]) + 1e-9).all()
 
 
 def test_sequence_network_layer_telemetry_is_sane(sequence_net):
@@ -122,7 +122,7 @@ def test_sequence_network_layer_telemetry_is_sane(sequence_net):
 def test_dense_layer_telemetry_is_sane(tmp_path):
     frame = load_reviews(real_archive(), sample=300, seed=6, progress=False).frame
     cfg = Config(dense_vocab=1000, dense_epochs=2, probe_size=100)
-    corpus = train.tokenize(frame["display_text"], cfg)
+    corpus = tokenize(frame["display_text"], ngram_max=1)
     net = train_nn.fit_dense(corpus, frame["label"].to_numpy(), np.arange(len(frame)), cfg, model_id="d",
                              telemetry=True)
     _check_telemetry(net, 2, 100)
@@ -138,3 +138,25 @@ def test_information_plane_on_known_cases():
     unique = np.arange(100, dtype=float)[:, None]
     i_xt, i_ty = information_plane(unique, y, bins=100)
     assert i_xt == pytest.approx(np.log2(100)) and i_ty == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("family", ["dense", "cnn"])
+def test_a_multiclass_network_has_a_softmax_output_that_onnx_matches(family, tmp_path):
+    from pipeline.models import sequences
+
+    frame = load_reviews(real_archive(), sample=400, seed=8, progress=False).frame
+    stars = np.unique(frame["rating"])
+    labels = np.searchsorted(stars, frame["rating"].to_numpy())  # 8 classes: the stars
+    cfg = Config(dense_vocab=1000, dense_epochs=2, seq_vocab=2000, seq_embed=8, cnn_filters=8, seq_hidden=8,
+                 cnn_epochs=1, max_len=64, probe_size=100)
+    corpus = tokenize(frame["display_text"], ngram_max=1)
+    data = train_nn.NetworkData(corpus, sequences.tokenize_sequences(frame["display_text"]))
+    net = train_nn.fit_network(family, data, labels, np.arange(len(frame)), cfg, model_id=f"{family}-x",
+                               n_classes=len(stars), telemetry=True)
+    path = export.export_network(net, tmp_path / "m.onnx", tokenizer_spec={}, classes=[str(s) for s in stars])
+    session = score.OnnxNetwork.load(path, device="cpu")
+    x = net.inputs.encode(data)
+    probs, emb = session.score(x)
+    assert probs.shape == (len(frame), len(stars)) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert np.max(np.abs(probs - net.predict_inputs(x)[0])) <= 1e-4
+    _check_telemetry(net, 1 if family == "cnn" else 2, 100, n_classes=len(stars))

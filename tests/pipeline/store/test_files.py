@@ -13,11 +13,14 @@ from pipeline.store.schema import SCHEMA_VERSION, StoreError
 from tests.conftest import ROOT
 
 
+RUN_ROW = ("INSERT INTO runs (run_id, started_at, completed_at, source, n_samples, n_classes, columns, test_accuracy, "
+           "oof_accuracy, n_flagged, seconds, stage_seconds, stage_peak_mib, load_warnings, load_notes, config) "
+           "VALUES (?, now()::TIMESTAMP, now()::TIMESTAMP, 'src', 1, 2, '{}', 0.9, 0.9, 0, 1.0, '{}', '{}', '{}', '[]', "
+           "'{}')")
+
+
 def _add_run(con, run_id: str) -> None:
-    con.execute(
-        "INSERT INTO runs VALUES (?, now()::TIMESTAMP, now()::TIMESTAMP, 'src', 1, 0.9, 0.9, 0, 1.0, '{}', '{}', '{}', '{}')",
-        [run_id],
-    )
+    con.execute(RUN_ROW, [run_id])
 
 
 def _run_ids(path: Path) -> list[str]:
@@ -56,12 +59,12 @@ import sys, time, pathlib
 from pipeline.store import files as store
 db, ready = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 def slow(con):
-    con.execute("INSERT INTO runs VALUES ('killed', now()::TIMESTAMP, now()::TIMESTAMP, 's', 1, 0.9, 0.9, 0, 1, '{}', '{}', '{}', '{}')")
+    con.execute(RUN_ROW, ["killed"])
     con.execute("CREATE TABLE filler AS SELECT range AS i FROM range(2000000)")
     ready.write_text("writing")
     time.sleep(60)
 store.publish(db, slow)
-"""
+""".replace("RUN_ROW", repr(RUN_ROW))
 
 
 def test_sigkill_while_writing_leaves_earlier_runs_intact_and_next_run_works(db, tmp_path):
@@ -137,14 +140,14 @@ if limit:  # no tmpfs here: cap the size of any file this process writes instead
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 def big(con):
-    con.execute("INSERT INTO runs VALUES ('huge', now()::TIMESTAMP, now()::TIMESTAMP, 's', 1, 0.9, 0.9, 0, 1, '{}', '{}', '{}', '{}')")
+    con.execute(RUN_ROW, ["huge"])
     con.execute("CREATE TABLE filler AS SELECT range AS i, md5(range::VARCHAR) AS h FROM range(2000000)")
 try:
     store.publish(db, big)
 except StoreError as exc:
     print(exc)
     sys.exit(2)
-"""
+""".replace("RUN_ROW", repr(RUN_ROW))
 
 
 @pytest.fixture
