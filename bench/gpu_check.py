@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 N_REVIEWS = 5_000
-MODELS = ("nblr-train", "dense-train", "cnn-train")
+MODELS = {"nblr-train": "nblr", "dense-train": "dense", "cnn-train": "cnn"}  # model id -> family
 
 
 def prepare(run_dir: Path, out: Path) -> None:
@@ -45,21 +45,21 @@ def prepare(run_dir: Path, out: Path) -> None:
                        "ORDER BY hash(sample_id) LIMIT ?", [run_id, N_REVIEWS]).df()
     out.mkdir(parents=True, exist_ok=True)
     stored = {}
-    for model_id in MODELS:
+    for model_id, family in MODELS.items():
         path = run_dir / con.execute("SELECT onnx_path FROM models WHERE run_id = ? AND model_id = ?",
                                      [run_id, model_id]).fetchall()[0][0]
         shutil.copyfile(path, out / f"{model_id}.onnx")
-        ref = con.execute("SELECT sample_id, p_pos FROM predictions WHERE run_id = ? AND predictor = ?",
-                          [run_id, model_id]).df().set_index("sample_id")
-        stored[model_id] = ref.loc[rows["sample_id"], "p_pos"].to_numpy()
-        if model_id.startswith("nblr"):
+        ref = con.execute("SELECT sample_id, probs[2] AS p FROM predictions WHERE run_id = ? AND model_id = ? "
+                          "AND protocol = 'conventional'", [run_id, model_id]).df().set_index("sample_id")
+        stored[model_id] = ref.loc[rows["sample_id"], "p"].to_numpy()
+        if family == "nblr":
             model = score.OnnxTextModel.load(out / f"{model_id}.onnx", device="cpu")
             counts = model.vectorizer().transform(rows["display_text"])
             sp.save_npz(out / "nblr_counts.npz", counts)
-            p = model.score_counts(counts)[0]
+            p = model.score_counts(counts)[:, 1]
         else:
             model = score.OnnxNetwork.load(out / f"{model_id}.onnx", device="cpu")
-            if model_id.startswith("cnn"):
+            if family == "cnn":
                 cfg = json.loads(con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0])
                 seqs = sequences.tokenize_sequences(rows["display_text"])
                 pos = pd.Index(model.vocab).get_indexer(seqs.words)
@@ -69,7 +69,7 @@ def prepare(run_dir: Path, out: Path) -> None:
             else:  # the dense network's multi-hot input
                 x = sp.csr_matrix(model.vectorizer(binary=True).transform(rows["display_text"]))
                 sp.save_npz(out / "dense_x.npz", x)
-            p = model.score(x)[0]
+            p = model.score(x)[0][:, 1]
         gap = float(np.max(np.abs(p - stored[model_id])))
         print(f"{model_id}: CPU here vs the run's stored probabilities: max gap {gap:.1e}")
         if gap > 1e-4:
@@ -88,18 +88,18 @@ def check(folder: Path) -> None:
     from pipeline.models import score
 
     print(f"onnxruntime {ort.__version__}, available providers {ort.get_available_providers()}")
-    print(f"pipeline.score.providers('auto') -> {score.providers('auto')}")
+    print(f"pipeline.models.score.providers('auto') -> {score.providers('auto')}")
     stored = np.load(folder / "stored.npz")
     inputs = {"nblr-train": sp.load_npz(folder / "nblr_counts.npz"), "dense-train": sp.load_npz(folder / "dense_x.npz"),
               "cnn-train": np.load(folder / "cnn_ids.npy").astype(np.int64)}
     print(f"\n{N_REVIEWS:,} test reviews per model, best of 3\n")
     print("| model | provider | max gap GPU vs CPU | max gap vs stored run | GPU reviews/s | CPU reviews/s | GPU / CPU |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    for model_id in MODELS:
-        kind = score.OnnxTextModel if model_id.startswith("nblr") else score.OnnxNetwork
+    for model_id, family in MODELS.items():
+        kind = score.OnnxTextModel if family == "nblr" else score.OnnxNetwork
         gpu, cpu = (kind.load(folder / f"{model_id}.onnx", device=d) for d in ("auto", "cpu"))
-        run = (lambda m: (lambda: m.score_counts(inputs[model_id])[0])) if model_id.startswith("nblr") else \
-            (lambda m: (lambda: m.score(inputs[model_id])[0]))
+        run = (lambda m: (lambda: m.score_counts(inputs[model_id])[:, 1])) if family == "nblr" else \
+            (lambda m: (lambda: m.score(inputs[model_id])[0][:, 1]))
         p_gpu, p_cpu = run(gpu)(), run(cpu)()
         t_gpu, t_cpu = best_of(run(gpu)), best_of(run(cpu))  # after the untimed runs above
         ref = stored[model_id.replace("-", "_")]

@@ -41,12 +41,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.analyses import issues  # noqa: E402
-from pipeline.models import sequences  # noqa: E402
-from pipeline.models import linear as train  # noqa: E402
-from pipeline.models import train_nn  # noqa: E402
 from pipeline.config import Config  # noqa: E402
-from pipeline.data.imdb import load_reviews  # noqa: E402
-from pipeline.run import train_fold_models  # noqa: E402
+from pipeline.data import imdb  # noqa: E402
+from pipeline.models import linear, sequences, train_nn  # noqa: E402
+from pipeline.models.folds import make_folds  # noqa: E402
+from pipeline.models.outputs import binary_probs  # noqa: E402
+from pipeline.models.text import tokenize  # noqa: E402
 
 DEFAULT_DATA = os.environ.get("IMDB_DATA", str(ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"))
 METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy", "confident_learning")
@@ -54,12 +54,12 @@ DEPTHS = (0.01, 0.05, 0.10)
 MIDDLE = (4, 7)
 
 
-def oof_probabilities(corpus, frame, folds, cfg) -> np.ndarray:
-    """Out-of-fold p_pos from the pipeline's own fold models (pipeline.run.train_fold_models)."""
-    p = np.empty(len(frame))
-    for k, model in enumerate(train_fold_models(corpus, frame, folds, cfg)):
+def oof_probabilities(corpus, data, folds, cfg) -> np.ndarray:
+    """Out-of-fold P(positive) from the pipeline's own fold models (pipeline.models.linear.train_models)."""
+    p = np.empty(len(data.frame))
+    for k, model in enumerate(linear.train_models(corpus, data, folds, cfg).folds):
         held = np.flatnonzero(folds == k)
-        p[held] = 1.0 / (1.0 + np.exp(-model.predict_logit(corpus, held)))
+        p[held] = model.predict_proba(corpus, held)[:, 1]
     return p
 
 
@@ -71,7 +71,7 @@ def network_oof(family: str, corpus, frame, folds, cfg, seqs=None) -> np.ndarray
     for k in np.unique(folds):
         held = np.flatnonzero(folds == k)
         net = train_nn.fit_network(family, data, labels, np.flatnonzero(folds != k), cfg, model_id=f"{family}-fold{k}")
-        p[held] = net.predict(data, held)[0]
+        p[held] = net.predict(data, held)[0][:, 1]
     return p
 
 
@@ -106,11 +106,12 @@ def run_scenario(name, frame, corpus, seqs, families, cfg) -> dict:
     flipped = flip(frame, kind, float(share), cfg.seed)
     noisy = np.where(flipped, 1 - frame["label"].to_numpy(), frame["label"].to_numpy())
     noisy_frame = frame.assign(label=noisy)
-    folds = train.make_folds(noisy_frame, n_folds=cfg.folds, seed=cfg.seed)
+    data = imdb.to_dataset(imdb.Loaded(noisy_frame, imdb.LoadReport(), Path("imdb")))
+    folds = make_folds(noisy, noisy_frame["movie_id"], noisy_frame["sample_id"], n_folds=cfg.folds, seed=cfg.seed)
     p_by = {}
     for family in families:
         t = time.perf_counter()
-        p_by[family] = (oof_probabilities(corpus, noisy_frame, folds, cfg) if family == "nblr"
+        p_by[family] = (oof_probabilities(corpus, data, folds, cfg) if family == "nblr"
                         else network_oof(family, corpus, noisy_frame, folds, cfg, seqs))
         print(f"  {name} {family}: out-of-fold probabilities in {time.perf_counter() - t:.0f} s", flush=True)
     if len(families) > 1:
@@ -119,7 +120,7 @@ def run_scenario(name, frame, corpus, seqs, families, cfg) -> dict:
     result = {}
     for source, p in p_by.items():
         for method in METHODS:
-            found = issues.find_label_issues(noisy, p, ratings, method=method)
+            found = issues.find_label_issues(noisy, binary_probs(p), ratings, classes=imdb.CLASSES, method=method)
             result[source, method] = scores(flipped, found["issue_rank"].to_numpy())
             if method == "confident_learning":
                 flag = found["is_label_issue"].to_numpy()
@@ -159,8 +160,8 @@ def main() -> None:
 
     cfg = Config(seed=args.seed, prune=not args.no_prune, progress=False)
     start = time.perf_counter()
-    frame = load_reviews(Path(args.data), sample=args.sample, seed=args.seed, progress=False).frame
-    corpus = train.tokenize(frame["display_text"], cfg)
+    frame = imdb.load_reviews(Path(args.data), sample=args.sample, seed=args.seed, progress=False).frame
+    corpus = tokenize(frame["display_text"], ngram_max=cfg.ngram_max)
     seqs = sequences.tokenize_sequences(frame["display_text"]) if {"cnn", "bilstm"} & set(families) else None
     outs = {name: run_scenario(name, frame, corpus, seqs, families, cfg) for name in scenarios}
 

@@ -84,6 +84,8 @@ def generate(source: Path, out: Path, samples: int) -> None:
     total = con.execute("SELECT count(*) FROM samples").fetchall()[0][0]
     con.execute("UPDATE runs SET n_samples = ?, n_flagged = (SELECT count(*) FROM label_issues WHERE is_label_issue)",
                 [total])
+    con.execute("UPDATE classes SET n = (SELECT count(*) FROM samples s WHERE s.run_id = classes.run_id "
+                "AND s.label = classes.class)")
     con.execute("UPDATE clusters SET size = (SELECT count(*) FROM embeddings e WHERE e.run_id = clusters.run_id "
                 "AND e.space = clusters.space AND e.cluster = clusters.cluster)")
     con.execute("UPDATE label_issues SET issue_rank = r.rank FROM (SELECT run_id, sample_id, row_number() OVER "

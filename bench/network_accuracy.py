@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.models import sequences  # noqa: E402
-from pipeline.models import linear as train  # noqa: E402
 from pipeline.models import train_nn  # noqa: E402
+from pipeline.models.text import tokenize  # noqa: E402
 from pipeline.config import Config  # noqa: E402
 from pipeline.data.imdb import load_reviews  # noqa: E402
 
@@ -48,7 +48,7 @@ def main() -> None:
     labels = frame["label"].to_numpy()
     train_rows = np.flatnonzero(frame["split"].to_numpy() == "train")
     test_rows = np.flatnonzero(frame["split"].to_numpy() == "test")
-    corpus = train.tokenize(frame["display_text"], dataclasses.replace(cfg, ngram_max=1))
+    corpus = tokenize(frame["display_text"], ngram_max=1)
     seqs = sequences.tokenize_sequences(frame["display_text"]) if args.family != "dense" else None
     data = train_nn.NetworkData(corpus, seqs)
     start = time.perf_counter()
@@ -61,7 +61,7 @@ def main() -> None:
     if args.family != "dense":
         for how in sequences.TRUNCATIONS:
             p, _ = net.predict_inputs(net.inputs.encode(data, test_rows, truncation=how))
-            print(f"  test accuracy reading {how:<9}: {((p >= 0.5) == labels[test_rows]).mean():.2%}"
+            print(f"  test accuracy reading {how:<9}: {((p[:, 1] >= 0.5) == labels[test_rows]).mean():.2%}"
                   + ("   (as trained)" if how == cfg.truncation else ""))
 
 

@@ -64,6 +64,11 @@ def main() -> None:
     for model_id, acc in con.execute("SELECT model_id, accuracy FROM models WHERE role = 'conventional' "
                                      "AND accuracy IS NOT NULL ORDER BY model_id").fetchall():
         print(f"  test acc {model_id:<12} {acc:6.2%}")
+    for family, acc in con.execute("""
+            SELECT p.family, avg((p.pred_label = s.label)::INT) FROM predictions p JOIN samples s USING (run_id, sample_id)
+            WHERE p.protocol = 'oof' GROUP BY ALL ORDER BY list_position(['nblr', 'dense', 'cnn', 'bilstm'], p.family)
+            """).fetchall():
+        print(f"  out-of-fold acc {family:<6} {acc:6.2%}")
     print(f"\n  {'stage':<16} {'wall (s)':>9} {'peak RSS (MiB)':>15}")
     for stage, seconds in json.loads(stages).items():
         print(f"  {stage:<16} {seconds:9.1f} {peaks[stage]:15,.0f}")

@@ -44,8 +44,13 @@ def calls(ref: q.StoreRef, decisions_db: Path) -> list[tuple[str, object]]:
     spaces = raw["spaces"](ref, run)
     families = raw["truncation_families"](ref, run)
     models = raw["telemetry_models"](ref, run)
+    metas = raw["meta_columns"](ref, run)
     out = [
         ("runs", lambda: raw["runs"](ref)),
+        ("classes", lambda: raw["classes"](ref, run)),
+        ("confusion", lambda: raw["confusion"](ref, run)),
+        ("per_class", lambda: raw["per_class"](ref, run)),
+        ("meta_columns", lambda: raw["meta_columns"](ref, run)),
         ("spaces", lambda: raw["spaces"](ref, run)),
         ("filter_bounds", lambda: raw["filter_bounds"](ref, run)),
         ("top_loss (200)", lambda: raw["top_loss"](ref, run, 200)),
@@ -64,6 +69,14 @@ def calls(ref: q.StoreRef, decisions_db: Path) -> list[tuple[str, object]]:
         "search 'worst movie'": q.SampleFilter(search="worst movie"),
         "search, no match": q.SampleFilter(search="zqxj' OR 1=1 --"),
     }
+    for m in metas.itertuples():  # the data's own columns, where it has any
+        if m.kind == "category":
+            values = raw["meta_values"](ref, run, m.name)
+            out.append((f"meta_values ({m.name})", lambda n=m.name: raw["meta_values"](ref, run, n)))
+            filters[f"column {m.name} = {values[0]}"] = q.SampleFilter(meta_values=((m.name, (values[0],)),))
+        elif m.kind == "number":
+            filters[f"column {m.name} in its lower half"] = q.SampleFilter(
+                meta_ranges=((m.name, m.lo, (m.lo + m.hi) / 2),))
     for label, f in filters.items():
         out.append((f"sample_count ({label})", lambda f=f: raw["sample_count"](ref, run, f)))
         out.append((f"sample_page ({label})", lambda f=f: raw["sample_page"](ref, run, f, 0, 100)))
@@ -74,7 +87,9 @@ def calls(ref: q.StoreRef, decisions_db: Path) -> list[tuple[str, object]]:
         ("count_among_flagged (50)", lambda: raw["count_among_flagged"](ref, run, decided)),
         ("sample_detail", lambda: raw["sample_detail"](ref, run, top)),
         ("predictions_for", lambda: raw["predictions_for"](ref, run, top)),
-        ("shap_tokens", lambda: raw["shap_tokens"](ref, run, flagged)),
+        ("shap_classes", lambda: raw["shap_classes"](ref, run, flagged)),
+        ("shap_tokens", lambda: raw["shap_tokens"](ref, run, flagged, raw["shap_classes"](ref, run, flagged)[0])),
+        ("sample_meta", lambda: raw["sample_meta"](ref, run, flagged)),
         ("neighbours", lambda: raw["neighbours"](ref, run, flagged)),
     ]
     for space in spaces:
@@ -85,13 +100,13 @@ def calls(ref: q.StoreRef, decisions_db: Path) -> list[tuple[str, object]]:
         x, y = pts["x"].quantile([0.3, 0.6]).tolist(), pts["y"].quantile([0.3, 0.6]).tolist()
         out.append((f"map_points ({spaces[0]}, 50,000)", lambda: raw["map_points"](ref, run, spaces[0], 50_000)))
         out.append(("map_box (30% x 30% of the map)", lambda: raw["map_box"](ref, run, spaces[0], tuple(x), tuple(y))))
-    if models:
-        m = models[-1]
+    if len(models):
+        m, family = models["model_id"].iloc[-1], models["family"].iloc[-1]
         stats = raw["layer_stats"](ref, run, m)
         layer = stats["layer"].iloc[0]
         out += [
             ("telemetry_models", lambda: raw["telemetry_models"](ref, run)),
-            (f"model_curves ({m.split('-')[0]})", lambda: raw["model_curves"](ref, run, m.split("-")[0])),
+            (f"model_curves ({family})", lambda: raw["model_curves"](ref, run, family)),
             ("layer_stats", lambda: raw["layer_stats"](ref, run, m)),
             ("layer_histograms", lambda: raw["layer_histograms"](ref, run, m, layer, "weight")),
             ("information_plane", lambda: raw["information_plane"](ref, run, m)),

@@ -25,13 +25,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.models import export  # noqa: E402
-from pipeline.models import networks  # noqa: E402
-from pipeline.models import score  # noqa: E402
-from pipeline.models import linear as train  # noqa: E402
-from pipeline.models import train_nn  # noqa: E402
 from pipeline.config import Config  # noqa: E402
-from pipeline.data.imdb import display_text, load_reviews  # noqa: E402
+from pipeline.data.imdb import CLASSES, display_text, load_reviews  # noqa: E402
+from pipeline.models import export, linear, networks, score, train_nn  # noqa: E402
+from pipeline.models.text import TOKEN_PATTERN, tokenize  # noqa: E402
 
 DEFAULT_DATA = os.environ.get("IMDB_DATA", str(ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"))
 
@@ -48,31 +45,32 @@ def best_of(fn, repeat=3) -> float:
 def main() -> None:
     cfg = Config()
     frame = load_reviews(Path(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_DATA), progress=False).frame
-    corpus = train.tokenize(frame["display_text"], cfg)
+    corpus = tokenize(frame["display_text"], ngram_max=cfg.ngram_max)
     train_rows = np.flatnonzero(frame["split"].to_numpy() == "train")
     test_rows = np.flatnonzero(frame["split"].to_numpy() == "test")
-    model = train.fit(corpus, frame["label"].to_numpy(), train_rows, cfg, model_id="nblr-train")
-    path = export.export_onnx(model, Path(tempfile.mkdtemp()) / "m.onnx", tokenizer_spec=corpus.tokenizer_spec())
+    model = linear.fit(corpus, frame["label"].to_numpy(), train_rows, model_id="nblr-train", **linear.fit_options(cfg))
+    path = export.export_onnx(model, Path(tempfile.mkdtemp()) / "m.onnx", tokenizer_spec=corpus.tokenizer_spec(),
+                              classes=CLASSES)
     onnx_model = score.OnnxTextModel.load(path)
     counts = corpus.counts[test_rows][:, onnx_model.columns_in(corpus.vocab)]
     texts = frame["text"].to_numpy()[test_rows].tolist()
     n = len(test_rows)
 
     def native_counts():
-        x = model.tfidf.transform(counts).multiply(model.nb_ratio).tocsr()
+        x = model.tfidf.transform(counts).multiply(model.scale).tocsr()
         return model.clf.predict_proba(x)[:, 1]
 
     from sklearn.feature_extraction.text import CountVectorizer
 
-    vec = CountVectorizer(token_pattern=train.TOKEN_PATTERN, ngram_range=(1, cfg.ngram_max),
+    vec = CountVectorizer(token_pattern=TOKEN_PATTERN, ngram_range=(1, cfg.ngram_max),
                           vocabulary=list(model.vocab), dtype=np.float32)
 
     def native_texts():
         cleaned = [display_text(t) for t in texts]
-        x = model.tfidf.transform(vec.transform(cleaned)).multiply(model.nb_ratio).tocsr()
+        x = model.tfidf.transform(vec.transform(cleaned)).multiply(model.scale).tocsr()
         return model.clf.predict_proba(x)[:, 1]
 
-    gap = np.max(np.abs(onnx_model.score_counts(counts)[0] - native_counts()))
+    gap = np.max(np.abs(onnx_model.score_counts(counts)[:, 1] - native_counts()))
     print(f"\n{n:,} test reviews, {len(model.vocab):,} n-grams, provider {onnx_model.provider}, "
           f"{os.cpu_count()} cores; max |p_onnx - p_native| = {gap:.1e}")
     print(f"{'':<12} {'native (reviews/s)':>20} {'ONNX Runtime (reviews/s)':>26} {'ONNX / native':>14}")
@@ -86,7 +84,8 @@ def main() -> None:
     import torch
 
     net = train_nn.fit_dense(corpus, frame["label"].to_numpy(), train_rows, cfg, model_id="dense-train")
-    dense_path = export.export_network(net, path.with_name("dense.onnx"), tokenizer_spec=corpus.tokenizer_spec())
+    dense_path = export.export_network(net, path.with_name("dense.onnx"), tokenizer_spec=corpus.tokenizer_spec(),
+                                       classes=CLASSES)
     dense_onnx = score.OnnxNetwork.load(dense_path)
     x = networks.multi_hot(corpus, net.columns, test_rows)
     net.net.eval()
@@ -107,7 +106,7 @@ def main() -> None:
         how = train_nn.Recipe(0, cfg.seq_batch, cfg.seq_lr, 1.0, "adam")  # untrained: see the module doc
         seq_net = train_nn.fit_network(family, data, frame["label"].to_numpy(), train_rows, cfg,
                                        model_id=f"{family}-train", how=how)
-        seq_path = export.export_network(seq_net, path.with_name(f"{family}.onnx"), tokenizer_spec={})
+        seq_path = export.export_network(seq_net, path.with_name(f"{family}.onnx"), tokenizer_spec={}, classes=CLASSES)
         seq_onnx = score.OnnxNetwork.load(seq_path)
         ids = seq_net.inputs.encode(data, test_rows)
         seq_net.net.eval()

@@ -1,9 +1,9 @@
-"""Mislabel review: suspects in rank order, one decision each, and the relabel CSV."""
+"""Mislabel review: suspects in rank order, one decision each (relabel to any class), and the relabel CSV."""
 
 import streamlit as st
 
 from pages.common import decisions, queries, state
-from pages.common.widgets import LABELS, LEGEND_HTML, decision_panel, highlight_html
+from pages.common.widgets import decision_panel, highlight_html, legend_html, plain, rating_text, visible
 
 ctx = state.context()
 LISTED = 1000
@@ -20,7 +20,8 @@ st.title("Mislabel review")
 st.progress(done / max(n_suspects, 1), text=f"Reviewed {done:,} of {n_suspects:,} suspects")
 st.download_button("Download relabel CSV", decisions.relabel_csv(ctx.decisions), file_name="lossmap_relabel.csv",
                    mime="text/csv", key="download_csv", disabled=decided.empty,
-                   help="One row per decided review (every run): sample_id, path, old and new label, decision, note")
+                   help="One row per decided review (every run): sample_id, path, old and new label (class names), "
+                        "decision, note. Cells a spreadsheet would run as a formula start with '")
 
 skipped = st.session_state.setdefault("skipped", set())
 row = queries.next_suspect(ctx.ref, ctx.run_id, tuple(sorted({*decided_ids, *skipped})), bool(n_flagged))
@@ -31,20 +32,23 @@ if row is None:
                "from the list below.")
 else:
     detail = queries.sample_detail(ctx.ref, ctx.run_id, row["sample_id"])
-    tokens = queries.shap_tokens(ctx.ref, ctx.run_id, row["sample_id"])
-    st.subheader(f"#{row['issue_rank']:,} · {row['sample_id']}")
+    explained = queries.shap_classes(ctx.ref, ctx.run_id, row["sample_id"])
+    shown_class = int(row["pred_label"]) if int(row["pred_label"]) in explained else (explained or [1])[0]
+    tokens = queries.shap_tokens(ctx.ref, ctx.run_id, row["sample_id"], shown_class)
+    st.subheader(f"#{row['issue_rank']:,} · {visible(row['sample_id'])}")
     c = st.columns(5)
-    c[0].metric("Given label", LABELS[row["label"]])
-    c[1].metric("Suggested label", LABELS[row["suggested_label"]])
-    c[2].metric("Rating", f"{row['rating']}/10")
+    c[0].metric("Given label", visible(ctx.name(row["label"])))
+    c[1].metric("Suggested label", visible(ctx.name(row["suggested_label"])))
+    c[2].metric(visible(ctx.rating_name or "Rating"), rating_text(row["rating"], ctx.rating_name))
     c[3].metric("Label score", f"{row['label_score']:.3f}", help="cleanlab label quality; lower = more suspect")
     c[4].metric("Loss (nats)", f"{row['loss']:.2f}")
-    st.markdown(f"**Why flagged:** {row['reason']}")
+    st.markdown(f"**Why flagged:** {plain(row['reason'])}")
     strongest = tokens[tokens["kind"] == "token"].head(8)
-    st.markdown("**Tokens that drove the prediction:** " + ", ".join(
-        f"`{t.token}` ({t.shap_value:+.2f})" for t in strongest.itertuples()))
+    st.markdown(f"**Tokens that drove the prediction of {plain(ctx.name(shown_class))}:** " + ", ".join(
+        f"{plain(t.token)} ({t.shap_value:+.2f})" for t in strongest.itertuples()))
     st.html(highlight_html(detail["display_text"], tokens))
-    st.html(LEGEND_HTML)
+    away = ctx.name(0) if len(ctx.classes) == 2 else "the other classes"
+    st.html(legend_html(ctx.name(shown_class), away))
     chosen = decision_panel(ctx, row, key="review")
     if chosen == "skip":
         skipped.add(row["sample_id"])
@@ -55,11 +59,14 @@ st.subheader("All suspects" if len(suspects) == n_suspects else f"The {len(suspe
 if len(suspects) < n_suspects:
     st.caption(f"Of {n_suspects:,} flagged reviews; the Samples page (Flagged mislabels only) pages through all.")
 listing = suspects[["issue_rank", "sample_id", "label", "suggested_label", "rating", "label_score", "reason"]].assign(
-    label=lambda d: d["label"].map(LABELS), suggested_label=lambda d: d["suggested_label"].map(LABELS),
+    label=lambda d: d["label"].map(ctx.name).map(visible),
+    suggested_label=lambda d: d["suggested_label"].map(ctx.name).map(visible),
+    sample_id=lambda d: d["sample_id"].map(visible), reason=lambda d: d["reason"].map(visible),
     status=status if status is not None else None)
 event = st.dataframe(listing, hide_index=True, key="suspects_table", on_select="rerun", selection_mode="single-row",
                      column_config={"issue_rank": "rank", "label": "given label", "suggested_label": "suggested",
+                                    "rating": None if not ctx.rating_name else ctx.rating_name,
                                     "label_score": st.column_config.NumberColumn("score", format="%.3f")})
 if event.selection.rows:
     st.switch_page("pages/sample_analysis.py",
-                   query_params={"sample": listing.iloc[event.selection.rows[0]]["sample_id"]})
+                   query_params={"sample": suspects.iloc[event.selection.rows[0]]["sample_id"]})

@@ -1,54 +1,110 @@
-"""Overview: headline figures and the loss dashlets."""
+"""Overview: headline figures, where the model and the labels disagree by class, and the loss dashlets."""
 
 import altair as alt
 import streamlit as st
 
 from pages.common import decisions, queries, state
-from pages.common.widgets import LABELS, pct
+from pages.common.widgets import class_colors, pct, visible
 
 ctx = state.context()
 decided = decisions.current(ctx.decisions)
 
 st.title("Overview")
-c = st.columns(5)
+c = st.columns(6)
 c[0].metric("Reviews", f"{ctx.run['n_samples']:,}")
-c[1].metric("Test accuracy", pct(ctx.run["test_accuracy"]), help="Trained on the train split, scored on the test split")
-c[2].metric("Out-of-fold accuracy", pct(ctx.run["oof_accuracy"]), help="Every review scored by a model that never saw it")
-c[3].metric("Flagged mislabels", f"{ctx.run['n_flagged']:,}", help="cleanlab confident learning")
-c[4].metric("Decisions made", f"{len(decided):,}")
+c[1].metric("Classes", f"{len(ctx.classes)}")
+c[2].metric("Test accuracy", pct(ctx.run["test_accuracy"]),
+            help="Trained on the train split, scored on the rest (n/a when the data has no train split)")
+c[3].metric("Out-of-fold accuracy", pct(ctx.run["oof_accuracy"]), help="Every review scored by a model that never saw it")
+c[4].metric("Flagged mislabels", f"{ctx.run['n_flagged']:,}", help="cleanlab confident learning")
+c[5].metric("Decisions made", f"{len(decided):,}")
+
+names = list(ctx.classes)
+st.subheader("Given label vs predicted label")
+left, right = st.columns([3, 2])
+with left:
+    grid = queries.confusion(ctx.ref, ctx.run_id)
+    totals = grid.groupby("label")["reviews"].transform("sum")
+    grid = grid.assign(given=grid["label"].map(ctx.name), predicted=grid["pred_label"].map(ctx.name),
+                       share=grid["reviews"] / totals)
+    size = max(220, min(34 * len(names), 620))
+    heat = alt.Chart(grid).encode(
+        x=alt.X("predicted:N", sort=names, title="predicted (out of fold, linear model)",
+                axis=alt.Axis(labelAngle=-40 if len(names) > 4 else 0, labelLimit=140)),
+        y=alt.Y("given:N", sort=names, title="given label", axis=alt.Axis(labelLimit=140)),
+        tooltip=[alt.Tooltip("given:N", title="given"), alt.Tooltip("predicted:N"),
+                 alt.Tooltip("reviews:Q", format=","), alt.Tooltip("share:Q", format=".1%", title="share of given")],
+    )
+    cells = heat.mark_rect().encode(color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]),
+                                                     title="share of the given label"))
+    text = heat.mark_text(fontSize=11).encode(
+        text=alt.Text("reviews:Q", format=","),
+        color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("#111827")))
+    st.altair_chart((cells + text).properties(height=size), width="stretch")
+    st.caption("Each row is a given label; the diagonal is where the model agrees. Off-diagonal cells are the "
+               "confusions worth reading: the Samples page filters by given and predicted label.")
+with right:
+    per = queries.per_class(ctx.ref, ctx.run_id)
+    per = per.assign(name=per["name"].map(visible))
+    st.dataframe(per[["name", "reviews", "recall", "precision", "mean_loss", "share_flagged"]], hide_index=True,
+                 height=min(36 * (len(per) + 1) + 4, 420), column_config={
+                     "name": "class", "reviews": st.column_config.NumberColumn("reviews", format="%d"),
+                     "recall": st.column_config.ProgressColumn("accuracy (recall)", min_value=0, max_value=1,
+                                                               format="percent"),
+                     "precision": st.column_config.NumberColumn("precision", format="percent"),
+                     "mean_loss": st.column_config.NumberColumn("mean loss (nats)", format="%.3f"),
+                     "share_flagged": st.column_config.NumberColumn("flagged", format="percent")})
+    st.caption("Per given class: the share the model predicts right (its accuracy on that class), how often a "
+               "prediction of it is right, mean out-of-fold loss and the share flagged as likely mislabeled.")
 
 left, right = st.columns(2)
 with left:
     st.subheader("Highest loss first")
-    top = queries.top_loss(ctx.ref, ctx.run_id, 200)[
-        ["sample_id", "split", "label", "rating", "p_pos", "loss", "is_label_issue"]]
-    st.dataframe(top.assign(label=top["label"].map(LABELS)), hide_index=True, height=320,
-                 column_config={"p_pos": st.column_config.ProgressColumn("p(positive)", min_value=0, max_value=1,
-                                                                         format="%.2f"),
+    top = queries.top_loss(ctx.ref, ctx.run_id, 200)
+    top = top.assign(label=top["label"].map(ctx.name), pred_label=top["pred_label"].map(ctx.name),
+                     sample_id=top["sample_id"].map(visible))[
+        ["sample_id", "split", "label", "pred_label", "rating", "p_given", "loss", "is_label_issue"]]
+    st.dataframe(top, hide_index=True, height=320,
+                 column_config={"label": "given label", "pred_label": "predicted",
+                                "rating": ctx.rating_name or "rating",
+                                "p_given": st.column_config.ProgressColumn("p(given label)", min_value=0, max_value=1,
+                                                                           format="%.2f"),
                                 "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f"),
                                 "is_label_issue": st.column_config.CheckboxColumn("flagged")})
     st.caption("The 200 reviews with the highest out-of-fold loss; the Samples page has them all.")
 with right:
-    st.subheader("User score (rating) vs loss")
     by_rating = queries.loss_by_rating(ctx.ref, ctx.run_id)
-    base = alt.Chart(by_rating).encode(x=alt.X("rating:O", title="rating (stars, 1-10)"))
-    band = base.mark_rule(strokeWidth=2, opacity=0.5).encode(y=alt.Y("q25:Q", title="loss (nats)"), y2="q75:Q")
-    mean = base.mark_line(point=True).encode(
-        y="mean_loss:Q", tooltip=["rating", "reviews", alt.Tooltip("mean_loss", format=".3f", title="mean loss"),
-                                  alt.Tooltip("std_loss", format=".3f", title="std")])
-    st.altair_chart(band + mean, width="stretch")
-    st.caption("Mean out-of-fold loss per rating, with the interquartile range. Reviews in the middle of the scale "
-               "(4 and 7 stars) are the hardest.")
+    if ctx.rating_name and len(by_rating):
+        name = visible(ctx.rating_name)
+        st.subheader(f"User score ({name}) vs loss")
+        base = alt.Chart(by_rating).encode(x=alt.X("rating:O", title=name))
+        band = base.mark_rule(strokeWidth=2, opacity=0.5).encode(y=alt.Y("q25:Q", title="loss (nats)"), y2="q75:Q")
+        mean = base.mark_line(point=True).encode(
+            y="mean_loss:Q", tooltip=[alt.Tooltip("rating", title=name), "reviews",
+                                      alt.Tooltip("mean_loss", format=".3f", title="mean loss"),
+                                      alt.Tooltip("std_loss", format=".3f", title="std")])
+        st.altair_chart(band + mean, width="stretch")
+        st.caption(f"Mean out-of-fold loss per value of {name}, with the interquartile range. Where the score "
+                   "and the label disagree the loss climbs: for IMDB, the middle of the scale (4 and 7 stars) is "
+                   "hardest.")
+    else:
+        st.subheader("Loss by given label")
+        st.altair_chart(alt.Chart(per.assign(name=per["name"])).mark_bar().encode(
+            x=alt.X("mean_loss:Q", title="mean loss (nats)"), y=alt.Y("name:N", sort=names, title=None),
+            color=alt.Color("name:N", scale=class_colors(ctx.classes), legend=None),
+            tooltip=["name", "reviews", alt.Tooltip("mean_loss:Q", format=".3f")]), width="stretch")
+        st.caption("This data has no score column (--score), so loss is shown per given label.")
 
 st.subheader("Loss distribution by split")
-hist = alt.Chart(queries.loss_histogram(ctx.ref, ctx.run_id, 60)).mark_bar(opacity=0.7).encode(
+hist = queries.loss_histogram(ctx.ref, ctx.run_id, 60)
+hist = hist.assign(split=hist["split"].fillna("(no split)"))
+st.altair_chart(alt.Chart(hist).mark_bar(opacity=0.7).encode(
     x=alt.X("lo:Q", bin="binned", title="loss (nats)"), x2="hi:Q",
     y=alt.Y("reviews:Q", stack=None, scale=alt.Scale(type="symlog"), title="reviews (symlog)"),
     color=alt.Color("split:N"),
     tooltip=["split", alt.Tooltip("lo:Q", format=".2f", title="from (nats)"),
              alt.Tooltip("hi:Q", format=".2f", title="to (nats)"), alt.Tooltip("reviews:Q", format=",")],
-)
-st.altair_chart(hist, width="stretch")
+), width="stretch")
 
 st.subheader("Training telemetry")
 batches = queries.training_batches(ctx.ref, ctx.run_id)
@@ -63,7 +119,7 @@ else:
         tooltip=["model_id", "epoch", "step", alt.Tooltip("value:Q", format=".3f")],
     ).properties(height=160).resolve_scale(y="independent"), width="stretch")
     epochs = queries.training_epochs(ctx.ref, ctx.run_id)
-    st.caption("Loss (binary cross-entropy, nats) and accuracy per training batch of the models trained on the "
-               "train split. Per epoch, train vs test: " + "; ".join(
-                   f"{r.model_id} epoch {r.epoch}: train {r.train_accuracy:.1%}, test {r.val_accuracy:.1%}"
-                   for r in epochs.itertuples()))
+    st.caption("Loss (cross-entropy, nats) and accuracy per training batch of each network's reference model "
+               "(trained on the train split, or fold 0 without one). Per epoch, train vs held out: " + "; ".join(
+                   f"{r.model_id} epoch {r.epoch}: train {r.train_accuracy:.1%}, held out {r.val_accuracy:.1%}"
+                   for r in epochs.itertuples() if r.val_accuracy == r.val_accuracy))

@@ -10,30 +10,34 @@ import altair as alt
 import streamlit as st
 
 from pages.common import queries, state
-from pages.common.widgets import LABELS, visible
-
-COLOR_BY = {
-    "given label": ("label_name", "nominal"), "predicted label": ("pred_name", "nominal"),
-    "loss": ("loss", "quantitative"), "rating": ("rating", "ordinal"), "cluster": ("cluster", "nominal"),
-    "flag": ("flag", "nominal"),
-}
-
-SPACE_NAMES = {"tfidf-svd": "Linear model features (TF-IDF, SVD)", "dense-hidden": "Dense network, last hidden layer",
-               "cnn-hidden": "CNN, penultimate layer", "bilstm-hidden": "BiLSTM, penultimate layer"}
+from pages.common.widgets import class_colors, visible
+from pipeline.names import SPACE_NAMES
 
 ctx = state.context()
+metas = queries.meta_columns(ctx.ref, ctx.run_id)
+metas = metas[metas["kind"].isin(["category", "number"])]
+COLOR_BY = {
+    "given label": ("label_name", "nominal"), "predicted label": ("pred_name", "nominal"),
+    "loss": ("loss", "quantitative"), "cluster": ("cluster", "nominal"), "flag": ("flag", "nominal"),
+    **({ctx.rating_name: ("rating", "ordinal")} if ctx.rating_name else {}),
+    **{f"column: {m.name}": ("meta", "nominal") if m.kind == "category" else ("meta_number", "quantitative")
+       for m in metas.itertuples()},
+}
+
 spaces = queries.spaces(ctx.ref, ctx.run_id) or [queries.SPACE]
 space = st.sidebar.selectbox("Map of", spaces, format_func=lambda s: SPACE_NAMES.get(s, s), key="map_space",
                              help="Which model's view of the reviews: its embedding, mapped to 2-D with UMAP; "
                                   "loss and predictions on the map are that model's, out of fold")
 st.title("Population map")
-st.caption(f"{SPACE_NAMES.get(space, space)}. Network maps use the network trained on the train split; the "
+st.caption(f"{SPACE_NAMES.get(space, space)}. Network maps use the network trained on the train split (fold 0's "
+           "when the data has no train split); the "
            "flags are the run's label issues, whichever map is shown.")
 c = st.columns([2, 2, 1])
 color = c[0].selectbox("Color by", list(COLOR_BY), key="map_color")
 limit = c[1].select_slider("Points drawn", [2_000, 5_000, 10_000, 20_000, 50_000], value=5_000, key="map_limit")
 outline = c[2].checkbox("Outline flagged", value=True, key="map_outline")
-drawn, total = queries.map_points(ctx.ref, ctx.run_id, space, limit)
+meta_name = color.removeprefix("column: ") if color.startswith("column: ") else None
+drawn, total = queries.map_points(ctx.ref, ctx.run_id, space, limit, meta_name)
 if total == 0:
     st.info("This run has no 2-D map. Re-run the pipeline to compute one.")
     st.stop()
@@ -46,33 +50,34 @@ if len(drawn) < total:
 else:
     st.caption(f"Drawing all {total:,} reviews.")
 
-# Only what the chart needs, rounded: drawing the points is most of the page's time.
-# The label names and the flag are computed in the browser from the 0/1 columns.
+# Only what the chart needs, rounded: drawing the points is most of the page's time. Class names
+# are untrusted data, so they travel as values (never inside a Vega expression).
+extra = [c for c in ("meta", "meta_number") if c in drawn]
 drawn = drawn.assign(preview=drawn["preview"].str.slice(0, 70).map(visible), x=drawn["x"].round(3),
-                     y=drawn["y"].round(3), loss=drawn["loss"].round(3))[
-    ["sample_id", "x", "y", "loss", "rating", "cluster", "label", "pred_label", "is_label_issue", "preview"]]
-points = alt.Chart(drawn).transform_calculate(
-    label_name="datum.label == 1 ? 'positive' : 'negative'",
-    pred_name="datum.pred_label == 1 ? 'positive' : 'negative'",
-    flag="datum.is_label_issue ? 'flagged mislabel' : 'not flagged'",
-)
+                     y=drawn["y"].round(3), loss=drawn["loss"].round(3), label_name=drawn["label"].map(ctx.name),
+                     pred_name=drawn["pred_label"].map(ctx.name), sample_id=drawn["sample_id"].map(visible),
+                     **({"meta": drawn["meta"].fillna("(none)").map(visible)} if "meta" in drawn else {}))[
+    ["sample_id", "x", "y", "loss", "rating", "cluster", "label_name", "pred_name", "is_label_issue", "preview",
+     *extra]]
+points = alt.Chart(drawn).transform_calculate(flag="datum.is_label_issue ? 'flagged mislabel' : 'not flagged'")
 
 field, kind = COLOR_BY[color]
 brush = alt.selection_interval(name="brush", encodings=["x", "y"])
 tooltip = [alt.Tooltip("preview:N", title="review"), alt.Tooltip("label_name:N", title="given label"),
            alt.Tooltip("pred_name:N", title="predicted"), alt.Tooltip("loss:Q", format=".3f", title="loss (nats)"),
-           alt.Tooltip("rating:O", title="rating"), alt.Tooltip("sample_id:N")]
+           *([alt.Tooltip("rating:O", title=visible(ctx.rating_name))] if ctx.rating_name else []),
+           *([alt.Tooltip(f"{extra[0]}:N", title=visible(meta_name))] if extra else []), alt.Tooltip("sample_id:N")]
 if kind == "quantitative":
     scale = alt.Scale(scheme="viridis")
 elif field in ("label_name", "pred_name"):
-    scale = alt.Scale(domain=["negative", "positive"], range=["#dc2626", "#16a34a"])
+    scale = class_colors(ctx.classes)
 elif field == "flag":
     scale = alt.Scale(domain=["flagged mislabel", "not flagged"], range=["#111827", "#93c5fd"])
 else:
     scale = alt.Undefined
 base = points.mark_circle(opacity=0.6).encode(
     x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-    color=alt.Color(f"{field}:{kind[0].upper()}", title=color, scale=scale),
+    color=alt.Color(f"{field}:{kind[0].upper()}", title=visible(color), scale=scale),
     size=alt.Size("loss:Q", scale=alt.Scale(range=[6, 120]), title="loss (nats)"),
     tooltip=tooltip,
 ).add_params(brush)
@@ -87,16 +92,17 @@ with left:
     event = st.altair_chart(chart.properties(height=560, width="container"), key="map_chart", on_select="rerun",
                             selection_mode=["brush"], width="stretch")
     st.caption("Drag a box to list the reviews inside it. Black diamonds: flagged mislabels, usually high-loss "
-               "points sitting among reviews of the other label.")
+               "points sitting among reviews of another label.")
 with right:
     st.subheader("Clusters")
     cl = queries.clusters(ctx.ref, ctx.run_id, space)
+    cl = cl.assign(top_label=cl["top_label"].map(ctx.name).map(visible), top_terms=cl["top_terms"].map(visible))
     st.dataframe(cl, hide_index=True, height=560, column_config={
         "size": st.column_config.NumberColumn("reviews"),
         "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
         "mean_loss": st.column_config.NumberColumn("mean loss (nats)", format="%.3f"),
         "share_flagged": st.column_config.NumberColumn("flagged", format="percent"),
-        "share_positive": st.column_config.NumberColumn("positive", format="percent"),
+        "top_label": "most common label", "share_top": st.column_config.NumberColumn("its share", format="percent"),
         "top_terms": "characteristic terms",
     })
 
@@ -108,7 +114,9 @@ if "x" in box and "y" in box:
     if n_inside > len(inside):
         st.caption(f"The {len(inside):,} with the highest loss, of {n_inside:,}.")
     st.dataframe(inside[["sample_id", "label", "pred_label", "rating", "loss", "is_label_issue", "reason"]].assign(
-        label=lambda d: d["label"].map(LABELS), pred_label=lambda d: d["pred_label"].map(LABELS)),
-        hide_index=True, column_config={"loss": st.column_config.NumberColumn("loss (nats)", format="%.3f")})
+        label=lambda d: d["label"].map(ctx.name).map(visible), pred_label=lambda d: d["pred_label"].map(ctx.name)
+        .map(visible), sample_id=lambda d: d["sample_id"].map(visible), reason=lambda d: d["reason"].map(visible)),
+        hide_index=True, column_config={"loss": st.column_config.NumberColumn("loss (nats)", format="%.3f"),
+                                        "rating": None if not ctx.rating_name else ctx.rating_name})
 else:
     st.caption("No box drawn yet.")

@@ -1,68 +1,93 @@
-"""Sample analysis: one review, why it was scored as it was, and its neighbours."""
+"""Sample analysis: one review, why it was scored as it was, every model's view of it, and its neighbours."""
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from pages.common import decisions, queries, state
-from pages.common.widgets import LABELS, LEGEND_HTML, SHOWN_CHARS, decision_panel, highlight_html, visible
+from pages.common.widgets import (SHOWN_CHARS, class_colors, decision_panel, highlight_html, legend_html, plain,
+                                  rating_text, visible)
+from pipeline.names import PROTOCOL_NAMES, predictor_name
 
 ctx = state.context()
 st.title("Sample analysis")
 default = st.query_params.get("sample") or queries.top_loss(ctx.ref, ctx.run_id, 1)["sample_id"].iloc[0]
 sample_id = st.text_input("Sample id", value=default, key=f"sample_pick_{default}",
-                          help="The review's path in the archive without .txt, e.g. test/neg/10003_3").strip()
+                          help="The review's id: for IMDB its path in the archive without .txt, e.g. "
+                               "test/neg/10003_3; for your own data its --id (or derived) id").strip()
 if sample_id != st.query_params.get("sample"):
     st.query_params["sample"] = sample_id
 row = queries.sample_detail(ctx.ref, ctx.run_id, sample_id)
 if row is None:
-    st.warning(f"No review `{sample_id}` in this run. Pick one on the Samples page, or check the id "
-               "(split/pos|neg/<id>_<rating>).")
+    st.warning(f"No review {plain(repr(sample_id))} in this run. Pick one on the Samples page, or check the id.")
     st.stop()
 
 c = st.columns(6)
-c[0].metric("Given label", LABELS[row["label"]])
-c[1].metric("Predicted", LABELS[row["pred_label"]])
-c[2].metric("Rating", f"{row['rating']}/10")
+c[0].metric("Given label", visible(ctx.name(row["label"])))
+c[1].metric("Predicted", visible(ctx.name(row["pred_label"])))
+c[2].metric(visible(ctx.rating_name or "Rating"), rating_text(row["rating"], ctx.rating_name))
 c[3].metric("Loss (nats)", f"{row['loss']:.3f}")
 c[4].metric("Words", f"{row['n_words']:,}")
 c[5].metric("Issue rank", f"#{row['issue_rank']:,}")
 mine = decisions.current(ctx.decisions)
 mine = mine[mine["sample_id"] == sample_id]
-note = f" · your team decided: **{mine.iloc[0]['decision']}**" if len(mine) else ""
+note = ""
+if len(mine):
+    last = mine.iloc[0]
+    to = f" as {plain(last['new_label'])}" if last["decision"] == "mislabeled" and last["new_label"] else ""
+    note = f" · your team decided: **{plain(last['decision'])}{to}**"
 flag = "Flagged as a likely mislabel" if row["is_label_issue"] else "Not flagged"
-st.markdown(f"**{flag}:** {row['reason']}{note}")
+st.markdown(f"**{flag}:** {plain(row['reason'])}{note}")
+meta = queries.sample_meta(ctx.ref, ctx.run_id, sample_id)
+if len(meta):
+    st.dataframe(meta.assign(column=meta["column"].map(visible), value=meta["value"].map(visible)).set_index(
+        "column").T, hide_index=True)
 
 left, right = st.columns([3, 2])
-tokens = queries.shap_tokens(ctx.ref, ctx.run_id, sample_id)
+explained = queries.shap_classes(ctx.ref, ctx.run_id, sample_id)
 with left:
     st.subheader("The review, tinted by SHAP value")
-    st.html(LEGEND_HTML)
+    if len(explained) > 1:
+        shown = st.radio("Explain", explained, key="shap_class", horizontal=True,
+                         format_func=lambda k: ("given label " if k == row["label"] else "predicted ") + ctx.name(k),
+                         index=explained.index(int(row["pred_label"])) if int(row["pred_label"]) in explained else 0)
+    else:
+        shown = explained[0] if explained else 1
+    tokens = queries.shap_tokens(ctx.ref, ctx.run_id, sample_id, shown)
+    away = ctx.name(0) if len(ctx.classes) == 2 else "the other classes"
+    st.caption(f"SHAP values of the linear model's score for {visible(ctx.name(shown))}, from the fold model that "
+               "never saw this review.")
+    st.html(legend_html(ctx.name(shown), away))
     st.html(highlight_html(row["display_text"], tokens))
     if len(row["display_text"]) > SHOWN_CHARS:
         st.download_button(f"Download the whole review ({len(row['display_text']):,} characters, .txt)",
-                           row["display_text"].encode(), file_name=f"{sample_id.replace('/', '_')}.txt",
-                           mime="text/plain", key="download_review")
+                           row["display_text"].encode(), file_name="review.txt", mime="text/plain",
+                           key="download_review")
 with right:
     st.subheader("Predictions")
     preds = queries.predictions_for(ctx.ref, ctx.run_id, sample_id)
-    preds["model"] = preds["predictor"].map({queries.OOF: "out of fold", queries.CONVENTIONAL: "conventional"})
-    bars = pd.concat([preds.assign(label="positive", p=preds["p_pos"]),
-                      preds.assign(label="negative", p=1 - preds["p_pos"])])
+    preds["model"] = [predictor_name(f, p) for f, p in zip(preds["family"], preds["protocol"])]
+    bars = pd.DataFrame([{"model": m, "class": ctx.name(k), "order": k, "p": float(p)}
+                         for m, probs in zip(preds["model"], preds["probs"]) for k, p in enumerate(probs)])
+    order = list(preds["model"])
     st.altair_chart(alt.Chart(bars).mark_bar().encode(
-        x=alt.X("p:Q", stack="zero", scale=alt.Scale(domain=[0, 1]), title="probability"),
-        y=alt.Y("model:N", title=None), color=alt.Color("label:N", scale=alt.Scale(
-            domain=["negative", "positive"], range=["#dc2626", "#16a34a"])),
-        tooltip=["model", "label", alt.Tooltip("p:Q", format=".3f")]).properties(height=110), width="stretch")
+        x=alt.X("p:Q", stack="zero", scale=alt.Scale(domain=[0, 1]), title="probability of each class"),
+        y=alt.Y("model:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+        color=alt.Color("class:N", scale=class_colors(ctx.classes), sort=list(ctx.classes), title="class"),
+        order=alt.Order("order:Q"),
+        tooltip=["model", "class", alt.Tooltip("p:Q", format=".3f")]).properties(
+        height=28 * max(len(order), 1) + 50), width="stretch")
     if preds["seen_in_training"].any():
-        st.caption("The conventional model trained on this review (train split), so its score is optimistic.")
+        st.caption(f"The {PROTOCOL_NAMES['conventional']} models trained on this review (train split), so their "
+                   "scores are optimistic; out-of-fold scores come from models that never saw it.")
     st.subheader("Strongest n-grams")
     top = tokens[tokens["kind"] == "token"].head(15)
     st.altair_chart(alt.Chart(top).mark_bar().encode(
-        x=alt.X("shap_value:Q", title="SHAP value (logit)"),
+        x=alt.X("shap_value:Q", title=f"SHAP value (logit of {visible(ctx.name(shown))})"),
         y=alt.Y("token:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=180)),
         color=alt.condition("datum.shap_value > 0", alt.value("#16a34a"), alt.value("#dc2626")),
-        tooltip=["token", alt.Tooltip("shap_value:Q", format="+.3f")]).properties(height=18 * max(len(top), 1) + 40), width="stretch")
+        tooltip=["token", alt.Tooltip("shap_value:Q", format="+.3f")]).properties(height=18 * max(len(top), 1) + 40),
+        width="stretch")
 
 st.subheader("Nearest neighbours in embedding space")
 near = queries.neighbours(ctx.ref, ctx.run_id, sample_id)
@@ -71,10 +96,12 @@ if near.empty:
 else:
     agree = (near["label"] == row["label"]).mean()
     st.markdown(f"**{agree:.0%}** of the {len(near)} nearest reviews share its given label "
-                f"({LABELS[row['label']]}).")
-    st.dataframe(near.assign(label=near["label"].map(LABELS), pred_label=near["pred_label"].map(LABELS),
-                             preview=near["preview"].map(visible)),
+                f"({plain(ctx.name(row['label']))}).")
+    st.dataframe(near.assign(label=near["label"].map(ctx.name).map(visible),
+                             pred_label=near["pred_label"].map(ctx.name).map(visible),
+                             sample_id=near["sample_id"].map(visible), preview=near["preview"].map(visible)),
                  hide_index=True, column_config={
+                     "rating": None if not ctx.rating_name else ctx.rating_name,
                      "similarity": st.column_config.NumberColumn("cosine similarity", format="%.3f"),
                      "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f")})
 

@@ -1,6 +1,7 @@
 """Samples: every review, ordered by loss, filtered by what you choose (kept in the URL).
 
 The store filters, counts and pages in SQL; the page only ever holds one page of rows.
+The data's own columns (categories and numbers) become filters too.
 """
 
 import math
@@ -8,27 +9,37 @@ import math
 import streamlit as st
 
 from pages.common import decisions, filters, queries, state
-from pages.common.widgets import LABELS
+from pages.common.widgets import visible
 
 PAGE_SIZE = 100
 
 ctx = state.context()
 limits = queries.filter_bounds(ctx.ref, ctx.run_id)
+metas = filters.meta_filters(queries.meta_columns(ctx.ref, ctx.run_id))
 decided = decisions.current(ctx.decisions)
 max_loss = float(math.ceil(limits["loss"] * 10) / 10) or 1.0
 max_words = limits["words"] or 1
-bounds = {"rating": (1, 10), "loss": (0.0, max_loss), "words": (0, max_words)}
-filters.from_url(bounds)
+rating = limits["rating"]
+bounds = {"loss": (0.0, max_loss), "words": (0, max_words)} | ({"rating": rating} if rating else {})
+filters.from_url(bounds, metas)
+names = list(ctx.classes)
+for key, offered in (("split", limits["splits"]), ("label", names), ("pred", names), ("cluster", limits["clusters"])):
+    filters.keep_offered(key, offered)
 
 st.title("Samples")
 with st.expander("Filters", expanded=True):
     c = st.columns(4)
-    c[0].multiselect("Split", ["train", "test"], key="f_split")
-    c[1].multiselect("Given label", ["negative", "positive"], key="f_label")
-    c[2].multiselect("Predicted label", ["negative", "positive"], key="f_pred")
+    c[0].multiselect("Split", limits["splits"], key="f_split", disabled=not limits["splits"],
+                     help=None if limits["splits"] else "This data has no split column (--split)")
+    c[1].multiselect("Given label", names, key="f_label", format_func=visible)
+    c[2].multiselect("Predicted label", names, key="f_pred", format_func=visible)
     c[3].radio("Prediction", ["all", "correct", "incorrect"], key="f_outcome", horizontal=True)
     c = st.columns(3)
-    c[0].slider("Rating (stars)", 1, 10, key="f_rating")
+    if rating:
+        step = 1 if isinstance(rating[0], int) else None
+        c[0].slider(f"{visible(ctx.rating_name or 'rating')}", rating[0], rating[1], key="f_rating", step=step)
+    else:
+        c[0].caption("No score column in this data (--score), so no rating filter.")
     c[1].slider("Loss (nats)", 0.0, max_loss, key="f_loss", step=0.05)
     c[2].slider("Length (words)", 0, max_words, key="f_words")
     c = st.columns(4)
@@ -36,10 +47,21 @@ with st.expander("Filters", expanded=True):
     c[1].selectbox("Review status", filters.STATUSES, key="f_status")
     c[2].text_input("Search the review text", key="f_q", placeholder="e.g. worst movie")
     c[3].checkbox("Flagged mislabels only", key="f_flagged")
+    if metas:
+        st.caption("The data's own columns")
+        cols = st.columns(min(len(metas), 4))
+        for i, meta in enumerate(metas):
+            col = cols[i % len(cols)]
+            if meta.kind == "category":
+                offered = queries.meta_values(ctx.ref, ctx.run_id, meta.name)[:500]
+                filters.keep_offered(meta.key, offered)
+                col.multiselect(visible(meta.name), offered, key=meta.key, format_func=visible)
+            else:
+                col.slider(visible(meta.name), meta.bounds[0], meta.bounds[1], key=meta.key)
 
-current = filters.values()
-filters.to_url(current, bounds)
-wanted = filters.spec(current, decided)
+current = filters.values(metas)
+filters.to_url(current, bounds, metas)
+wanted = filters.spec(current, decided, ctx.classes, metas, has_rating=bool(rating))
 matching = queries.sample_count(ctx.ref, ctx.run_id, wanted)
 
 if matching == 0:
@@ -54,20 +76,22 @@ st.caption(f"Rows {start + 1:,}-{start + len(view):,} of {matching:,} matching r
            f"({ctx.run['n_samples']:,} in the run), highest loss first, {PAGE_SIZE} per page. "
            "Select a row to open it.")
 status = view["sample_id"].map(decided.set_index("sample_id")["decision"]) if len(decided) else None
-display = view.assign(label=view["label"].map(LABELS), pred_label=view["pred_label"].map(LABELS),
+display = view.assign(label=view["label"].map(ctx.name).map(visible), pred_label=view["pred_label"].map(ctx.name)
+                      .map(visible), sample_id=view["sample_id"].map(visible),
                       status=status if status is not None else None)[
-    ["sample_id", "split", "label", "pred_label", "rating", "p_pos", "loss", "n_words", "cluster",
+    ["sample_id", "split", "label", "pred_label", "rating", "p_given", "loss", "n_words", "cluster",
      "is_label_issue", "status"]]
 event = st.dataframe(
     display, hide_index=True, key="samples_table", on_select="rerun", selection_mode="single-row",
     column_config={
         "label": "given label", "pred_label": "predicted",
-        "p_pos": st.column_config.ProgressColumn("p(positive)", min_value=0, max_value=1, format="%.2f"),
+        "rating": None if not rating else st.column_config.NumberColumn(ctx.rating_name or "rating"),
+        "p_given": st.column_config.ProgressColumn("p(given label)", min_value=0, max_value=1, format="%.2f"),
         "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f"),
         "n_words": st.column_config.NumberColumn("words"),
         "is_label_issue": st.column_config.CheckboxColumn("flagged"),
     },
 )
 if event.selection.rows:
-    chosen = display.iloc[event.selection.rows[0]]["sample_id"]
+    chosen = view.iloc[event.selection.rows[0]]["sample_id"]
     st.switch_page("pages/sample_analysis.py", query_params={"sample": chosen})

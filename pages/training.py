@@ -1,5 +1,7 @@
 """Training: how each network learned, batch by batch and layer by layer."""
 
+import math
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -12,7 +14,8 @@ QUANTITIES = {"weight": "weights", "bias": "biases", "preact": "pre-activations"
 LAYER_ORDER = {"embedding": 0, "conv": 1, "lstm": 1, "hidden": 2, "dense": 3, "output": 4}  # input to output
 
 ctx = state.context()
-models = queries.telemetry_models(ctx.ref, ctx.run_id)
+references = queries.telemetry_models(ctx.ref, ctx.run_id)
+models = references["model_id"].tolist()
 st.title("Training")
 if not models:
     st.info("This run has no network telemetry: it trained only the linear model. Runs with the dense network or "
@@ -20,8 +23,11 @@ if not models:
     st.stop()
 
 model_id = st.selectbox("Network", models, key="training_model",
-                        help="The network trained on the train split; its validation set is the test split")
-family = model_id.split("-")[0]
+                        help="Each family's reference network: the one trained on the train split (validated on the "
+                             "rest), or the fold-0 model (validated on its held-out fold) when there is no train split")
+family = references.set_index("model_id").loc[model_id, "family"]
+role = references.set_index("model_id").loc[model_id, "role"]
+held_out = "validation (held out)"
 batches, epochs = queries.model_curves(ctx.ref, ctx.run_id, family)
 
 st.subheader("Loss and accuracy per batch")
@@ -33,7 +39,7 @@ st.altair_chart(alt.Chart(long).mark_line(opacity=0.8, strokeWidth=1).encode(
     color=alt.Color("model_id:N", title="model"), row=alt.Row("metric:N", title=None),
     tooltip=["model_id", "epoch", "step", alt.Tooltip("value:Q", format=".3f")],
 ).properties(height=150).resolve_scale(y="independent"), width="stretch")
-st.caption("Binary cross-entropy (nats) and accuracy of each training batch, with dropout on where the network "
+st.caption("Cross-entropy (nats) and accuracy of each training batch, with dropout on where the network "
            "has it. Learning rate per step: " + ", ".join(
                f"epoch {e}: {lr:.1e}" for e, lr in shown[shown["model_id"] == model_id]
                .groupby("epoch")["lr"].first().items()))
@@ -42,10 +48,10 @@ st.subheader("Train vs validation per epoch")
 mine = epochs[epochs["model_id"] == model_id]
 per_epoch = pd.concat([
     mine.assign(split="train", loss=mine["train_loss"], accuracy=mine["train_accuracy"]),
-    mine.assign(split="validation (test split)", loss=mine["val_loss"], accuracy=mine["val_accuracy"]),
+    mine.assign(split=held_out, loss=mine["val_loss"], accuracy=mine["val_accuracy"]),
 ])[["epoch", "split", "loss", "accuracy"]].melt(id_vars=["epoch", "split"], var_name="metric")
 gap = mine.assign(gap=mine["train_accuracy"] - mine["val_accuracy"])
-colors = alt.Scale(domain=["train", "validation (test split)"], range=["#2563eb", "#f97316"])
+colors = alt.Scale(domain=["train", held_out], range=["#2563eb", "#f97316"])
 c = st.columns(3)
 for col, metric, fmt in ((c[0], "accuracy", "%"), (c[1], "loss", ".2f")):
     col.altair_chart(alt.Chart(per_epoch[per_epoch["metric"] == metric]).mark_line(point=True).encode(
@@ -60,8 +66,9 @@ c[2].altair_chart(alt.Chart(gap).mark_bar(color="#f97316").encode(
     y=alt.Y("gap:Q", title="overfitting gap: train - validation accuracy", axis=alt.Axis(format="%")),
     tooltip=["epoch", alt.Tooltip("gap:Q", format=".2%")],
 ).properties(height=240), width="stretch")
-st.caption("Train figures are on up to 5,000 training reviews after each epoch (dropout off); validation is the "
-           "test split. A gap that grows epoch after epoch is overfitting.")
+st.caption("Train figures are on up to 5,000 training reviews after each epoch (dropout off); validation is "
+           + ("everything outside the train split" if role == "conventional" else "the held-out fold")
+           + ". A gap that grows epoch after epoch is overfitting.")
 
 stats = queries.layer_stats(ctx.ref, ctx.run_id, model_id)
 st.subheader("Per-layer histograms over epochs")
@@ -123,4 +130,5 @@ if not plane.empty:
                f"output into {int(plane['bins'].iloc[0])} equal-width bins (from 0, or its lowest value if negative) on {int(plane['n_probe'].iloc[0]):,} "
                "fixed training reviews (Shwartz-Ziv & Tishby 2017). With that many reviews I(X;T) cannot exceed "
                f"log2({int(plane['n_probe'].iloc[0]):,}) bits, and wide layers sit near that ceiling: every review "
-               "lands in its own bin pattern. I(T;Y) cannot exceed 1 bit.")
+               f"lands in its own bin pattern. I(T;Y) cannot exceed log2 of the {len(ctx.classes)} classes "
+               f"({math.log2(len(ctx.classes)):.2g} bits).")

@@ -6,7 +6,7 @@ import altair as alt
 import streamlit as st
 
 from pages.common import queries, state
-from pages.common.widgets import LABELS, marked_html, visible
+from pages.common.widgets import marked_html, plain, rating_text, visible
 
 ctx = state.context()
 st.title("Truncation")
@@ -65,24 +65,33 @@ with right:
 
 st.subheader("Most harmed by truncation")
 harmed = queries.harmed(ctx.ref, ctx.run_id, family)
-shown = harmed.assign(label=harmed["label"].map(LABELS), preview=harmed["preview"].map(visible))
+shown = harmed.assign(label=harmed["label"].map(ctx.name).map(visible), preview=harmed["preview"].map(visible),
+                      sample_id=harmed["sample_id"].map(visible),
+                      pred_model=harmed["pred_model"].map(ctx.name).map(visible),
+                      pred_windows=harmed["pred_windows"].map(ctx.name).map(visible))
 st.dataframe(shown, hide_index=True, height=300, column_config={
-    "harm_rank": "rank", "n_words": "words",
-    "p_model": st.column_config.NumberColumn("p(pos) as read", format="%.3f"),
-    "p_windows": st.column_config.NumberColumn("p(pos) whole review", format="%.3f"),
+    "harm_rank": "rank", "n_words": "words", "label": "given label",
+    "rating": None if not ctx.rating_name else ctx.rating_name,
+    "p_model": st.column_config.NumberColumn("p(given) as read", format="%.3f"),
+    "p_windows": st.column_config.NumberColumn("p(given) whole review", format="%.3f"),
+    "pred_model": "predicted as read", "pred_windows": "predicted, whole review",
     "harm": st.column_config.NumberColumn("harm (nats)", format="%.3f"),
     "prediction_changes": st.column_config.CheckboxColumn("flips"),
 })
 st.caption("Harm = the model's loss on what it read minus its loss on the whole review: how much the unseen part "
-           "would have helped. 'flips': reading everything changes the predicted label.")
+           "would have helped. p(given) is the probability of the given label. 'flips': reading everything changes "
+           "the predicted label.")
 if not harmed.empty:
     sample_id = st.selectbox("Read a review", harmed["sample_id"], key="trunc_sample",
-                             format_func=lambda s: f"#{int(harmed.set_index('sample_id').loc[s, 'harm_rank'])} {s}")
+                             format_func=lambda s: f"#{int(harmed.set_index('sample_id').loc[s, 'harm_rank'])} "
+                                                   f"{visible(s)}")
     d = queries.truncation_detail(ctx.ref, ctx.run_id, family, sample_id)
     text, start, end = d["display_text"], int(d["unseen_start"]), int(d["unseen_end"])
+    rating = (f", {plain(ctx.rating_name)} {rating_text(d['rating'], ctx.rating_name)}" if ctx.rating_name else "")
     st.markdown(
-        f"Labeled **{LABELS[int(d['label'])]}**, {int(d['rating'])}/10 stars, {int(d['n_words'])} words. "
-        f"Read as truncated: p(positive) = {d['p_model']:.3f}; whole review: {d['p_windows']:.3f} "
+        f"Labeled **{plain(ctx.name(d['label']))}**{rating}, {int(d['n_words'])} words. "
+        f"Read as truncated: predicted {plain(ctx.name(d['pred_model']))}, p(given) = {d['p_model']:.3f}; whole "
+        f"review: predicted {plain(ctx.name(d['pred_windows']))}, p(given) = {d['p_windows']:.3f} "
         f"({int(d['n_windows'])} windows); harm {d['harm']:.3f} nats.")
     st.html(marked_html(text, start, end))
     st.caption("Highlighted in yellow: the part the model never read.")

@@ -185,3 +185,27 @@ def rating_store(tmp_path_factory):
     cfg = Config(data=path, label_column="stars", split_column="split", group_column="movie", score_column="stars",
                  db=folder / "lossmap.duckdb", models_dir=folder / "models", progress=False, clusters=6, svd_dim=20)
     return run_pipeline(cfg)
+
+
+HOSTILE_CLASSES = ("<img src=x onerror=\"window.__pwned = 4\">", "=HYPERLINK(\"http://example.com\",\"x\")",
+                   "**bold** [link](javascript:window.__pwned=5) `code` :red[red]")
+
+
+@pytest.fixture(scope="session")
+def hostile_class_store(tmp_path_factory):
+    """A run through ``pipeline.analyze`` on a DataFrame whose labels and ids are hostile: HTML, a spreadsheet
+    formula, Markdown with a javascript: link. Linear model only (a few seconds)."""
+    import pandas as pd
+
+    from pipeline import analyze
+
+    folder = tmp_path_factory.mktemp("hostile_classes")
+    words = ("awful dreadful boring", "fine okay average", "superb wonderful moving")
+    rows = [{"id": f"<b>{k}-{i}</b>" if i % 7 else f"=cmd|' /C calc'!A{i}{k}", "body": f"{words[k]} film, take {i}",
+             "topic": HOSTILE_CLASSES[k], "channel": ("web", "<i>app</i>")[i % 2]}
+            for i in range(60) for k in range(3)]
+    rows[3]["topic"] = HOSTILE_CLASSES[2]  # "awful dreadful boring film, take 1" labeled with the third class
+    assert rows[3]["body"].startswith("awful")
+    summary = analyze(pd.DataFrame(rows), text="body", label="topic", db=folder / "lossmap.duckdb",
+                      models_dir=folder / "models", dense=False, cnn=False, progress=False, clusters=3, svd_dim=8)
+    return summary.db

@@ -7,6 +7,11 @@ current decision for a review is its latest row (``current``). Writes are short
 transactions behind a process-wide lock, retried while another process holds the
 file, so reviewers working at once lose nothing.
 
+Labels are kept by class name (``old_label``, ``new_label``), the way the data names
+them, so a decision means the same after a new run even if the classes are numbered
+differently. A file written before names were stored (0/1 for IMDB's negative/positive)
+is converted in place the first time it is opened.
+
 ``relabel_csv(path)`` renders the current decisions as CSV bytes with spreadsheet
 formulas neutralised.
 """
@@ -24,10 +29,11 @@ import duckdb
 import pandas as pd
 
 DECISIONS = {
-    "mislabeled": "Mislabeled (flip)",
+    "mislabeled": "Mislabeled: relabel",
     "correct": "Correct as is",
     "ambiguous": "Ambiguous / neutral",
 }
+_OLD_NAMES = ("negative", "positive")  # what 0 and 1 meant in decision files of schema 4 and before (IMDB only)
 CSV_COLUMNS = ["sample_id", "path", "old_label", "new_label", "rating", "decision", "score", "note", "decided_at"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _WRITE_LOCK = threading.Lock()
@@ -39,9 +45,9 @@ _DDL = [
         decision_id BIGINT PRIMARY KEY DEFAULT nextval('decision_seq'),
         sample_id   VARCHAR NOT NULL,    -- 'test/neg/10003_3'
         decision    VARCHAR NOT NULL CHECK (decision IN ('mislabeled', 'correct', 'ambiguous')),
-        old_label   TINYINT NOT NULL,    -- the given label, 0/1
-        new_label   TINYINT,             -- the label to use: flipped, kept, or NULL when ambiguous
-        rating      TINYINT,
+        old_label   VARCHAR NOT NULL,    -- the given label, by class name
+        new_label   VARCHAR,             -- the label to use: another class, the same, or NULL when ambiguous
+        rating      DOUBLE,
         score       DOUBLE,              -- label_score when decided
         path        VARCHAR,             -- path inside the archive
         note        VARCHAR,
@@ -73,16 +79,31 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
             time.sleep(0.05)
     for ddl in _DDL:
         con.execute(ddl)
+    _upgrade(con)
     return con
 
 
-def record(path: Path, *, sample_id: str, decision: str, old_label: int, rating: int | None = None,
-           score: float | None = None, sample_path: str | None = None, note: str = "", run_id: str | None = None,
-           reviewer: str | None = None) -> None:
-    """Append one decision; the latest per sample wins."""
+def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
+    """A file of an older Lossmap kept labels as 0/1 (IMDB's negative/positive): store them by name."""
+    types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_name = 'decisions' AND table_catalog = current_database()").fetchall())
+    if types.get("old_label") == "VARCHAR":
+        return
+    for column in ("old_label", "new_label"):  # identifiers are these constants
+        con.execute(f"ALTER TABLE decisions ALTER {column} TYPE VARCHAR USING "
+                    f"CASE {column} WHEN 0 THEN '{_OLD_NAMES[0]}' WHEN 1 THEN '{_OLD_NAMES[1]}' END")
+    con.execute("ALTER TABLE decisions ALTER rating TYPE DOUBLE")
+
+
+def record(path: Path, *, sample_id: str, decision: str, old_label: str, new_label: str | None = None,
+           rating: float | None = None, score: float | None = None, sample_path: str | None = None, note: str = "",
+           run_id: str | None = None, reviewer: str | None = None) -> None:
+    """Append one decision; the latest per sample wins. ``mislabeled`` needs the ``new_label`` to use."""
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {', '.join(DECISIONS)}; got {decision!r}")
-    new_label = {"mislabeled": 1 - int(old_label), "correct": int(old_label), "ambiguous": None}[decision]
+    if decision == "mislabeled" and (new_label is None or new_label == old_label):
+        raise ValueError(f"a mislabeled review needs a new label other than {old_label!r}")
+    new_label = {"mislabeled": new_label, "correct": old_label, "ambiguous": None}[decision]
     with _WRITE_LOCK:
         con = _connect(path)
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # inside the lock: time order = write order
@@ -90,7 +111,7 @@ def record(path: Path, *, sample_id: str, decision: str, old_label: int, rating:
             con.execute(
                 "INSERT INTO decisions (sample_id, decision, old_label, new_label, rating, score, path, note, "
                 "run_id, reviewer, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [sample_id, decision, int(old_label), new_label, rating, score, sample_path, note or None, run_id,
+                [sample_id, decision, str(old_label), new_label, rating, score, sample_path, note or None, run_id,
                  reviewer, now],
             )
         finally:

@@ -18,12 +18,9 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from pipeline.names import FAMILIES, TEXT_SPACE as SPACE
 from pipeline.store.files import cursor as store_cursor
 from pipeline.store.files import open_readonly
-
-OOF = "nblr-oof"
-CONVENTIONAL = "nblr-train"
-SPACE = "tfidf-svd"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +52,24 @@ def _query(ref: StoreRef, sql: str, params=None) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False)
 def runs(ref: StoreRef) -> pd.DataFrame:
-    return _query(ref, "SELECT run_id, completed_at, n_samples, test_accuracy, oof_accuracy, n_flagged, seconds, "
-                       "source, stage_seconds, config FROM runs ORDER BY completed_at DESC")
+    return _query(ref, "SELECT run_id, completed_at, n_samples, n_classes, columns, test_accuracy, oof_accuracy, "
+                       "n_flagged, seconds, source, stage_seconds, load_notes, config FROM runs "
+                       "ORDER BY completed_at DESC")
 
 
-_SUMMARY_COLUMNS = ("sample_id, path, split, label, rating, n_words, p_pos, pred_label, loss, margin, correct, label_score, "
-                   "is_label_issue, suggested_label, issue_rank, reason, cluster")
+@st.cache_data(show_spinner=False, max_entries=16)
+def classes(ref: StoreRef, run_id: str) -> tuple[str, ...]:
+    """The run's class names; label i is classes[i]."""
+    return tuple(_query(ref, "SELECT name FROM classes WHERE run_id = ? ORDER BY class", [run_id])["name"])
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def class_counts(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    return _query(ref, "SELECT class, name, n FROM classes WHERE run_id = ? ORDER BY class", [run_id])
+
+
+_SUMMARY_COLUMNS = ("sample_id, path, split, label, rating, n_words, p_given, pred_label, p_pred, loss, margin, "
+                    "correct, label_score, is_label_issue, suggested_label, issue_rank, reason, cluster")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +80,7 @@ class SampleFilter:
     labels: tuple[int, ...] = ()
     preds: tuple[int, ...] = ()
     outcome: str = "all"  # all | correct | incorrect
-    rating: tuple[int, int] = (1, 10)
+    rating: tuple[float, float] | None = None  # None: no rating filter (the run may have no rating)
     loss: tuple[float, float | None] = (0.0, None)
     words: tuple[int, int | None] = (0, None)
     clusters: tuple[int, ...] = ()
@@ -79,13 +88,24 @@ class SampleFilter:
     search: str = ""  # literal, case-insensitive
     only_ids: tuple[str, ...] | None = None  # e.g. the reviews with one decision
     except_ids: tuple[str, ...] = ()  # e.g. the reviews already decided
+    meta_values: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (metadata column, values kept)
+    meta_ranges: tuple[tuple[str, float, float], ...] = ()  # (numeric metadata column, lo, hi)
 
 
 def _where(f: SampleFilter) -> tuple[str, dict]:
     """A WHERE clause over sample_summary built from fixed fragments, with every value bound."""
-    sql = ["run_id = $run", "rating BETWEEN $r0 AND $r1", "loss >= $l0", "n_words >= $w0"]
-    params = {"r0": f.rating[0], "r1": f.rating[1], "l0": f.loss[0], "w0": f.words[0]}
+    sql = ["run_id = $run", "loss >= $l0", "n_words >= $w0"]
+    params = {"l0": f.loss[0], "w0": f.words[0]}
+    for i, (name, values) in enumerate(f.meta_values):  # parameter names from the position, values bound
+        sql.append(f"sample_id IN (SELECT sample_id FROM sample_meta WHERE run_id = $run AND name = $mn{i} "
+                   f"AND list_contains($mv{i}, value))")
+        params |= {f"mn{i}": name, f"mv{i}": list(values)}
+    for i, (name, lo, hi) in enumerate(f.meta_ranges):
+        sql.append(f"sample_id IN (SELECT sample_id FROM sample_meta WHERE run_id = $run AND name = $rn{i} "
+                   f"AND number BETWEEN $rlo{i} AND $rhi{i})")
+        params |= {f"rn{i}": name, f"rlo{i}": lo, f"rhi{i}": hi}
     optional = [
+        (f.rating is not None, "rating BETWEEN $r0 AND $r1", ("r0", "r1"), f.rating),
         (f.splits, "list_contains($splits, split)", "splits", list(f.splits)),
         (f.labels, "list_contains($labels, label)", "labels", list(f.labels)),
         (f.preds, "list_contains($preds, pred_label)", "preds", list(f.preds)),
@@ -101,7 +121,9 @@ def _where(f: SampleFilter) -> tuple[str, dict]:
     for wanted, fragment, name, value in optional:
         if wanted:
             sql.append(fragment)
-            if name:
+            if isinstance(name, tuple):
+                params |= dict(zip(name, value))
+            elif name:
                 params[name] = value
     return " AND ".join(sql), params
 
@@ -125,12 +147,44 @@ def sample_page(ref: StoreRef, run_id: str, f: SampleFilter, offset: int = 0, li
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def filter_bounds(ref: StoreRef, run_id: str) -> dict:
-    """Ranges and choices for the Samples filters: max loss, max words, cluster ids."""
+    """Ranges and choices for the Samples filters: max loss, max words, cluster ids, splits, the rating's range."""
     row = _query(ref, "SELECT max(loss) AS loss, max(n_words) AS words, list(DISTINCT cluster ORDER BY cluster) "
-                      "FILTER (WHERE cluster IS NOT NULL) AS clusters FROM sample_summary WHERE run_id = ?",
+                      "FILTER (WHERE cluster IS NOT NULL) AS clusters, list(DISTINCT split ORDER BY split) FILTER "
+                      "(WHERE split IS NOT NULL) AS splits, min(rating) AS r0, max(rating) AS r1, "
+                      "bool_and(rating = round(rating)) AS whole FROM sample_summary WHERE run_id = ?",
                  [run_id]).iloc[0]
+
+    def listed(value):
+        return [] if value is None or value is pd.NA or isinstance(value, float) else list(value)
+
+    rating = None if pd.isna(row["r0"]) else (float(row["r0"]), float(row["r1"]))
+    if rating and bool(row["whole"]):
+        rating = (int(rating[0]), int(rating[1]))
     return {"loss": float(row["loss"] or 0.0), "words": int(row["words"] or 0),
-            "clusters": [int(c) for c in (row["clusters"] if row["clusters"] is not None else [])]}
+            "clusters": [int(c) for c in listed(row["clusters"])], "splits": [str(s) for s in listed(row["splits"])],
+            "rating": rating}
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def meta_columns(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """The data's other columns: name, kind ('category' | 'number' | 'text'), n_distinct, lo, hi."""
+    return _query(ref, "SELECT name, kind, n_distinct, lo, hi FROM meta_columns WHERE run_id = ? ORDER BY position",
+                  [run_id])
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def meta_values(ref: StoreRef, run_id: str, name: str) -> list[str]:
+    """The values of a category column, most common first."""
+    return _query(ref, "SELECT value, count(*) AS n FROM sample_meta WHERE run_id = ? AND name = ? AND value IS NOT "
+                       "NULL GROUP BY value ORDER BY n DESC, value", [run_id, name])["value"].tolist()
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def sample_meta(ref: StoreRef, run_id: str, sample_id: str) -> pd.DataFrame:
+    """One review's metadata: column, value."""
+    return _query(ref, "SELECT m.name AS column, coalesce(m.value, '') AS value FROM sample_meta m JOIN meta_columns c "
+                       "ON c.run_id = m.run_id AND c.name = m.name WHERE m.run_id = ? AND m.sample_id = ? "
+                       "ORDER BY c.position", [run_id, sample_id])
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -182,6 +236,29 @@ def count_among_flagged(ref: StoreRef, run_id: str, ids: tuple[str, ...]) -> int
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
+def confusion(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """Given label x out-of-fold predicted label of the linear model: label, pred_label, reviews."""
+    return _query(ref, "SELECT label, pred_label, count(*) AS reviews FROM sample_summary WHERE run_id = ? "
+                       "GROUP BY ALL ORDER BY ALL", [run_id])
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def per_class(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """Per given class: reviews, recall (share predicted as it), precision of predicting it, mean loss, flagged."""
+    return _query(ref, """
+        WITH given AS (SELECT label AS class, count(*) AS reviews, avg(correct::INT) AS recall, avg(loss) AS mean_loss,
+                              avg(is_label_issue::INT) AS share_flagged
+                       FROM sample_summary WHERE run_id = $run GROUP BY label),
+             predicted AS (SELECT pred_label AS class, avg(correct::INT) AS precision, count(*) AS predicted
+                           FROM sample_summary WHERE run_id = $run GROUP BY pred_label)
+        SELECT c.class, c.name, coalesce(g.reviews, 0) AS reviews, g.recall, p.precision, coalesce(p.predicted, 0)
+               AS predicted, g.mean_loss, g.share_flagged
+        FROM classes c LEFT JOIN given g USING (class) LEFT JOIN predicted p USING (class)
+        WHERE c.run_id = $run ORDER BY c.class
+    """, {"run": run_id})
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
 def spaces(ref: StoreRef, run_id: str) -> list[str]:
     """Embedding spaces of a run, the TF-IDF one first."""
     rows = _query(ref, "SELECT DISTINCT space FROM clusters WHERE run_id = ? ORDER BY space <> ?, space",
@@ -190,13 +267,21 @@ def spaces(ref: StoreRef, run_id: str) -> list[str]:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def map_points(ref: StoreRef, run_id: str, space: str, limit: int) -> tuple[pd.DataFrame, int]:
+def map_points(ref: StoreRef, run_id: str, space: str, limit: int, meta: str | None = None) -> tuple[pd.DataFrame, int]:
     """(the first ``limit`` points of a map in draw order: flagged reviews, most suspect first,
-    alternating with a seeded random sample of the others; how many points the map has)."""
+    alternating with a seeded random sample of the others; how many points the map has).
+    ``meta`` adds that metadata column's value (``meta``) and number (``meta_number``) to each point."""
     total = int(_query(ref, "SELECT count(*) AS n FROM map_points WHERE run_id = ? AND space = ?",
                        [run_id, space])["n"].iloc[0])
-    rows = _query(ref, "SELECT sample_id, x, y, cluster, label, rating, pred_label, loss, is_label_issue, preview "
-                       "FROM map_points WHERE run_id = ? AND space = ? AND draw_order <= ?", [run_id, space, limit])
+    columns = "p.sample_id, x, y, cluster, label, rating, pred_label, loss, is_label_issue, preview"
+    if meta is None:
+        rows = _query(ref, f"SELECT {columns} FROM map_points p WHERE run_id = ? AND space = ? AND draw_order <= ?",
+                      [run_id, space, limit])
+    else:
+        rows = _query(ref, f"SELECT {columns}, m.value AS meta, m.number AS meta_number FROM map_points p "
+                           "LEFT JOIN sample_meta m ON m.run_id = p.run_id AND m.sample_id = p.sample_id AND m.name = $m "
+                           "WHERE p.run_id = $run AND space = $space AND draw_order <= $limit",
+                      {"run": run_id, "space": space, "limit": limit, "m": meta})
     return rows, total
 
 
@@ -228,14 +313,23 @@ def sample_detail(ref: StoreRef, run_id: str, sample_id: str) -> dict | None:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def predictions_for(ref: StoreRef, run_id: str, sample_id: str) -> pd.DataFrame:
-    return _query(ref, "SELECT predictor, model_id, p_pos, loss, seen_in_training FROM predictions "
-                       "WHERE run_id = ? AND sample_id = ? ORDER BY predictor", [run_id, sample_id])
+    """Every stored predictor's view of one review: family, protocol, model_id, probs, p_given, pred_label, loss."""
+    return _query(ref, "SELECT family, protocol, model_id, probs, p_given, pred_label, loss, seen_in_training "
+                       "FROM predictions WHERE run_id = ? AND sample_id = ? "
+                       "ORDER BY list_position(?, family), protocol DESC", [run_id, sample_id, list(FAMILIES)])
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def shap_tokens(ref: StoreRef, run_id: str, sample_id: str) -> pd.DataFrame:
+def shap_classes(ref: StoreRef, run_id: str, sample_id: str) -> list[int]:
+    """The classes whose SHAP values are stored for a review (class 1 only, for two classes)."""
+    return _query(ref, "SELECT DISTINCT class FROM shap_tokens WHERE run_id = ? AND sample_id = ? ORDER BY class",
+                  [run_id, sample_id])["class"].tolist()
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def shap_tokens(ref: StoreRef, run_id: str, sample_id: str, class_: int) -> pd.DataFrame:
     return _query(ref, "SELECT rank, kind, token, shap_value FROM shap_tokens "
-                       "WHERE run_id = ? AND sample_id = ? ORDER BY rank", [run_id, sample_id])
+                       "WHERE run_id = ? AND sample_id = ? AND class = ? ORDER BY rank", [run_id, sample_id, class_])
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -252,52 +346,61 @@ def neighbours(ref: StoreRef, run_id: str, sample_id: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def clusters(ref: StoreRef, run_id: str, space: str = SPACE) -> pd.DataFrame:
-    return _query(ref, "SELECT cluster, size, accuracy, mean_loss, share_flagged, share_positive, top_terms "
+    return _query(ref, "SELECT cluster, size, accuracy, mean_loss, share_flagged, top_label, share_top, top_terms "
                        "FROM clusters WHERE run_id = ? AND space = ? ORDER BY cluster", [run_id, space])
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def loss_by_rating(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """Loss per rating value (or per 20 equal-width bins of it, when it has more than 30 values); empty without one."""
     return _query(ref, """
+        WITH r AS (SELECT min(rating) AS lo, max(rating) AS hi, count(DISTINCT rating) AS n
+                   FROM sample_summary WHERE run_id = $run),
+             binned AS (SELECT CASE WHEN r.n <= 30 THEN s.rating
+                                    ELSE r.lo + least(floor((s.rating - r.lo) / ((r.hi - r.lo) / 20)), 19)
+                                         * ((r.hi - r.lo) / 20) END AS rating, s.loss
+                        FROM sample_summary s, r WHERE s.run_id = $run AND s.rating IS NOT NULL)
         SELECT rating, count(*) AS reviews, avg(loss) AS mean_loss, stddev_samp(loss) AS std_loss,
                quantile_cont(loss, 0.25) AS q25, quantile_cont(loss, 0.75) AS q75
-        FROM sample_summary WHERE run_id = $run GROUP BY rating ORDER BY rating
+        FROM binned GROUP BY rating ORDER BY rating
     """, {"run": run_id})
+
+
+_REFERENCE = "model_id IN (SELECT model_id FROM models WHERE run_id = $run AND reference)"
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def training_batches(ref: StoreRef, run_id: str) -> pd.DataFrame:
-    """Per-batch loss and accuracy of the conventional models (empty when the run has no telemetry)."""
-    return _query(ref, "SELECT model_id, step, epoch, loss, accuracy FROM training_batches "
-                       "WHERE run_id = ? AND model_id LIKE '%-train' ORDER BY model_id, step", [run_id])
+    """Per-batch loss and accuracy of the reference networks (empty when the run has no telemetry)."""
+    return _query(ref, f"SELECT model_id, step, epoch, loss, accuracy FROM training_batches "
+                       f"WHERE run_id = $run AND {_REFERENCE} ORDER BY model_id, step", {"run": run_id})
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def training_epochs(ref: StoreRef, run_id: str) -> pd.DataFrame:
-    return _query(ref, "SELECT model_id, epoch, train_loss, train_accuracy, val_loss, val_accuracy "
-                       "FROM training_epochs WHERE run_id = ? AND model_id LIKE '%-train' ORDER BY model_id, epoch",
-                  [run_id])
+    return _query(ref, f"SELECT model_id, epoch, train_loss, train_accuracy, val_loss, val_accuracy "
+                       f"FROM training_epochs WHERE run_id = $run AND {_REFERENCE} ORDER BY model_id, epoch",
+                  {"run": run_id})
 
 
 # --- Training page ---
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def telemetry_models(ref: StoreRef, run_id: str) -> list[str]:
-    """Networks with per-layer telemetry (the conventional ones), in training order."""
-    rows = _query(ref, "SELECT DISTINCT model_id FROM layer_stats WHERE run_id = ? ORDER BY model_id", [run_id])
-    order = {"dense": 0, "cnn": 1, "bilstm": 2}
-    return sorted(rows["model_id"], key=lambda m: order.get(m.split("-")[0], 9))
+def telemetry_models(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """The reference networks (per-layer telemetry), in training order: model_id, family, role."""
+    return _query(ref, "SELECT model_id, family, role FROM models WHERE run_id = ? AND reference "
+                       "ORDER BY list_position(?, family)", [run_id, list(FAMILIES)])
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def model_curves(ref: StoreRef, run_id: str, family: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-batch, per-epoch) curves of every model of a family (fold models and the conventional one)."""
-    pattern = f"{family}-%"
-    batches = _query(ref, "SELECT model_id, step, epoch, loss, accuracy, lr FROM training_batches "
-                          "WHERE run_id = ? AND model_id LIKE ? ORDER BY model_id, step", [run_id, pattern])
-    epochs = _query(ref, "SELECT model_id, epoch, train_loss, train_accuracy, val_loss, val_accuracy "
-                         "FROM training_epochs WHERE run_id = ? AND model_id LIKE ? ORDER BY model_id, epoch",
-                    [run_id, pattern])
+    models = "model_id IN (SELECT model_id FROM models WHERE run_id = $run AND family = $family)"
+    params = {"run": run_id, "family": family}
+    batches = _query(ref, f"SELECT model_id, step, epoch, loss, accuracy, lr FROM training_batches "
+                          f"WHERE run_id = $run AND {models} ORDER BY model_id, step", params)
+    epochs = _query(ref, f"SELECT model_id, epoch, train_loss, train_accuracy, val_loss, val_accuracy "
+                         f"FROM training_epochs WHERE run_id = $run AND {models} ORDER BY model_id, epoch", params)
     return batches, epochs
 
 
@@ -358,9 +461,9 @@ def accuracy_by_length(ref: StoreRef, run_id: str, family: str) -> pd.DataFrame:
                     WHEN t.n_words <= 512 THEN '257-512' WHEN t.n_words <= 1024 THEN '513-1024'
                     ELSE '1025+' END AS bucket,
                min(t.n_words) AS min_words, count(*) AS reviews, avg(t.truncated::INT) AS share_truncated,
-               avg(((t.p_head >= 0.5)::INT = s.label)::INT) AS head,
-               avg(((t.p_head_tail >= 0.5)::INT = s.label)::INT) AS head_tail,
-               avg(((t.p_windows >= 0.5)::INT = s.label)::INT) AS whole_review,
+               avg((t.pred_head = s.label)::INT) AS head,
+               avg((t.pred_head_tail = s.label)::INT) AS head_tail,
+               avg((t.pred_windows = s.label)::INT) AS whole_review,
                avg(t.loss_model) AS mean_loss
         FROM truncation t JOIN sample_summary s ON s.run_id = t.run_id AND s.sample_id = t.sample_id
         WHERE t.run_id = ? AND t.family = ?
@@ -387,7 +490,8 @@ def harmed(ref: StoreRef, run_id: str, family: str, limit: int = 200) -> pd.Data
     return _query(ref, """
         WITH top AS (SELECT * FROM truncation WHERE run_id = $run AND family = $family AND harm_rank IS NOT NULL
                      ORDER BY harm_rank LIMIT $limit)
-        SELECT t.harm_rank, t.sample_id, s.label, s.rating, t.n_words, t.p_model, t.p_windows, t.harm,
+        SELECT t.harm_rank, t.sample_id, s.label, s.rating, t.n_words, t.p_model, t.p_windows, t.pred_model,
+               t.pred_windows, t.harm,
                t.prediction_changes, left(s.preview, 120) AS preview
         FROM top t JOIN sample_summary s ON s.run_id = $run AND s.sample_id = t.sample_id
         ORDER BY t.harm_rank

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import uuid
@@ -43,6 +44,21 @@ class Context:
     run: dict
     decisions: Path
     reviewer: str
+    classes: tuple[str, ...] = ()  # class names; label i is classes[i]
+
+    def name(self, label) -> str:
+        """The class name of a label index (as stored), or '' for a missing one."""
+        try:
+            return self.classes[int(label)]
+        except (TypeError, ValueError, IndexError):
+            return ""
+
+    @property
+    def rating_name(self) -> str | None:
+        """What the data calls its rating (the --score column), or None when the run has none."""
+        columns = self.run.get("columns")
+        columns = json.loads(columns) if isinstance(columns, str) else (columns or {})
+        return columns.get("score")
 
 
 def default_db() -> Path:
@@ -88,7 +104,8 @@ def sidebar() -> None:
         ids = runs["run_id"].tolist()
         wanted = st.query_params.get("run")
         index = ids.index(wanted) if wanted in ids else 0
-        labels = {r.run_id: f"{r.completed_at:%Y-%m-%d %H:%M} · {r.n_samples:,} reviews" for r in runs.itertuples()}
+        labels = {r.run_id: f"{r.completed_at:%Y-%m-%d %H:%M} · {r.n_samples:,} reviews · {r.n_classes} classes"
+                  for r in runs.itertuples()}
         run_id = st.selectbox("Run", ids, index=index, format_func=lambda r: labels[r], key=f"run_pick_{ref.mtime_ns}",
                               help="Latest complete run first; a run appears here once the pipeline has finished it")
         if run_id != ids[0]:
@@ -97,7 +114,7 @@ def sidebar() -> None:
             del st.query_params["run"]
         run = runs.set_index("run_id").loc[run_id].to_dict()
         st.caption(f"Run `{run_id}`")
-        ss.ctx = Context(db, ref, run_id, run, decisions_path(db), ss.reviewer)
+        ss.ctx = Context(db, ref, run_id, run, decisions_path(db), ss.reviewer, queries.classes(ref, run_id))
 
 
 def store() -> queries.StoreRef:

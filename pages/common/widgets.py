@@ -12,13 +12,13 @@ from __future__ import annotations
 import html
 import re
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from pages.common import decisions
 from pages.common.state import Context
 
-LABELS = {0: "negative", 1: "positive"}
 SHOWN_CHARS = 15_000  # longest text a page renders as HTML; the rest is elided, with a note
 _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _SHOW = {**{c: chr(0x2400 + c) for c in range(32) if chr(c) not in "\n\t"}, 0x7F: "\u2421",
@@ -101,30 +101,75 @@ def marked_html(text: str, start: int, end: int, limit: int = SHOWN_CHARS) -> st
             f"{shown(text[start:end])}</span>{shown(text[end:])}</div>")
 
 
-LEGEND_HTML = (
-    '<span style="background:rgba(22,163,74,.6);padding:0 6px;border-radius:3px">pushes toward positive</span> '
-    '<span style="background:rgba(220,38,38,.6);padding:0 6px;border-radius:3px">pushes toward negative</span> '
-    '<span style="color:gray">stronger tint = larger |SHAP value| (logit units); top 30 n-grams shown</span>'
-)
+def legend_html(toward: str, away: str) -> str:
+    """The SHAP tint legend: green pushes toward ``toward``, red toward ``away`` (class names, escaped)."""
+    return (
+        f'<span style="background:rgba(22,163,74,.6);padding:0 6px;border-radius:3px">pushes toward '
+        f"{html.escape(visible(toward))}</span> "
+        f'<span style="background:rgba(220,38,38,.6);padding:0 6px;border-radius:3px">pushes toward '
+        f"{html.escape(visible(away))}</span> "
+        '<span style="color:gray">stronger tint = larger |SHAP value| (logit units); top 30 n-grams shown</span>'
+    )
+
+
+def plain(text) -> str:
+    """``text`` for st.markdown as plain text: every Markdown and HTML character escaped, controls made visible."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$&:])", r"\\\1", visible(str(text))).replace("\n", " ")
 
 
 def decision_panel(ctx: Context, row: dict, *, key: str) -> str | None:
-    """Buttons to decide on one review, plus a note. Returns the decision recorded, if any."""
+    """Buttons to decide on one review, plus a note. Returns the decision recorded, if any.
+
+    With two classes, 'mislabeled' flips the label; with more, it relabels to the class
+    picked beside it (the suggested one by default).
+    """
+    given = int(row["label"])
+    others = [k for k in range(len(ctx.classes)) if k != given]
+    suggested = int(row.get("suggested_label", others[0]))
+    if len(ctx.classes) > 2:
+        target = st.selectbox("Relabel as", others, index=others.index(suggested) if suggested in others else 0,
+                              format_func=ctx.name, key=f"relabel_{key}",
+                              help="The class a 'mislabeled' decision gives this review; the suggested one first")
+    else:
+        target = others[0]
     st.text_input("Note (optional)", key=f"note_{key}", max_chars=500)
     cols = st.columns(4)
     chosen = None
-    for col, (value, label) in zip(cols, [*decisions.DECISIONS.items(), ("skip", "Skip")]):
+    labels = {"mislabeled": f"Mislabeled: relabel as {ctx.name(target)}", "correct": decisions.DECISIONS["correct"],
+              "ambiguous": decisions.DECISIONS["ambiguous"], "skip": "Skip"}
+    for col, (value, label) in zip(cols, labels.items()):
         if col.button(label, key=f"{value}_{key}", width="stretch",
                       type="primary" if value == "mislabeled" else "secondary"):
             chosen = value
     if chosen and chosen != "skip":
+        rating = row.get("rating")
         decisions.record(
-            ctx.decisions, sample_id=row["sample_id"], decision=chosen, old_label=int(row["label"]),
-            rating=int(row["rating"]), score=float(row["label_score"]), sample_path=row.get("path"),
-            note=st.session_state.get(f"note_{key}", ""), run_id=ctx.run_id, reviewer=ctx.reviewer,
+            ctx.decisions, sample_id=row["sample_id"], decision=chosen, old_label=ctx.name(given),
+            new_label=ctx.name(target) if chosen == "mislabeled" else None,
+            rating=None if rating is None or rating != rating else float(rating), score=float(row["label_score"]),
+            sample_path=row.get("path"), note=st.session_state.get(f"note_{key}", ""), run_id=ctx.run_id,
+            reviewer=ctx.reviewer,
         )
-        st.toast(f"Recorded: {decisions.DECISIONS[chosen]} for {row['sample_id']}")
+        st.toast(f"Recorded: {labels[chosen]} for {visible(row['sample_id'])}")
     return chosen
+
+
+def class_colors(classes: tuple[str, ...]) -> alt.Scale:
+    """One colour per class name: red/green for IMDB's negative/positive, an ordered ramp for numeric classes
+    (star ratings), a categorical palette otherwise."""
+    names = list(classes)
+    if names == ["negative", "positive"]:
+        return alt.Scale(domain=names, range=["#dc2626", "#16a34a"])
+    if all(re.fullmatch(r"-?\d+", n) for n in names):
+        return alt.Scale(domain=names, scheme="redyellowgreen")
+    return alt.Scale(domain=names, scheme="tableau20" if len(names) > 10 else "tableau10")
+
+
+def rating_text(value, name: str | None) -> str:
+    """'7' for a whole rating, '3.25' otherwise, 'n/a' when missing."""
+    if name is None or value is None or value != value:
+        return "n/a"
+    return f"{value:g}"
 
 
 def pct(value) -> str:

@@ -148,7 +148,7 @@ def test_flag_a_sample_and_download_the_csv(server, page):
     _open(page, f"{url}/mislabel_review", "Mislabel review")
     heading = page.locator("h3").filter(has_text=" · ").first.inner_text()
     sample_id = heading.split(" · ")[1].strip()
-    page.get_by_role("button", name="Mislabeled (flip)").click()
+    page.get_by_role("button", name="Mislabeled: relabel as").click()
     page.get_by_text("Reviewed 1 of").wait_for()
     with page.expect_download() as info:
         page.get_by_role("button", name="Download relabel CSV").click()
@@ -156,7 +156,7 @@ def test_flag_a_sample_and_download_the_csv(server, page):
     assert len(rows) == 1
     row = rows[0]
     assert row["sample_id"] == sample_id and row["decision"] == "mislabeled"
-    assert row["new_label"] == str(1 - int(row["old_label"]))
+    assert {row["old_label"], row["new_label"]} == {"negative", "positive"}
     assert row["path"] == f"aclImdb/{sample_id}.txt"
 
 

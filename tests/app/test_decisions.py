@@ -17,40 +17,79 @@ def _rows(data: bytes) -> list[dict]:
 
 
 def test_relabel_csv_has_one_row_per_decided_review(path):
-    decisions.record(path, sample_id="test/neg/1_3", decision="mislabeled", old_label=0, rating=3, score=0.02,
-                     sample_path="aclImdb/test/neg/1_3.txt", note="clearly positive", run_id="r1")
-    decisions.record(path, sample_id="train/pos/2_8", decision="correct", old_label=1, rating=8, score=0.4)
-    decisions.record(path, sample_id="test/neg/1_3", decision="ambiguous", old_label=0, rating=3, score=0.02,
+    decisions.record(path, sample_id="test/neg/1_3", decision="mislabeled", old_label="negative",
+                     new_label="positive", rating=3, score=0.02, sample_path="aclImdb/test/neg/1_3.txt",
+                     note="clearly positive", run_id="r1")
+    decisions.record(path, sample_id="train/pos/2_8", decision="correct", old_label="positive", rating=8, score=0.4)
+    decisions.record(path, sample_id="test/neg/1_3", decision="ambiguous", old_label="negative", rating=3, score=0.02,
                      sample_path="aclImdb/test/neg/1_3.txt", note="on reflection, mixed")
     rows = _rows(decisions.relabel_csv(path))
     assert [r["sample_id"] for r in rows] == ["train/pos/2_8", "test/neg/1_3"]
     assert list(rows[0]) == decisions.CSV_COLUMNS
     latest = rows[1]
     assert (latest["decision"], latest["old_label"], latest["new_label"], latest["note"]) == \
-        ("ambiguous", "0", "", "on reflection, mixed")
+        ("ambiguous", "negative", "", "on reflection, mixed")
     assert latest["path"] == "aclImdb/test/neg/1_3.txt" and latest["rating"] == "3" and latest["score"] == "0.02"
-    assert rows[0]["new_label"] == "1" and latest["decided_at"].endswith("Z")
+    assert rows[0]["new_label"] == "positive" and latest["decided_at"].endswith("Z")
+    assert len(decisions.history(path)) == 3
+
+
+def test_relabel_to_any_class_by_name(path):
+    decisions.record(path, sample_id="t1", decision="mislabeled", old_label="billing", new_label="returns")
+    (row,) = _rows(decisions.relabel_csv(path))
+    assert (row["old_label"], row["new_label"]) == ("billing", "returns")
+    with pytest.raises(ValueError, match="needs a new label other than 'billing'"):
+        decisions.record(path, sample_id="t2", decision="mislabeled", old_label="billing", new_label="billing")
+    with pytest.raises(ValueError, match="needs a new label"):
+        decisions.record(path, sample_id="t2", decision="mislabeled", old_label="billing")
+
+
+def test_class_names_that_look_like_formulas_are_neutralised_in_the_csv(path):
+    decisions.record(path, sample_id="=HYPERLINK(\"http://x\")", decision="mislabeled", old_label="@SUM(1)",
+                     new_label="-2+3")
+    (row,) = _rows(decisions.relabel_csv(path))
+    assert row["sample_id"].startswith("'=") and row["old_label"] == "'@SUM(1)" and row["new_label"] == "'-2+3"
+
+
+def test_a_decisions_file_of_an_older_version_is_converted_to_class_names(path):
+    import duckdb
+
+    con = duckdb.connect(str(path))  # the schema-4 layout: labels 0/1, IMDB's negative/positive
+    con.execute("CREATE SEQUENCE decision_seq")
+    con.execute("""CREATE TABLE decisions (decision_id BIGINT PRIMARY KEY DEFAULT nextval('decision_seq'),
+        sample_id VARCHAR NOT NULL, decision VARCHAR NOT NULL CHECK (decision IN ('mislabeled', 'correct', 'ambiguous')),
+        old_label TINYINT NOT NULL, new_label TINYINT, rating TINYINT, score DOUBLE, path VARCHAR, note VARCHAR,
+        run_id VARCHAR, reviewer VARCHAR, decided_at TIMESTAMP NOT NULL)""")
+    con.execute("INSERT INTO decisions (sample_id, decision, old_label, new_label, rating, decided_at) VALUES "
+                "('test/neg/1_3', 'mislabeled', 0, 1, 3, now()::TIMESTAMP), "
+                "('train/pos/2_8', 'ambiguous', 1, NULL, 8, now()::TIMESTAMP)")
+    con.close()
+    rows = {r["sample_id"]: r for r in _rows(decisions.relabel_csv(path))}
+    assert (rows["test/neg/1_3"]["old_label"], rows["test/neg/1_3"]["new_label"]) == ("negative", "positive")
+    assert (rows["train/pos/2_8"]["old_label"], rows["train/pos/2_8"]["new_label"]) == ("positive", "")
+    decisions.record(path, sample_id="x", decision="correct", old_label="positive", rating=7.5)
     assert len(decisions.history(path)) == 3
 
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
 def test_formula_cells_are_neutralised(path, start):
     note = f"{start}SUM(A1:A9)"
-    decisions.record(path, sample_id="test/pos/3_9", decision="mislabeled", old_label=1, note=note)
+    decisions.record(path, sample_id="test/pos/3_9", decision="mislabeled", old_label="positive",
+                     new_label="negative", note=note)
     (row,) = _rows(decisions.relabel_csv(path))
     assert row["note"] == "'" + note
 
 
 def test_other_cells_round_trip_unchanged(path):
     note = 'quotes " and, commas\nand a newline, unicode é, 1+1'
-    decisions.record(path, sample_id="test/pos/4_9", decision="correct", old_label=1, note=note)
+    decisions.record(path, sample_id="test/pos/4_9", decision="correct", old_label="positive", note=note)
     (row,) = _rows(decisions.relabel_csv(path))
     assert row["note"] == note
 
 
 def test_unknown_decision_is_refused(path):
     with pytest.raises(ValueError, match="mislabeled, correct, ambiguous"):
-        decisions.record(path, sample_id="x", decision="maybe", old_label=0)
+        decisions.record(path, sample_id="x", decision="maybe", old_label="negative")
 
 
 def test_concurrent_reviewers_lose_nothing(path):
@@ -59,7 +98,7 @@ def test_concurrent_reviewers_lose_nothing(path):
     def reviewer(n):
         for i in range(10):
             decisions.record(path, sample_id=samples[(n + i) % 5], decision=("mislabeled", "correct")[i % 2],
-                             old_label=0, reviewer=f"r{n}", note=f"{n}-{i}")
+                             old_label="negative", new_label="positive", reviewer=f"r{n}", note=f"{n}-{i}")
 
     threads = [threading.Thread(target=reviewer, args=(n,)) for n in range(6)]
     for t in threads:
@@ -91,7 +130,7 @@ def session(n):
     while time.monotonic() < end:
         note = f"{proc}-{n}-{i}"
         decisions.record(path, sample_id=samples[(n + i) % 8], decision=("mislabeled", "correct", "ambiguous")[i % 3],
-                         old_label=0, reviewer=f"{proc}-{n}", note=note)
+                         old_label="negative", new_label="positive", reviewer=f"{proc}-{n}", note=note)
         mine.append(note)
         i += 1
     done[n] = mine

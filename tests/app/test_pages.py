@@ -173,7 +173,8 @@ def test_decision_buttons_store_decisions_and_progress(app, store):
     stored = decisions.current(decisions.decisions_path(store))
     assert stored["sample_id"].tolist() == [first]
     assert stored["decision"].tolist() == ["mislabeled"]
-    assert stored["new_label"].tolist() == [1 - stored["old_label"].iloc[0]]
+    flipped = {"negative": "positive", "positive": "negative"}
+    assert stored["new_label"].tolist() == [flipped[stored["old_label"].iloc[0]]]
     assert app.get("progress")[0].proto.text.startswith("Reviewed 1 of")
     assert app.subheader[0].value.split(" · ")[1] != first  # the next suspect is up
     app.button(key="correct_review").click().run()
@@ -231,7 +232,7 @@ def test_sample_analysis_unknown_id(app):
     app.run()
     app.switch_page("pages/sample_analysis.py").run()
     assert not app.exception
-    assert "No review `test/pos/nope_9`" in app.warning[0].value
+    assert "No review" in app.warning[0].value and "nope" in app.warning[0].value
 
 
 def test_population_map_lists_clusters(app):

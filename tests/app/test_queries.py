@@ -49,7 +49,7 @@ def test_filters_combine_as_a_user_expects(ref, run_id, app_store):
     con = duckdb.connect(str(app_store), read_only=True)
     expected = con.execute("""
         SELECT count(*) FROM samples s JOIN predictions p USING (run_id, sample_id)
-        WHERE p.predictor = 'nblr-oof' AND s.split = 'test' AND s.label = 0 AND p.pred_label = 1
+        WHERE p.family = 'nblr' AND p.protocol = 'oof' AND s.split = 'test' AND s.label = 0 AND p.pred_label = 1
               AND s.rating BETWEEN 2 AND 4 AND p.loss >= 0.5""").fetchall()[0][0]
     con.close()
     f = q.SampleFilter(splits=("test",), labels=(0,), preds=(1,), rating=(2, 4), loss=(0.5, None))

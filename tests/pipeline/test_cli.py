@@ -93,3 +93,36 @@ def test_run_then_runs_end_to_end(tmp_path):
     assert "time per stage: load" in out.stdout and f"store: {db}" in out.stdout
     listed = _cli("runs", "--db", str(db))
     assert listed.returncode == 0 and "1 run(s)" in listed.stdout and "300 reviews" in listed.stdout
+
+
+def test_run_on_a_text_folder_end_to_end(tmp_path):
+    from pipeline.data.imdb import load_reviews
+    from tests.conftest import real_archive
+
+    frame = load_reviews(real_archive(), sample=240, seed=12, progress=False).frame
+    root = tmp_path / "reviews"
+    for r in frame.itertuples():  # split/label/<id>.txt, with the labels spelled as a user would
+        folder = root / r.split / ("good" if r.label else "bad")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{r.sample_id.split('/')[-1]}.txt").write_text(r.text)
+    db = tmp_path / "f.duckdb"
+    out = _cli("run", "--data", str(root), "--db", str(db), "--models-dir", str(tmp_path / "m"), "--no-dense",
+               "--no-cnn", "--svd-dim", "8", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "240 reviews, 2 classes" in out.stdout and "test accuracy (trained on train, scored on the rest): " \
+        in out.stdout and "n/a" not in out.stdout.split("test accuracy")[1].split("\n")[0]
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT name FROM classes ORDER BY class").fetchall() == [("bad",), ("good",)]
+    ids = {r[0] for r in con.execute("SELECT sample_id FROM samples").fetchall()}
+    assert len(ids) == 240 and all(i.split("/")[0] in ("train", "test") for i in ids)
+    con.close()
+
+
+def test_bad_table_is_one_line_before_any_training(tmp_path):
+    (tmp_path / "one.csv").write_text("text,label\n" + "".join(f"text {i},spam\n" for i in range(20)))
+    out = _cli("run", "--data", str(tmp_path / "one.csv"), "--db", str(tmp_path / "s.duckdb"), "--no-progress")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "every row has the label 'spam'" in out.stderr and not (tmp_path / "s.duckdb").exists()
+    assert "time per stage" not in out.stdout

@@ -19,7 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages.common import decisions
-from pipeline.store.schema import RUN_TABLES
+from pipeline.store.schema import OPTIONAL_TABLES, RUN_TABLES
 from tests.conftest import ROOT, real_archive
 
 KILLS = 10
@@ -46,7 +46,7 @@ def _check_and_extend(before: dict, db, what: str) -> None:
     now = _snapshot(db)
     assert {run: now.get(run) for run in before} == before, f"{what} changed an earlier run"
     for run in set(now) - set(before):
-        assert all(n > 0 for n in now[run][1].values()), f"{what} left a partial run {run}"
+        assert all(n > 0 for t, n in now[run][1].items() if t not in OPTIONAL_TABLES), f"{what} left a partial run {run}"
         before[run] = now[run]
 
 
@@ -58,7 +58,8 @@ def test_sigkill_at_ten_points_loses_nothing_and_the_next_run_works(tmp_path, mo
     full = time.perf_counter() - start
     decisions_db = decisions.decisions_path(db)
     for i, choice in enumerate(("mislabeled", "correct", "ambiguous")):
-        decisions.record(decisions_db, sample_id=f"test/neg/{i}_1", decision=choice, old_label=0, note=f"kept {i}")
+        decisions.record(decisions_db, sample_id=f"test/neg/{i}_1", decision=choice, old_label="negative",
+                         new_label="positive" if choice == "mislabeled" else None, note=f"kept {i}")
     before, history = _snapshot(db), decisions.history(decisions_db)
 
     stages = []

@@ -1,0 +1,98 @@
+"""The whole app in headless Chromium on other data: the 8-class rating task, and hostile class names."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.app.test_browser import PAGES, SHOTS, _nothing_ran, _open, browser, page, start_app  # noqa: F401
+from tests.conftest import STARS
+
+
+def _serve(store: Path, tmp_path_factory):
+    copy = tmp_path_factory.mktemp("browser_multi") / "lossmap.duckdb"
+    shutil.copyfile(store, copy)
+    proc, url = start_app(copy)
+    return proc, url, copy
+
+
+@pytest.fixture(scope="module")
+def ratings_server(rating_store, tmp_path_factory):
+    proc, url, store = _serve(rating_store.db, tmp_path_factory)
+    yield url, store
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_every_page_of_an_eight_class_store_renders(ratings_server, page):
+    url, _ = ratings_server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for path, title in PAGES.items():
+        _open(page, f"{url}/{path}", title)
+        page.wait_for_timeout(300)
+        assert page.locator('[data-testid="stException"]').count() == 0
+    _open(page, url, "Overview")
+    page.get_by_text("Given label vs predicted label").wait_for()
+    page.locator('[data-testid="stVegaLiteChart"]').first.locator("canvas, svg").first.wait_for()
+    page.screenshot(path=str(SHOTS / "overview_8_classes.png"), full_page=True)
+
+
+def test_relabel_as_a_third_class_and_download_the_csv(ratings_server, page):
+    url, _ = ratings_server
+    _open(page, f"{url}/mislabel_review", "Mislabel review")
+    sample_id = page.locator("h3").filter(has_text=" · ").first.inner_text().split(" · ")[1].strip()
+    metrics = page.locator('[data-testid="stMetric"]')
+    given = metrics.filter(has_text="Given label").locator('[data-testid="stMetricValue"]').inner_text().strip()
+    suggested = metrics.filter(has_text="Suggested label").locator('[data-testid="stMetricValue"]').inner_text().strip()
+    third = next(s for s in STARS if s not in (given, suggested))
+    page.get_by_role("combobox", name="Relabel as").click()
+    page.get_by_role("option", name=third, exact=True).click()
+    page.get_by_role("button", name=f"Mislabeled: relabel as {third}").click()
+    page.get_by_text("Reviewed 1 of").wait_for()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download relabel CSV").click()
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+    assert [(r["sample_id"], r["old_label"], r["new_label"], r["decision"]) for r in rows] == [
+        (sample_id, given, third, "mislabeled")]
+
+
+def test_metadata_filters_from_a_shared_link(ratings_server, page):
+    url, _ = ratings_server
+    _open(page, f"{url}/samples?label=10&m.sentiment=pos", "Samples")
+    page.get_by_text("matching reviews").wait_for()
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.wait_for()
+    assert page.get_by_text("No review matches").count() == 0
+    _open(page, f"{url}/samples?label=10&m.sentiment=neg", "Samples")
+    page.get_by_text("No review matches").wait_for()
+
+
+@pytest.fixture(scope="module")
+def hostile_server(hostile_class_store, tmp_path_factory):
+    proc, url, store = _serve(hostile_class_store, tmp_path_factory)
+    yield url, store
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_hostile_class_names_run_nothing_on_any_page(hostile_server, page):
+    url, _ = hostile_server
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    for path, title in PAGES.items():
+        _open(page, f"{url}/{path}", title)
+        page.wait_for_timeout(400)
+        _nothing_ran(page)
+        assert page.locator('a[href^="javascript"]').count() == 0
+        assert page.locator("img[src=x]").count() == 0
+    from urllib.parse import quote
+
+    _open(page, f"{url}/sample_analysis?sample={quote('<b>2-1</b>')}", "Sample analysis")  # labeled the Markdown class
+    page.get_by_text("[link](javascript:window.__pwned=5)", exact=False).first.wait_for()  # shown as text
+    _nothing_ran(page)
+    assert page.locator('a[href^="javascript"]').count() == 0
+    assert dialogs == []
