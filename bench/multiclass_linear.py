@@ -56,7 +56,7 @@ def main() -> None:
     y_tr, y_te = y[tr], y[te]
     print(f"\n{len(tr):,} training and {len(te):,} test reviews, {len(stars)} classes (stars {list(stars)}), "
           f"{len(cols):,} n-grams, {os.cpu_count()} cores")
-    print(f"| model | accuracy | within one class | within one star | NLL (nats) | fit (s) |\n|---|---:|---:|---:|---:|---:|")
+    print("| model | accuracy | within one class | within one star | NLL (nats) | fit (s) |\n|---|---:|---:|---:|---:|---:|")
 
     def report(name: str, probs: np.ndarray, seconds: float) -> None:
         pred = probs.argmax(axis=1)

@@ -66,7 +66,7 @@ def main() -> None:
         print(f"  test acc {model_id:<12} {acc:6.2%}")
     for family, acc in con.execute("""
             SELECT p.family, avg((p.pred_label = s.label)::INT) FROM predictions p JOIN samples s USING (run_id, sample_id)
-            WHERE p.protocol = 'oof' GROUP BY ALL ORDER BY list_position(['nblr', 'dense', 'cnn', 'bilstm'], p.family)
+            WHERE p.protocol = 'oof' GROUP BY p.family ORDER BY list_position(['nblr', 'dense', 'cnn', 'bilstm'], p.family)
             """).fetchall():
         print(f"  out-of-fold acc {family:<6} {acc:6.2%}")
     print(f"\n  {'stage':<16} {'wall (s)':>9} {'peak RSS (MiB)':>15}")

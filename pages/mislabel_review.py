@@ -44,7 +44,7 @@ else:
     c[4].metric("Loss (nats)", f"{row['loss']:.2f}")
     st.markdown(f"**Why flagged:** {plain(row['reason'])}")
     strongest = tokens[tokens["kind"] == "token"].head(8)
-    st.markdown(f"**Tokens that drove the prediction of {plain(ctx.name(shown_class))}:** " + ", ".join(
+    st.markdown(f"**Strongest n-grams (SHAP, toward {plain(ctx.name(shown_class))}):** " + ", ".join(
         f"{plain(t.token)} ({t.shap_value:+.2f})" for t in strongest.itertuples()))
     st.html(highlight_html(detail["display_text"], tokens))
     away = ctx.name(0) if len(ctx.classes) == 2 else "the other classes"

@@ -7,6 +7,7 @@ the box.
 """
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from pages.common import queries, state
@@ -50,16 +51,20 @@ if len(drawn) < total:
 else:
     st.caption(f"Drawing all {total:,} reviews.")
 
-# Only what the chart needs, rounded: drawing the points is most of the page's time. Class names
-# are untrusted data, so they travel as values (never inside a Vega expression).
+# Only what the chart needs, rounded: drawing the points is most of the page's time. Points carry
+# class indices; the browser looks their names up in a small table of classes. Class names are
+# untrusted data, so they travel as values, never inside a Vega expression.
 extra = [c for c in ("meta", "meta_number") if c in drawn]
 drawn = drawn.assign(preview=drawn["preview"].str.slice(0, 70).map(visible), x=drawn["x"].round(3),
-                     y=drawn["y"].round(3), loss=drawn["loss"].round(3), label_name=drawn["label"].map(ctx.name),
-                     pred_name=drawn["pred_label"].map(ctx.name), sample_id=drawn["sample_id"].map(visible),
+                     y=drawn["y"].round(3), loss=drawn["loss"].round(3), sample_id=drawn["sample_id"].map(visible),
                      **({"meta": drawn["meta"].fillna("(none)").map(visible)} if "meta" in drawn else {}))[
-    ["sample_id", "x", "y", "loss", "rating", "cluster", "label_name", "pred_name", "is_label_issue", "preview",
-     *extra]]
-points = alt.Chart(drawn).transform_calculate(flag="datum.is_label_issue ? 'flagged mislabel' : 'not flagged'")
+    ["sample_id", "x", "y", "loss", "rating", "cluster", "label", "pred_label", "is_label_issue", "preview", *extra]]
+names = pd.DataFrame({"class": range(len(ctx.classes)), "name": list(ctx.classes)})
+points = alt.Chart(drawn).transform_lookup(
+    lookup="label", from_=alt.LookupData(names, "class", ["name"]), as_=["label_name"],
+).transform_lookup(
+    lookup="pred_label", from_=alt.LookupData(names, "class", ["name"]), as_=["pred_name"],
+).transform_calculate(flag="datum.is_label_issue ? 'flagged mislabel' : 'not flagged'")
 
 field, kind = COLOR_BY[color]
 brush = alt.selection_interval(name="brush", encodings=["x", "y"])

@@ -48,7 +48,7 @@ explained = queries.shap_classes(ctx.ref, ctx.run_id, sample_id)
 with left:
     st.subheader("The review, tinted by SHAP value")
     if len(explained) > 1:
-        shown = st.radio("Explain", explained, key="shap_class", horizontal=True,
+        shown = st.radio("Explain", explained, key=f"shap_class_{sample_id}", horizontal=True,
                          format_func=lambda k: ("given label " if k == row["label"] else "predicted ") + ctx.name(k),
                          index=explained.index(int(row["pred_label"])) if int(row["pred_label"]) in explained else 0)
     else:

@@ -19,7 +19,7 @@ metas = filters.meta_filters(queries.meta_columns(ctx.ref, ctx.run_id))
 decided = decisions.current(ctx.decisions)
 max_loss = float(math.ceil(limits["loss"] * 10) / 10) or 1.0
 max_words = limits["words"] or 1
-rating = limits["rating"]
+rating = limits["rating"] if limits["rating"] and limits["rating"][0] < limits["rating"][1] else None
 bounds = {"loss": (0.0, max_loss), "words": (0, max_words)} | ({"rating": rating} if rating else {})
 filters.from_url(bounds, metas)
 names = list(ctx.classes)

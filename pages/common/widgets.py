@@ -126,9 +126,9 @@ def decision_panel(ctx: Context, row: dict, *, key: str) -> str | None:
     given = int(row["label"])
     others = [k for k in range(len(ctx.classes)) if k != given]
     suggested = int(row.get("suggested_label", others[0]))
-    if len(ctx.classes) > 2:
+    if len(ctx.classes) > 2:  # keyed by the review, so the next one starts from its own suggestion
         target = st.selectbox("Relabel as", others, index=others.index(suggested) if suggested in others else 0,
-                              format_func=ctx.name, key=f"relabel_{key}",
+                              format_func=ctx.name, key=f"relabel_{key}_{row['sample_id']}",
                               help="The class a 'mislabeled' decision gives this review; the suggested one first")
     else:
         target = others[0]

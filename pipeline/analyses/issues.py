@@ -47,6 +47,8 @@ def find_label_issues(labels, probs, ratings, *, classes, method: str = "self_co
         raise ValueError(f"labels must be class indices 0..{len(classes) - 1}")
     if np.isnan(probs).any() or np.any((probs < 0) | (probs > 1)):
         raise ValueError("probs must lie in [0, 1]")
+    if len(probs) and np.max(np.abs(probs.sum(axis=1) - 1)) > 1e-4:
+        raise ValueError("each row of probs must sum to 1")
     return _find(labels, probs, ratings, tuple(classes), method, rating_name)
 
 
@@ -63,7 +65,6 @@ def _find(labels, probs, ratings, classes, method, rating_name) -> pd.DataFrame:
     from cleanlab.filter import find_label_issues as cl_find
     from cleanlab.rank import get_label_quality_scores
 
-    probs = probs / probs.sum(axis=1, keepdims=True)
     score = get_label_quality_scores(
         labels, probs, method="self_confidence" if method == "confident_learning" else method)
     present = len(np.unique(labels)) == len(classes)

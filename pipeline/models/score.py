@@ -90,7 +90,7 @@ class OnnxTextModel(_OnnxModel):
             rows = order[start : start + _BATCH]
             ids, cnt = _padded(counts[rows])
             probs[rows] = self.session.run(["probs"], {"term_ids": ids, "counts": cnt})[0]
-        return probs
+        return _two_classes(probs)
 
     def score_texts(self, texts) -> np.ndarray:
         """(N, K) probabilities for raw texts, tokenized as the model was trained."""
@@ -128,7 +128,14 @@ class OnnxNetwork(_OnnxModel):
             embs.append(emb)
         if not ps:
             return np.empty((0, len(self.classes))), np.empty((0, 0), dtype=np.float32)
-        return np.concatenate(ps).astype(np.float64), np.concatenate(embs)
+        return _two_classes(np.concatenate(ps).astype(np.float64)), np.concatenate(embs)
+
+
+def _two_classes(probs: np.ndarray) -> np.ndarray:
+    """(N, K) as given; for K = 2, class 0's probability recomputed as 1 - p(class 1) in float64."""
+    if probs.shape[1] == 2:
+        probs[:, 0] = 1.0 - probs[:, 1]
+    return probs
 
 
 def _padded(block: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:

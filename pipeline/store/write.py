@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.analyses.project import Projection
-from pipeline.data.dataset import Dataset
+from pipeline.data.dataset import Dataset, as_text
 from pipeline.models.score import Scored
 from pipeline.models.train_nn import NetworkRun
 from pipeline.store import files, schema
@@ -99,8 +99,6 @@ def _metadata(data: Dataset) -> dict[str, pd.DataFrame]:
         return {}
     columns = pd.DataFrame([{"name": c.name, "position": i, "kind": c.kind, "n_distinct": c.n_distinct,
                              "lo": c.lo, "hi": c.hi} for i, c in enumerate(data.meta_columns)])
-    from pipeline.data.dataset import as_text
-
     ids = data.frame["sample_id"].to_numpy()
     long = [pd.DataFrame({"name": c.name, "sample_id": ids, "value": as_text(data.metadata[c.name]).to_numpy(),
                           "number": pd.to_numeric(data.metadata[c.name], errors="coerce").to_numpy(dtype=float)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.test_browser import PAGES, SHOTS, _nothing_ran, _open, browser, page, start_app  # noqa: F401
+from tests.app.test_browser import PAGES, SHOTS, _nothing_ran, _open, start_app
 from tests.conftest import STARS
 
 

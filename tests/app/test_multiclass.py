@@ -77,7 +77,7 @@ def test_relabel_a_suspect_as_a_third_class_then_export(app, ratings):
     first = app.subheader[0].value.split(" · ")[1]
     given = {m.label: m.value for m in app.metric}["Given label"]
     suggested = {m.label: m.value for m in app.metric}["Suggested label"]
-    relabel = app.selectbox(key="relabel_review")  # options are class indices shown by name
+    relabel = next(s for s in app.selectbox if s.label == "Relabel as")  # class indices shown by name
     assert relabel.options[relabel.index] == suggested and given not in relabel.options
     assert len(relabel.options) == 7
     third_index = next(i for i, c in enumerate(relabel.options) if c not in (given, suggested))
@@ -91,6 +91,8 @@ def test_relabel_a_suspect_as_a_third_class_then_export(app, ratings):
     csv = decisions.relabel_csv(decisions.decisions_path(ratings)).decode()
     assert f"{first},test" not in csv and f",{given},{third}," in csv and "reads like" in csv
     assert app.subheader[0].value.split(" · ")[1] != first  # the next suspect is up
+    following = next(s for s in app.selectbox if s.label == "Relabel as")
+    assert following.options[following.index] == {m.label: m.value for m in app.metric}["Suggested label"]  # its own
 
 
 def test_sample_analysis_names_every_predictor_and_explains_two_classes(app):
@@ -104,7 +106,7 @@ def test_sample_analysis_names_every_predictor_and_explains_two_classes(app):
     for name in ("NB-LR (linear), out of fold", "NB-LR (linear), conventional", "dense network, out of fold",
                  "dense network, conventional", "CNN, out of fold", "CNN, conventional"):
         assert name in spec
-    explain = app.radio(key="shap_class")
+    explain = app.radio(key=f"shap_class_{suspect}")
     given = {m.label: m.value for m in app.metric}["Given label"]
     assert len(explain.options) == 2 and f"given label {given}" in explain.options  # given and predicted class
     explain.set_value(STARS.index(given)).run()  # by value: the class index

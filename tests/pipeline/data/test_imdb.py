@@ -1,5 +1,4 @@
 import urllib.error
-from pathlib import Path
 
 import pytest
 
