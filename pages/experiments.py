@@ -10,8 +10,10 @@ ref = state.store()
 st.title("Experiments")
 sweeps = queries.sweeps(ref)
 if sweeps.empty:
-    st.info("No sweep in this store yet. Run one with:\n\n```\npython -m pipeline sweep --db "
-            f"{st.session_state.db_path}\n```\n\n(36 dense networks; `--quick` for a 4-run smoke test).")
+    st.info("No sweep in this store yet. The sweep trains Chollet's dense network over a 36-run grid on the IMDB "
+            "archive's train split (it does not read your own data). Run one with:\n\n```\npython -m pipeline "
+            f"sweep --data aclImdb_v1_labeled.tar.gz --db {st.session_state.db_path}\n```\n\n"
+            "(`--quick` for a 4-run smoke test).")
     st.stop()
 
 labels = {r.sweep_id: f"{r.started_at:%Y-%m-%d %H:%M} · {'quick' if r.quick else 'full'} · {r.seconds:.0f} s"

@@ -1,17 +1,20 @@
 """Overview: headline figures, where the model and the labels disagree by class, and the loss dashlets."""
 
+import json
+
 import altair as alt
 import streamlit as st
 
 from pages.common import decisions, queries, state
-from pages.common.widgets import class_colors, pct, visible
+from pages.common.widgets import class_colors, pct, plain, visible
+from pipeline.data.dataset import LoadReport
 
 ctx = state.context()
 decided = decisions.current(ctx.decisions)
 
 st.title("Overview")
 c = st.columns(6)
-c[0].metric("Reviews", f"{ctx.run['n_samples']:,}")
+c[0].metric("Texts", f"{ctx.run['n_samples']:,}")
 c[1].metric("Classes", f"{len(ctx.classes)}")
 c[2].metric("Test accuracy", pct(ctx.run["test_accuracy"]),
             help="Trained on the train split, scored on the rest (n/a when the data has no train split)")
@@ -19,25 +22,39 @@ c[3].metric("Out-of-fold accuracy", pct(ctx.run["oof_accuracy"]), help="Every re
 c[4].metric("Flagged mislabels", f"{ctx.run['n_flagged']:,}", help="cleanlab confident learning")
 c[5].metric("Decisions made", f"{len(decided):,}")
 
+notes = json.loads(ctx.run.get("load_notes") or "[]")
+problems = json.loads(ctx.run.get("load_warnings") or "{}")
+if notes or problems:
+    left_out = sum(len(v) for k, v in problems.items() if k in ("empty", "null_text", "null_label", "null_id",
+                                                                 "no_rating"))
+    with st.expander(f"How the data was read: {len(notes)} note(s), {sum(map(len, problems.values())):,} text(s) "
+                     f"repaired or left out ({left_out:,} left out)"):
+        for line in notes:
+            st.markdown(f"- {plain(line)}")
+        for kind, items in problems.items():
+            shown = ", ".join(visible(str(i)) for i in items[:5]) + (", …" if len(items) > 5 else "")
+            st.markdown(f"- **{len(items):,}** {plain(LoadReport.KINDS.get(kind, kind))}: {plain(shown)}")
+
 names = list(ctx.classes)
 st.subheader("Given label vs predicted label")
 left, right = st.columns([3, 2])
 with left:
-    grid = queries.confusion(ctx.ref, ctx.run_id)
-    totals = grid.groupby("label")["reviews"].transform("sum")
+    grid = queries.confusion(ctx.ref, ctx.run_id)  # every (given, predicted) pair, 0 where none
+    totals = grid.groupby("label")["reviews"].transform("sum").clip(lower=1)
     grid = grid.assign(given=grid["label"].map(ctx.name), predicted=grid["pred_label"].map(ctx.name),
                        share=grid["reviews"] / totals)
     size = max(220, min(34 * len(names), 620))
+    short = max(len(n) for n in names) <= 6
     heat = alt.Chart(grid).encode(
         x=alt.X("predicted:N", sort=names, title="predicted (out of fold, linear model)",
-                axis=alt.Axis(labelAngle=-40 if len(names) > 4 else 0, labelLimit=140)),
-        y=alt.Y("given:N", sort=names, title="given label", axis=alt.Axis(labelLimit=140)),
+                axis=alt.Axis(labelAngle=0 if short or len(names) <= 4 else -40, labelLimit=140, labelFontSize=12)),
+        y=alt.Y("given:N", sort=names, title="given label", axis=alt.Axis(labelLimit=140, labelFontSize=12)),
         tooltip=[alt.Tooltip("given:N", title="given"), alt.Tooltip("predicted:N"),
                  alt.Tooltip("reviews:Q", format=","), alt.Tooltip("share:Q", format=".1%", title="share of given")],
     )
     cells = heat.mark_rect().encode(color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]),
                                                      title="share of the given label"))
-    text = heat.mark_text(fontSize=11).encode(
+    text = heat.transform_filter("datum.reviews > 0").mark_text(fontSize=11).encode(
         text=alt.Text("reviews:Q", format=","),
         color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("#111827")))
     st.altair_chart((cells + text).properties(height=size), width="stretch")
@@ -45,17 +62,19 @@ with left:
                "confusions worth reading: the Samples page filters by given and predicted label.")
 with right:
     per = queries.per_class(ctx.ref, ctx.run_id)
-    per = per.assign(name=per["name"].map(visible))
+    per = per.assign(name=per["name"].map(visible), precision=per["precision"].astype(float))
     st.dataframe(per[["name", "reviews", "recall", "precision", "mean_loss", "share_flagged"]], hide_index=True,
                  height=min(36 * (len(per) + 1) + 4, 420), column_config={
-                     "name": "class", "reviews": st.column_config.NumberColumn("reviews", format="%d"),
-                     "recall": st.column_config.ProgressColumn("accuracy (recall)", min_value=0, max_value=1,
-                                                               format="percent"),
-                     "precision": st.column_config.NumberColumn("precision", format="percent"),
-                     "mean_loss": st.column_config.NumberColumn("mean loss (nats)", format="%.3f"),
-                     "share_flagged": st.column_config.NumberColumn("flagged", format="percent")})
-    st.caption("Per given class: the share the model predicts right (its accuracy on that class), how often a "
-               "prediction of it is right, mean out-of-fold loss and the share flagged as likely mislabeled.")
+                     "name": st.column_config.TextColumn("class", width="small"),
+                     "reviews": st.column_config.NumberColumn("texts", format="%d", width="small"),
+                     "recall": st.column_config.ProgressColumn("accuracy", min_value=0, max_value=1,
+                                                               format="percent", width="small"),
+                     "precision": st.column_config.NumberColumn("precision", format="percent", width="small"),
+                     "mean_loss": st.column_config.NumberColumn("loss", format="%.2f", width="small"),
+                     "share_flagged": st.column_config.NumberColumn("flagged", format="percent", width="small")})
+    st.caption("Per given class: accuracy (the share the model predicts right, its recall), precision (how often a "
+               "prediction of the class is right; empty when the model never predicts it), mean out-of-fold loss "
+               "(nats) and the share flagged as likely mislabeled.")
 
 left, right = st.columns(2)
 with left:
@@ -85,8 +104,8 @@ with right:
                                       alt.Tooltip("std_loss", format=".3f", title="std")])
         st.altair_chart(band + mean, width="stretch")
         st.caption(f"Mean out-of-fold loss per value of {name}, with the interquartile range. Where the score "
-                   "and the label disagree the loss climbs: for IMDB, the middle of the scale (4 and 7 stars) is "
-                   "hardest.")
+                   "and the label disagree the loss climbs" + (": for IMDB, the middle of the scale (4 and 7 stars) "
+                                                               "is hardest." if ctx.rating_name == "rating" else "."))
     else:
         st.subheader("Loss by given label")
         st.altair_chart(alt.Chart(per.assign(name=per["name"])).mark_bar().encode(

@@ -66,7 +66,7 @@ with left:
 with right:
     st.subheader("Predictions")
     preds = queries.predictions_for(ctx.ref, ctx.run_id, sample_id)
-    preds["model"] = [predictor_name(f, p) for f, p in zip(preds["family"], preds["protocol"])]
+    preds["model"] = [predictor_name(f, p, len(ctx.classes)) for f, p in zip(preds["family"], preds["protocol"])]
     bars = pd.DataFrame([{"model": m, "class": ctx.name(k), "order": k, "p": float(p)}
                          for m, probs in zip(preds["model"], preds["probs"]) for k, p in enumerate(probs)])
     order = list(preds["model"])

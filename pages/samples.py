@@ -45,7 +45,7 @@ with st.expander("Filters", expanded=True):
     c = st.columns(4)
     c[0].multiselect("Cluster", limits["clusters"], key="f_cluster")
     c[1].selectbox("Review status", filters.STATUSES, key="f_status")
-    c[2].text_input("Search the review text", key="f_q", placeholder="e.g. worst movie")
+    c[2].text_input("Search the text", key="f_q", placeholder="a word or phrase, as typed")
     c[3].checkbox("Flagged mislabels only", key="f_flagged")
     if metas:
         st.caption("The data's own columns")
@@ -78,9 +78,10 @@ st.caption(f"Rows {start + 1:,}-{start + len(view):,} of {matching:,} matching r
 status = view["sample_id"].map(decided.set_index("sample_id")["decision"]) if len(decided) else None
 display = view.assign(label=view["label"].map(ctx.name).map(visible), pred_label=view["pred_label"].map(ctx.name)
                       .map(visible), sample_id=view["sample_id"].map(visible),
-                      status=status if status is not None else None)[
+                      preview=view["preview"].str.slice(0, 90).map(visible),
+                      status=status.fillna("") if status is not None else "")[
     ["sample_id", "split", "label", "pred_label", "rating", "p_given", "loss", "n_words", "cluster",
-     "is_label_issue", "status"]]
+     "is_label_issue", "status", "preview"]]
 event = st.dataframe(
     display, hide_index=True, key="samples_table", on_select="rerun", selection_mode="single-row",
     column_config={
@@ -90,6 +91,7 @@ event = st.dataframe(
         "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f"),
         "n_words": st.column_config.NumberColumn("words"),
         "is_label_issue": st.column_config.CheckboxColumn("flagged"),
+        "preview": st.column_config.TextColumn("text", width="large"),
     },
 )
 if event.selection.rows:

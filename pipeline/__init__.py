@@ -20,16 +20,24 @@ def analyze(df, *, text: str | None = None, label: str | None = None, db="data/l
     not given); every other column is kept as metadata. ``options`` are any other
     ``pipeline.config.Config`` fields (``sample=2000``, ``cnn=False``, ``progress=False``,
     ``models_dir=...``). Returns the run's ``RunSummary``; open the store with
-    ``streamlit run app.py -- --db DB``.
+    ``streamlit run app.py -- --db DB``. Run it with the repository folder on ``sys.path``
+    (start the notebook there). Error messages name the CLI options: ``--label`` is ``label=``.
 
         from pipeline import analyze
         summary = analyze(df, text="body", label="queue", db="data/tickets.duckdb")
     """
+    import dataclasses
     from pathlib import Path
 
     from pipeline.config import Config
     from pipeline.run import run_pipeline
 
+    known = {f.name for f in dataclasses.fields(Config)} - {"text_column", "label_column", "id_column", "split_column",
+                                                            "group_column", "score_column", "db"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"analyze() does not take {', '.join(unknown)}; it takes text, label, id, split, group, "
+                         f"score, db and the pipeline.config.Config fields: {', '.join(sorted(known))}")
     cfg = Config(text_column=text, label_column=label, id_column=id, split_column=split, group_column=group,
                  score_column=score, db=Path(db), **options)
     return run_pipeline(cfg, frame=df)

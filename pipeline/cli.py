@@ -169,13 +169,15 @@ def _run(args) -> int:
     if args.sample is not None and args.sample < 2:
         raise ValueError(f"--sample must be at least 2 (got {args.sample})")
     s = run_pipeline(config_from(args))
+    for line in s.notes:
+        print(f"note: {line}")
     for line in s.warnings:
         print(f"warning: {line}")
-    test = f"{s.test_accuracy:.2%}" if s.test_accuracy is not None else "n/a (no train split)"
-    print(f"\nrun {s.run_id} complete: {s.n_samples:,} reviews, {len(s.classes)} classes in {s.seconds:.0f} s")
+    test = f"linear model {s.test_accuracy:.2%}" if s.test_accuracy is not None else "n/a (no train split)"
+    print(f"\nrun {s.run_id} complete: {s.n_samples:,} texts, {len(s.classes)} classes in {s.seconds:.0f} s")
     others = "".join(f", {m} {a:.2%}" for m, a in s.model_test_accuracy.items())
     print(f"  test accuracy (trained on train, scored on the rest): {test}{others}")
-    print(f"  out-of-fold accuracy (all reviews): {s.oof_accuracy:.2%}")
+    print(f"  out-of-fold accuracy of the linear model (all texts): {s.oof_accuracy:.2%}")
     print(f"  flagged as likely mislabeled: {s.n_flagged:,} ({s.n_flagged / s.n_samples:.1%})")
     print(f"  ONNX Runtime: {s.provider}, largest gap to the native models {s.parity_max_abs:.1e} in probability")
     print("  time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in s.stage_seconds.items()))
@@ -211,6 +213,6 @@ def _runs(args) -> int:
     print(f"{len(runs)} run(s) in {args.db}, newest first:")
     for r in runs.itertuples():
         test = f"{r.test_accuracy:.2%}" if r.test_accuracy == r.test_accuracy and r.test_accuracy is not None else "n/a"
-        print(f"  {r.run_id}  {r.completed_at:%Y-%m-%d %H:%M} UTC  {r.n_samples:>6,} reviews  {r.n_classes} classes  "
+        print(f"  {r.run_id}  {r.completed_at:%Y-%m-%d %H:%M} UTC  {r.n_samples:>6,} texts  {r.n_classes} classes  "
               f"test acc {test}  flagged {r.n_flagged:,}  {r.seconds:.0f} s  {r.source}")
     return 0

@@ -44,6 +44,13 @@ def space(family: str) -> str:
     return TEXT_SPACE if family == LINEAR else f"{family}-hidden"
 
 
-def predictor_name(family: str, protocol: str) -> str:
+def family_name(family: str, n_classes: int = 2) -> str:
+    """How pages name a family; the linear one is NB-LR for two classes, a multinomial LR for more."""
+    if family == LINEAR and n_classes > 2:
+        return "linear (multinomial LR)"
+    return FAMILY_NAMES.get(family, family)
+
+
+def predictor_name(family: str, protocol: str, n_classes: int = 2) -> str:
     """'CNN, out of fold': how pages name a stored predictor."""
-    return f"{FAMILY_NAMES.get(family, family)}, {PROTOCOL_NAMES.get(protocol, protocol)}"
+    return f"{family_name(family, n_classes)}, {PROTOCOL_NAMES.get(protocol, protocol)}"

@@ -40,7 +40,8 @@ class RunSummary:
     provider: str
     parity_max_abs: float
     stage_seconds: dict[str, float]
-    warnings: list[str]
+    warnings: list[str]  # what loading repaired or left out
+    notes: list[str]  # how the data was read: columns recognised, ids derived, no train split
     model_test_accuracy: dict[str, float]  # family name -> its conventional model's accuracy outside the train split
     stage_peak_mib: dict[str, float] = dataclasses.field(default_factory=dict)  # stage -> peak RSS, MiB
 
@@ -125,11 +126,11 @@ def run_pipeline(cfg: Config, frame: pd.DataFrame | None = None) -> RunSummary:
     with timer.stage("issues"):
         probs, source = issues.issue_probabilities({s.family: s.oof for s in scored}, cfg.issue_source)
         found = issues.find_label_issues(data.labels, probs, data.frame["rating"].to_numpy(), classes=data.classes,
-                                         method=cfg.issue_method, rating_name=data.columns.get("score") or "rating")
+                                         method=cfg.issue_method, rating_name=_rating_name(data.columns))
     summary = RunSummary(
         run_id, Path(cfg.db), len(data.frame), data.classes, scored[0].test_accuracy(),
         scored[0].oof_accuracy(data.labels), int(found["is_label_issue"].sum()), scored[-1].provider,
-        max(s.parity_max_abs for s in scored), timer.seconds, data.report.lines(),
+        max(s.parity_max_abs for s in scored), timer.seconds, data.report.lines(), list(data.report.notes),
         {FAMILY_NAMES[s.family]: s.test_accuracy() for s in scored[1:] if s.test_accuracy() is not None})
     with timer.stage("store"):
         write_run(RunRecord(
@@ -140,3 +141,9 @@ def run_pipeline(cfg: Config, frame: pd.DataFrame | None = None) -> RunSummary:
     summary.stage_seconds = timer.seconds
     summary.stage_peak_mib = timer.peak_mib
     return summary
+
+
+def _rating_name(columns: dict) -> str | None:
+    """What reasons call the rating: the --score column's name, unless there is none or it is the label itself."""
+    score = columns.get("score")
+    return score if score and score != columns.get("label") else None

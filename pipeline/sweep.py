@@ -26,6 +26,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from pipeline.data import imdb as load
+from pipeline.data.load import data_kind
 from pipeline.store import files as store
 from pipeline.models.text import tokenize
 from pipeline.models import train_nn
@@ -58,8 +59,11 @@ def run_sweep(cfg: Config, *, epochs: int = 20, val_size: int = 10_000, quick: b
     clock = time.perf_counter()
     sweep_id = started.strftime("sweep-%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
     sample = QUICK_SAMPLE if quick else cfg.sample
-    loaded = load.load_reviews(load.locate_data(cfg), sample=2 * sample if sample else None, seed=cfg.seed,
-                               progress=cfg.progress)
+    path = load.locate_data(cfg)
+    if data_kind(path) != "imdb":
+        raise load.LoadError(f"{path}: the sweep trains Chollet's dense network on the IMDB archive's train split "
+                             "only; pass --data the IMDB archive (aclImdb_v1.tar.gz or aclImdb_v1_labeled.tar.gz).")
+    loaded = load.load_reviews(path, sample=2 * sample if sample else None, seed=cfg.seed, progress=cfg.progress)
     frame = loaded.frame[loaded.frame["split"] == "train"].reset_index(drop=True)
     if frame["label"].nunique() != 2:
         raise ValueError("the sweep needs positive and negative reviews in the train split")

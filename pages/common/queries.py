@@ -53,7 +53,7 @@ def _query(ref: StoreRef, sql: str, params=None) -> pd.DataFrame:
 @st.cache_data(show_spinner=False)
 def runs(ref: StoreRef) -> pd.DataFrame:
     return _query(ref, "SELECT run_id, completed_at, n_samples, n_classes, columns, test_accuracy, oof_accuracy, "
-                       "n_flagged, seconds, source, stage_seconds, load_notes, config FROM runs "
+                       "n_flagged, seconds, source, stage_seconds, load_warnings, load_notes, config FROM runs "
                        "ORDER BY completed_at DESC")
 
 
@@ -69,7 +69,7 @@ def class_counts(ref: StoreRef, run_id: str) -> pd.DataFrame:
 
 
 _SUMMARY_COLUMNS = ("sample_id, path, split, label, rating, n_words, p_given, pred_label, p_pred, loss, margin, "
-                    "correct, label_score, is_label_issue, suggested_label, issue_rank, reason, cluster")
+                    "correct, label_score, is_label_issue, suggested_label, issue_rank, reason, cluster, preview")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,9 +237,16 @@ def count_among_flagged(ref: StoreRef, run_id: str, ids: tuple[str, ...]) -> int
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def confusion(ref: StoreRef, run_id: str) -> pd.DataFrame:
-    """Given label x out-of-fold predicted label of the linear model: label, pred_label, reviews."""
-    return _query(ref, "SELECT label, pred_label, count(*) AS reviews FROM sample_summary WHERE run_id = ? "
-                       "GROUP BY ALL ORDER BY ALL", [run_id])
+    """Given label x out-of-fold predicted label of the linear model, every pair of classes (0 where none):
+    label, pred_label, reviews."""
+    return _query(ref, """
+        WITH counts AS (SELECT label, pred_label, count(*) AS reviews FROM sample_summary WHERE run_id = $run
+                        GROUP BY ALL)
+        SELECT g.class AS label, p.class AS pred_label, coalesce(c.reviews, 0) AS reviews
+        FROM classes g JOIN classes p ON p.run_id = g.run_id
+        LEFT JOIN counts c ON c.label = g.class AND c.pred_label = p.class
+        WHERE g.run_id = $run ORDER BY ALL
+    """, {"run": run_id})
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -104,8 +104,8 @@ def sidebar() -> None:
         ids = runs["run_id"].tolist()
         wanted = st.query_params.get("run")
         index = ids.index(wanted) if wanted in ids else 0
-        labels = {r.run_id: f"{r.completed_at:%Y-%m-%d %H:%M} · {r.n_samples:,} reviews · {r.n_classes} classes"
-                  for r in runs.itertuples()}
+        labels = {r.run_id: f"{r.completed_at:%Y-%m-%d %H:%M} · {Path(r.source).name} · {r.n_samples:,} texts · "
+                            f"{r.n_classes} classes · …{r.run_id[-4:]}" for r in runs.itertuples()}
         run_id = st.selectbox("Run", ids, index=index, format_func=lambda r: labels[r], key=f"run_pick_{ref.mtime_ns}",
                               help="Latest complete run first; a run appears here once the pipeline has finished it")
         if run_id != ids[0]:

@@ -132,7 +132,8 @@ def decision_panel(ctx: Context, row: dict, *, key: str) -> str | None:
                               help="The class a 'mislabeled' decision gives this review; the suggested one first")
     else:
         target = others[0]
-    st.text_input("Note (optional)", key=f"note_{key}", max_chars=500)
+    note_key = f"note_{key}_{row['sample_id']}"  # a note belongs to one review: the next one starts empty
+    st.text_input("Note (optional)", key=note_key, max_chars=500)
     cols = st.columns(4)
     chosen = None
     labels = {"mislabeled": f"Mislabeled: relabel as {ctx.name(target)}", "correct": decisions.DECISIONS["correct"],
@@ -147,7 +148,7 @@ def decision_panel(ctx: Context, row: dict, *, key: str) -> str | None:
             ctx.decisions, sample_id=row["sample_id"], decision=chosen, old_label=ctx.name(given),
             new_label=ctx.name(target) if chosen == "mislabeled" else None,
             rating=None if rating is None or rating != rating else float(rating), score=float(row["label_score"]),
-            sample_path=row.get("path"), note=st.session_state.get(f"note_{key}", ""), run_id=ctx.run_id,
+            sample_path=row.get("path"), note=st.session_state.get(note_key, ""), run_id=ctx.run_id,
             reviewer=ctx.reviewer,
         )
         st.toast(f"Recorded: {labels[chosen]} for {visible(row['sample_id'])}")

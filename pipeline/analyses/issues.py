@@ -8,7 +8,8 @@ labels (class indices 0..K-1), (N, K) out-of-fold class probabilities and (N,) r
 - ``is_label_issue``: cleanlab's confident-learning flag (``filter.find_label_issues``);
 - ``suggested_label``: the class the model believes (the most probable one);
 - ``issue_rank``: 1 = the most suspect review (by ``label_score``);
-- ``reason``: one line a person can read, naming the classes.
+- ``reason``: one line a person can read, naming the classes (and the rating, under
+  ``rating_name``, where the data has one that is not the label itself; None leaves it out).
 
 Methods (``METHODS``): ``self_confidence`` | ``normalized_margin`` |
 ``confidence_weighted_entropy`` rank by cleanlab.rank's score of that name;
@@ -32,7 +33,7 @@ ISSUE_COLUMNS = ["label_score", "is_label_issue", "suggested_label", "issue_rank
 
 
 def find_label_issues(labels, probs, ratings, *, classes, method: str = "self_confidence",
-                      rating_name: str = "rating") -> pd.DataFrame:
+                      rating_name: str | None = "rating") -> pd.DataFrame:
     """Score, flag and rank every review; see the module doc."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -91,13 +92,13 @@ def _believed(probs: np.ndarray) -> np.ndarray:
     return probs.argmax(axis=1)
 
 
-def _reason(label: int, p: np.ndarray, rating: float, classes: tuple[str, ...], rating_name: str) -> str:
+def _reason(label: int, p: np.ndarray, rating: float, classes: tuple[str, ...], rating_name: str | None) -> str:
     believed = int(_believed(p[None, :])[0])
     sure = float(p[believed])
     sure_text = "over 99%" if sure > 0.99 else f"{sure:.0%}"
-    stars = f"there is no {rating_name}" if np.isnan(rating) else f"the {rating_name} is {rating:g}"
+    stars = "" if rating_name is None else f"; no {rating_name}" if np.isnan(rating) else f"; {rating_name} {rating:g}"
     if believed != label:
         given = f"; it gives the label {p[label]:.0%}" if len(classes) > 2 else ""
         return (f"the model is {sure_text} sure this is {classes[believed]!r}, but it is labeled "
-                f"{classes[label]!r}{given}; {stars}")
-    return f"the model agrees it is {classes[label]!r} ({sure_text} sure); {stars}"
+                f"{classes[label]!r}{given}{stars}")
+    return f"the model agrees it is {classes[label]!r} ({sure_text} sure){stars}"

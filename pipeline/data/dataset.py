@@ -84,7 +84,7 @@ class LoadReport:
         out = []
         for kind, items in sorted(self.problems.items()):
             shown = ", ".join(items[:_MAX_EXAMPLES]) + (", ..." if len(items) > _MAX_EXAMPLES else "")
-            out.append(f"{len(items)} review(s) {self.KINDS[kind]} ({shown})")
+            out.append(f"{len(items)} text(s) {self.KINDS[kind]} ({shown})")
         return out
 
 
@@ -177,6 +177,13 @@ def from_table(raw: pd.DataFrame, roles: dict, *, source: str, report: LoadRepor
         report.add("empty", paths[i])
     keep &= ~empty
 
+    if chosen["id"] and roles.get("id") is None:  # found by its name: use it only if it can be an id
+        found = as_text(raw[chosen["id"]])[keep]
+        if found.isna().any() or found.duplicated().any():
+            report.notes.append(f"the column {chosen['id']!r} looks like an id but holds missing or repeated values, "
+                                "so it is kept as data; pass --id to use it anyway")
+            report.notes[:] = [n for n in report.notes if not n.startswith("id column:")]
+            chosen["id"] = None
     if sample_ids is not None:
         ids = sample_ids.reset_index(drop=True).astype(str)
     elif chosen["id"]:
@@ -209,6 +216,10 @@ def from_table(raw: pd.DataFrame, roles: dict, *, source: str, report: LoadRepor
         "text": text[rows].to_numpy(dtype=object),
     })
     frame = finish_frame(frame)[FRAME_COLUMNS]
+    if chosen["split"] and not (frame["split"] == TRAIN).any():
+        values = ", ".join(repr(v) for v in pd.unique(frame["split"].dropna())[:8])
+        report.notes.append(f"the --split column {chosen['split']!r} has no 'train' rows (values: {values}), so no "
+                            "conventional model is trained: every figure is out of fold")
     used = {c for c in chosen.values() if c}
     meta = raw.loc[rows, [c for c in raw.columns if c not in used]].reset_index(drop=True)
     meta_columns = tuple(_describe(meta[c]) for c in meta.columns)
@@ -234,6 +245,11 @@ def check(data: Dataset, *, folds: int) -> None:
             f"--folds (at least 2).")
     if len(data.frame) < 2 * folds:
         raise LoadError(f"{data.source}: {len(data.frame)} rows are too few for {folds} folds.")
+    train = data.labels[data.is_train]
+    if len(train) and len(np.unique(train)) < data.n_classes:
+        missing = [data.classes[k] for k in range(data.n_classes) if k not in set(train)]
+        data.report.notes.append(f"the train split has no {', '.join(map(repr, missing[:5]))}, so no conventional "
+                                 "model is trained: every figure is out of fold")
 
 
 def stratified_sample(data: Dataset, n: int, seed: int) -> Dataset:

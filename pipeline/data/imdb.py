@@ -60,8 +60,9 @@ def locate_data(cfg: Config) -> Path:
     if explicit is not None:
         if not explicit.exists():
             raise LoadError(
-                f"{explicit} does not exist. Pass --data with the path of aclImdb_v1.tar.gz, "
-                f"aclImdb_v1_labeled.tar.gz or an extracted aclImdb/ folder (or set {DATA_ENV})."
+                f"{explicit} does not exist. Check the path: --data takes a table (.csv, .tsv, .parquet, .jsonl), "
+                f"a folder laid out [split/]label/*.txt, or the IMDB archive (aclImdb_v1.tar.gz, "
+                f"aclImdb_v1_labeled.tar.gz, an extracted aclImdb/ folder; or set {DATA_ENV})."
             )
         return explicit
     for name in (*ARCHIVE_NAMES, "aclImdb"):

@@ -38,7 +38,7 @@ def test_every_page_renders_eight_classes(app, page):
 def test_overview_has_a_confusion_matrix_and_per_class_accuracy(app):
     app.run()
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Classes"] == "8" and metrics["Reviews"] == f"{RATING_SAMPLE:,}"
+    assert metrics["Classes"] == "8" and metrics["Texts"] == f"{RATING_SAMPLE:,}"
     per_class = app.dataframe[0].value
     assert per_class["name"].tolist() == list(STARS) and per_class["reviews"].sum() == RATING_SAMPLE
     assert per_class["recall"].between(0, 1).all()
@@ -46,6 +46,18 @@ def test_overview_has_a_confusion_matrix_and_per_class_accuracy(app):
     confusion = next(spec for spec in charts if "given label" in spec and "predicted (out of fold" in spec)
     assert all(f'"{star}"' in confusion for star in STARS)  # every class named on the axes
     assert any("User score (stars) vs loss" in s.value for s in app.subheader)
+    assert "How the data was read" in app.expander[0].label  # the text column was recognised by its name
+    assert any("'review'" in m.value for m in app.expander[0].markdown)
+
+
+def test_the_confusion_matrix_has_every_pair_of_classes(ratings):
+    from pages.common import queries as q
+
+    ref = q.StoreRef.of(ratings)
+    run = q.runs.__wrapped__(ref)["run_id"].iloc[0]
+    grid = q.confusion.__wrapped__(ref, run)
+    assert len(grid) == len(STARS) ** 2 and grid["reviews"].sum() == RATING_SAMPLE  # zeros kept: a square matrix
+    assert set(grid["label"]) == set(grid["pred_label"]) == set(range(len(STARS)))
 
 
 def test_samples_filter_by_class_name_and_by_the_data_own_columns(app):
@@ -83,7 +95,7 @@ def test_relabel_a_suspect_as_a_third_class_then_export(app, ratings):
     third_index = next(i for i, c in enumerate(relabel.options) if c not in (given, suggested))
     third = relabel.options[third_index]
     relabel.select(STARS.index(third)).run()  # by value: the class index
-    app.text_input(key="note_review").input("reads like " + third).run()
+    app.text_input(key=f"note_review_{first}").input("reads like " + third).run()
     app.button(key="mislabeled_review").click().run()
     assert not app.exception
     stored = decisions.current(decisions.decisions_path(ratings)).set_index("sample_id")
@@ -103,7 +115,8 @@ def test_sample_analysis_names_every_predictor_and_explains_two_classes(app):
     app.switch_page("pages/sample_analysis.py").run()
     assert not app.exception
     spec = next(c.proto.spec for c in app.get("vega_lite_chart") if "probability of each class" in c.proto.spec)
-    for name in ("NB-LR (linear), out of fold", "NB-LR (linear), conventional", "dense network, out of fold",
+    for name in ("linear (multinomial LR), out of fold", "linear (multinomial LR), conventional",
+                 "dense network, out of fold",
                  "dense network, conventional", "CNN, out of fold", "CNN, conventional"):
         assert name in spec
     explain = app.radio(key=f"shap_class_{suspect}")

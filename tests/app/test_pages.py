@@ -33,7 +33,7 @@ def test_every_page_renders(app, page):
 def test_overview_headline_figures(app):
     app.run()
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Reviews"] == f"{N_REVIEWS:,}"
+    assert metrics["Texts"] == f"{N_REVIEWS:,}"
     assert metrics["Decisions made"] == "0"
     assert metrics["Test accuracy"].endswith("%")
     assert not app.info  # the dense network's telemetry is charted
@@ -167,7 +167,7 @@ def test_decision_buttons_store_decisions_and_progress(app, store):
     app.run()
     app.switch_page("pages/mislabel_review.py").run()
     first = app.subheader[0].value.split(" · ")[1]
-    app.text_input(key="note_review").input("=cmd|' /C calc'!A0").run()
+    app.text_input(key=f"note_review_{first}").input("=cmd|' /C calc'!A0").run()
     app.button(key="mislabeled_review").click().run()
     assert not app.exception
     stored = decisions.current(decisions.decisions_path(store))
@@ -177,9 +177,13 @@ def test_decision_buttons_store_decisions_and_progress(app, store):
     assert stored["new_label"].tolist() == [flipped[stored["old_label"].iloc[0]]]
     assert app.get("progress")[0].proto.text.startswith("Reviewed 1 of")
     assert app.subheader[0].value.split(" · ")[1] != first  # the next suspect is up
+    second = app.subheader[0].value.split(" · ")[1]
+    assert app.text_input(key=f"note_review_{second}").value == ""  # the note stayed with the first review
     app.button(key="correct_review").click().run()
     app.button(key="skip_review").click().run()
-    assert len(decisions.current(decisions.decisions_path(store))) == 2
+    stored = decisions.current(decisions.decisions_path(store)).set_index("sample_id")
+    assert len(stored) == 2 and stored.loc[first, "note"] == "=cmd|' /C calc'!A0"
+    assert stored.loc[second, "note"] is None or stored.loc[second, "note"] != stored.loc[second, "note"]  # no note
 
 
 def test_decisions_survive_an_app_restart(app, store, monkeypatch):

@@ -22,3 +22,13 @@ def test_a_dataframe_becomes_a_run_with_its_classes_ids_and_columns(hostile_clas
                         [HOSTILE_CLASSES[0]]).fetchall()
     con.close()
     assert len(awful) >= 1 and not awful[0][0]  # the mislabeled 'awful' text: the model suggests another class
+
+
+def test_an_unknown_option_names_the_ones_it_takes():
+    import pandas as pd
+    import pytest
+
+    from pipeline import analyze
+
+    with pytest.raises(ValueError, match="does not take no_cnn.*cnn"):
+        analyze(pd.DataFrame({"text": ["a"], "label": ["b"]}), no_cnn=True)

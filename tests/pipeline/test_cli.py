@@ -89,10 +89,10 @@ def test_run_then_runs_end_to_end(tmp_path):
     out = _cli("run", "--data", str(real_archive()), "--sample", "300", "--db", str(db),
                "--models-dir", str(tmp_path / "models"), "--svd-dim", "10", "--no-progress")
     assert out.returncode == 0, out.stderr
-    assert "300 reviews" in out.stdout and "test accuracy" in out.stdout and "flagged as likely mislabeled" in out.stdout
+    assert "300 texts" in out.stdout and "test accuracy" in out.stdout and "flagged as likely mislabeled" in out.stdout
     assert "time per stage: load" in out.stdout and f"store: {db}" in out.stdout
     listed = _cli("runs", "--db", str(db))
-    assert listed.returncode == 0 and "1 run(s)" in listed.stdout and "300 reviews" in listed.stdout
+    assert listed.returncode == 0 and "1 run(s)" in listed.stdout and "300 texts" in listed.stdout
 
 
 def test_run_on_a_text_folder_end_to_end(tmp_path):
@@ -109,7 +109,7 @@ def test_run_on_a_text_folder_end_to_end(tmp_path):
     out = _cli("run", "--data", str(root), "--db", str(db), "--models-dir", str(tmp_path / "m"), "--no-dense",
                "--no-cnn", "--svd-dim", "8", "--no-progress")
     assert out.returncode == 0, out.stderr
-    assert "240 reviews, 2 classes" in out.stdout and "test accuracy (trained on train, scored on the rest): " \
+    assert "240 texts, 2 classes" in out.stdout and "test accuracy (trained on train, scored on the rest): " \
         in out.stdout and "n/a" not in out.stdout.split("test accuracy")[1].split("\n")[0]
     import duckdb
 

@@ -38,3 +38,10 @@ def test_validation_split_keeps_movies_whole():
     train_rows, val_rows = sweep._split(frame, 10, seed=0)
     assert 0 < len(val_rows) <= 10 and len(train_rows) + len(val_rows) == 30
     assert not set(frame["movie_id"][train_rows]) & set(frame["movie_id"][val_rows])
+
+
+def test_the_sweep_says_it_needs_the_imdb_archive(tmp_path, capsys):
+    (tmp_path / "t.csv").write_text("text,label\n" + "".join(f"t {i},{'ab'[i % 2]}\n" for i in range(20)))
+    assert cli.main(["sweep", "--quick", "--data", str(tmp_path / "t.csv"), "--db", str(tmp_path / "s.duckdb"),
+                     "--no-progress"]) == 2
+    assert "the sweep trains Chollet's dense network on the IMDB archive's train split only" in capsys.readouterr().err

@@ -24,7 +24,7 @@ def test_confidently_contradicted_review_ranks_first_with_a_readable_reason():
     assert bool(found.loc[7, "is_label_issue"])
     assert found.loc[7, "suggested_label"] == 0
     assert found.loc[7, "reason"] == ("the model is 97% sure this is 'negative', but it is labeled 'positive'; "
-                                      "the rating is 3")
+                                      "rating 3")
     assert found["is_label_issue"].sum() < 10
     assert sorted(found["issue_rank"]) == list(range(1, 101))
     assert found.loc[0, "reason"].startswith("the model agrees it is 'positive'")
@@ -62,8 +62,10 @@ def test_many_classes_suggest_the_most_probable_class_and_name_it():
     probs += rng.uniform(0, 0.01, probs.shape)
     probs[5] = [0.03, 0.90, 0.05, 0.02]  # labeled billing, the model says shipping
     probs /= probs.sum(axis=1, keepdims=True)
-    found = _find(labels, probs, np.full(100, np.nan), classes=classes)
+    found = _find(labels, probs, np.full(100, np.nan), classes=classes, rating_name=None)
     assert found.loc[5, "issue_rank"] == 1 and found.loc[5, "suggested_label"] == 1
     assert found.loc[5, "reason"] == ("the model is 90% sure this is 'shipping', but it is labeled 'billing'; "
-                                      "it gives the label 3%; there is no rating")
+                                      "it gives the label 3%")
+    priority = _find(labels, probs, np.full(100, 2.0), classes=classes, rating_name="priority")
+    assert priority.loc[5, "reason"].endswith("; priority 2")
     assert (found.drop(index=5)["suggested_label"] == np.delete(labels, 5)).all()

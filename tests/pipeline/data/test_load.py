@@ -171,7 +171,7 @@ def test_duplicate_ids_are_refused_with_examples(tmp_path):
     pd.DataFrame({"id": ["a", "b", "a", "c"] * 3, "text": [f"t{i}" for i in range(12)],
                   "label": ["x", "y"] * 6}).to_csv(tmp_path / "d.csv", index=False)
     with pytest.raises(LoadError, match=r"ids occur more than once in column 'id' \('a', 'b', 'c'\).*leave out --id"):
-        _load(tmp_path / "d.csv", folds=2)
+        _load(tmp_path / "d.csv", folds=2, id_column="id")
 
 
 def test_duplicate_texts_without_ids_get_distinct_ids(tmp_path):
@@ -230,3 +230,20 @@ def test_a_frame_given_directly(table):
     data = load_dataset(Config(label_column="stars", progress=False, sample=400), frame=table)
     assert data.source == "<DataFrame>" and len(data.frame) == 400 and data.n_classes == 8
     assert json.dumps(data.columns)  # stored as JSON in the run
+
+
+def test_an_id_column_found_by_name_is_used_only_when_it_can_be_an_id(tmp_path):
+    pd.DataFrame({"id": ["a", "a", "b", "c"] * 3, "text": [f"t{i}" for i in range(12)],
+                  "label": ["x", "y"] * 6}).to_csv(tmp_path / "d.csv", index=False)
+    data = _load(tmp_path / "d.csv", folds=2)  # no --id: the repeated 'id' column stays data
+    assert data.frame["sample_id"].str.startswith("t").all() and data.frame["sample_id"].is_unique
+    assert any("looks like an id but holds missing or repeated values" in n for n in data.report.notes)
+    assert not any(n.startswith("id column:") for n in data.report.notes)
+    assert [c.name for c in data.meta_columns] == ["id"]
+
+
+def test_a_split_column_without_train_rows_is_noted(tmp_path):
+    pd.DataFrame({"text": [f"t {i}" for i in range(12)], "label": ["x", "y"] * 6,
+                  "channel": ["email", "chat", "phone"] * 4}).to_csv(tmp_path / "s.csv", index=False)
+    data = _load(tmp_path / "s.csv", split_column="channel", folds=2)
+    assert any("has no 'train' rows (values: 'email', 'chat', 'phone')" in n for n in data.report.notes)
