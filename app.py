@@ -1,10 +1,15 @@
 """Lossmap app: a router over the pages in pages/. Run with `streamlit run app.py [-- --db PATH]`."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from pages.common import state
 
-st.set_page_config(page_title="Lossmap", page_icon=":material/troubleshoot:", layout="wide")
+ICON = Path(__file__).resolve().parent / "pages" / "common" / "icon.png"
+
+# A local icon: a ':material/...:' page icon makes the browser fetch it from Google's font servers.
+st.set_page_config(page_title="Lossmap", page_icon=str(ICON), layout="wide")
 state.sidebar()
 st.navigation([
     st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),

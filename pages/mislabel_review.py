@@ -10,7 +10,7 @@ LISTED = 1000
 
 suspects, n_flagged = queries.suspects(ctx.ref, ctx.run_id, LISTED)
 n_suspects = n_flagged or len(suspects)
-decided = decisions.current(ctx.decisions)
+decided = decisions.current(ctx.decisions, ctx.source)
 decided_ids = tuple(decided["sample_id"]) if len(decided) else ()
 done = queries.count_among_flagged(ctx.ref, ctx.run_id, decided_ids) if n_flagged else \
     int(suspects["sample_id"].isin(decided_ids).sum())
@@ -18,10 +18,11 @@ status = suspects["sample_id"].map(decided.set_index("sample_id")["decision"]) i
 
 st.title("Mislabel review")
 st.progress(done / max(n_suspects, 1), text=f"Reviewed {done:,} of {n_suspects:,} suspects")
-st.download_button("Download relabel CSV", decisions.relabel_csv(ctx.decisions), file_name="lossmap_relabel.csv",
+st.download_button("Download relabel CSV", decisions.relabel_csv(ctx.decisions, ctx.source), file_name="lossmap_relabel.csv",
                    mime="text/csv", key="download_csv", disabled=decided.empty,
-                   help="One row per decided review (every run): sample_id, path, old and new label (class names), "
-                        "decision, note. Cells a spreadsheet would run as a formula start with '")
+                   help="One row per decided review of this data (every run of it): sample_id, path, old and new "
+                        "label (class names), decision, note, source. Cells a spreadsheet would run as a formula "
+                        "start with '; numbers are left as they are")
 
 skipped = st.session_state.setdefault("skipped", set())
 row = queries.next_suspect(ctx.ref, ctx.run_id, tuple(sorted({*decided_ids, *skipped})), bool(n_flagged))
@@ -35,11 +36,11 @@ else:
     explained = queries.shap_classes(ctx.ref, ctx.run_id, row["sample_id"])
     shown_class = int(row["pred_label"]) if int(row["pred_label"]) in explained else (explained or [1])[0]
     tokens = queries.shap_tokens(ctx.ref, ctx.run_id, row["sample_id"], shown_class)
-    st.subheader(f"#{row['issue_rank']:,} · {visible(row['sample_id'])}")
+    st.subheader(f"#{row['issue_rank']:,} · {plain(row['sample_id'])}")
     c = st.columns(5)
-    c[0].metric("Given label", visible(ctx.name(row["label"])))
-    c[1].metric("Suggested label", visible(ctx.name(row["suggested_label"])))
-    c[2].metric(visible(ctx.rating_name or "Rating"), rating_text(row["rating"], ctx.rating_name))
+    c[0].metric("Given label", plain(ctx.name(row["label"])))
+    c[1].metric("Suggested label", plain(ctx.name(row["suggested_label"])))
+    c[2].metric(plain(ctx.rating_name or "Rating"), rating_text(row["rating"], ctx.rating_name))
     c[3].metric("Label score", f"{row['label_score']:.3f}", help="cleanlab label quality; lower = more suspect")
     c[4].metric("Loss (nats)", f"{row['loss']:.2f}")
     st.markdown(f"**Why flagged:** {plain(row['reason'])}")

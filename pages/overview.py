@@ -10,7 +10,7 @@ from pages.common.widgets import class_colors, pct, plain, visible
 from pipeline.data.dataset import LoadReport
 
 ctx = state.context()
-decided = decisions.current(ctx.decisions)
+decided = decisions.current(ctx.decisions, ctx.source)
 
 st.title("Overview")
 c = st.columns(6)
@@ -94,8 +94,8 @@ with left:
 with right:
     by_rating = queries.loss_by_rating(ctx.ref, ctx.run_id)
     if ctx.rating_name and len(by_rating):
-        name = visible(ctx.rating_name)
-        st.subheader(f"User score ({name}) vs loss")
+        name = visible(ctx.rating_name)  # chart titles are text; Markdown gets plain()
+        st.subheader(f"User score ({plain(ctx.rating_name)}) vs loss")
         base = alt.Chart(by_rating).encode(x=alt.X("rating:O", title=name))
         band = base.mark_rule(strokeWidth=2, opacity=0.5).encode(y=alt.Y("q25:Q", title="loss (nats)"), y2="q75:Q")
         mean = base.mark_line(point=True).encode(
@@ -103,7 +103,7 @@ with right:
                                       alt.Tooltip("mean_loss", format=".3f", title="mean loss"),
                                       alt.Tooltip("std_loss", format=".3f", title="std")])
         st.altair_chart(band + mean, width="stretch")
-        st.caption(f"Mean out-of-fold loss per value of {name}, with the interquartile range. Where the score "
+        st.caption(f"Mean out-of-fold loss per value of {plain(ctx.rating_name)}, with the interquartile range. Where the score "
                    "and the label disagree the loss climbs" + (": for IMDB, the middle of the scale (4 and 7 stars) "
                                                                "is hardest." if ctx.rating_name == "rating" else "."))
     else:

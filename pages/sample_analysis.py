@@ -12,24 +12,27 @@ from pipeline.names import PROTOCOL_NAMES, predictor_name
 ctx = state.context()
 st.title("Sample analysis")
 default = st.query_params.get("sample") or queries.top_loss(ctx.ref, ctx.run_id, 1)["sample_id"].iloc[0]
-sample_id = st.text_input("Sample id", value=default, key=f"sample_pick_{default}",
-                          help="The review's id: for IMDB its path in the archive without .txt, e.g. "
-                               "test/neg/10003_3; for your own data its --id (or derived) id").strip()
+typed = st.text_input("Sample id", value=default, key=f"sample_pick_{default}",
+                      help="The review's id: for IMDB its path in the archive without .txt, e.g. "
+                           "test/neg/10003_3; for your own data its --id (or derived) id")
+row = queries.sample_detail(ctx.ref, ctx.run_id, typed)  # ids are data: ' 5' and '5' are different reviews
+if row is None and typed.strip() != typed:
+    row = queries.sample_detail(ctx.ref, ctx.run_id, typed.strip())  # spaces typed around an id by accident
+sample_id = row["sample_id"] if row is not None else typed
 if sample_id != st.query_params.get("sample"):
     st.query_params["sample"] = sample_id
-row = queries.sample_detail(ctx.ref, ctx.run_id, sample_id)
 if row is None:
     st.warning(f"No review {plain(repr(sample_id))} in this run. Pick one on the Samples page, or check the id.")
     st.stop()
 
 c = st.columns(6)
-c[0].metric("Given label", visible(ctx.name(row["label"])))
-c[1].metric("Predicted", visible(ctx.name(row["pred_label"])))
-c[2].metric(visible(ctx.rating_name or "Rating"), rating_text(row["rating"], ctx.rating_name))
+c[0].metric("Given label", plain(ctx.name(row["label"])))
+c[1].metric("Predicted", plain(ctx.name(row["pred_label"])))
+c[2].metric(plain(ctx.rating_name or "Rating"), rating_text(row["rating"], ctx.rating_name))
 c[3].metric("Loss (nats)", f"{row['loss']:.3f}")
 c[4].metric("Words", f"{row['n_words']:,}")
 c[5].metric("Issue rank", f"#{row['issue_rank']:,}")
-mine = decisions.current(ctx.decisions)
+mine = decisions.current(ctx.decisions, ctx.source)
 mine = mine[mine["sample_id"] == sample_id]
 note = ""
 if len(mine):
@@ -49,13 +52,14 @@ with left:
     st.subheader("The review, tinted by SHAP value")
     if len(explained) > 1:
         shown = st.radio("Explain", explained, key=f"shap_class_{sample_id}", horizontal=True,
-                         format_func=lambda k: ("given label " if k == row["label"] else "predicted ") + ctx.name(k),
+                         format_func=lambda k: ("given label " if k == row["label"] else "predicted ")
+                         + plain(ctx.name(k)),
                          index=explained.index(int(row["pred_label"])) if int(row["pred_label"]) in explained else 0)
     else:
         shown = explained[0] if explained else 1
     tokens = queries.shap_tokens(ctx.ref, ctx.run_id, sample_id, shown)
     away = ctx.name(0) if len(ctx.classes) == 2 else "the other classes"
-    st.caption(f"SHAP values of the linear model's score for {visible(ctx.name(shown))}, from the fold model that "
+    st.caption(f"SHAP values of the linear model's score for {plain(ctx.name(shown))}, from the fold model that "
                "never saw this review.")
     st.html(legend_html(ctx.name(shown), away))
     st.html(highlight_html(row["display_text"], tokens))

@@ -9,14 +9,15 @@ import math
 import streamlit as st
 
 from pages.common import decisions, filters, queries, state
-from pages.common.widgets import visible
+from pages.common.widgets import plain, visible
 
 PAGE_SIZE = 100
+MAX_META_FILTERS = 12  # more of the data's columns than this: pick which to filter on
 
 ctx = state.context()
 limits = queries.filter_bounds(ctx.ref, ctx.run_id)
 metas = filters.meta_filters(queries.meta_columns(ctx.ref, ctx.run_id))
-decided = decisions.current(ctx.decisions)
+decided = decisions.current(ctx.decisions, ctx.source)
 max_loss = float(math.ceil(limits["loss"] * 10) / 10) or 1.0
 max_words = limits["words"] or 1
 rating = limits["rating"] if limits["rating"] and limits["rating"][0] < limits["rating"][1] else None
@@ -37,7 +38,7 @@ with st.expander("Filters", expanded=True):
     c = st.columns(3)
     if rating:
         step = 1 if isinstance(rating[0], int) else None
-        c[0].slider(f"{visible(ctx.rating_name or 'rating')}", rating[0], rating[1], key="f_rating", step=step)
+        c[0].slider(plain(ctx.rating_name or "rating"), rating[0], rating[1], key="f_rating", step=step)
     else:
         c[0].caption("No score column in this data (--score), so no rating filter.")
     c[1].slider("Loss (nats)", 0.0, max_loss, key="f_loss", step=0.05)
@@ -48,17 +49,26 @@ with st.expander("Filters", expanded=True):
     c[2].text_input("Search the text", key="f_q", placeholder="a word or phrase, as typed")
     c[3].checkbox("Flagged mislabels only", key="f_flagged")
     if metas:
-        st.caption("The data's own columns")
-        cols = st.columns(min(len(metas), 4))
-        for i, meta in enumerate(metas):
+        shown = metas
+        if len(metas) > MAX_META_FILTERS:  # a wide table: the user picks which columns to filter on
+            in_use = [m.name for m in metas if m.url_key in st.query_params]
+            picked = st.multiselect(f"Filter on the data's own columns ({len(metas):,})", [m.name for m in metas],
+                                    default=in_use or [m.name for m in metas[:MAX_META_FILTERS // 2]],
+                                    key="f_meta_columns", format_func=visible, max_selections=MAX_META_FILTERS)
+            shown = [m for m in metas if m.name in set(picked)]
+        else:
+            st.caption("The data's own columns")
+        cols = st.columns(max(1, min(len(shown), 4)))
+        for i, meta in enumerate(shown):
             col = cols[i % len(cols)]
             if meta.kind == "category":
                 offered = queries.meta_values(ctx.ref, ctx.run_id, meta.name)[:500]
                 filters.keep_offered(meta.key, offered)
-                col.multiselect(visible(meta.name), offered, key=meta.key, format_func=visible)
+                col.multiselect(plain(meta.name), offered, key=meta.key, format_func=visible)
             else:
-                col.slider(visible(meta.name), meta.bounds[0], meta.bounds[1], key=meta.key)
+                col.slider(plain(meta.name), meta.bounds[0], meta.bounds[1], key=meta.key)
 
+metas = shown if metas else metas  # only the filters on the page apply
 current = filters.values(metas)
 filters.to_url(current, bounds, metas)
 wanted = filters.spec(current, decided, ctx.classes, metas, has_rating=bool(rating))

@@ -173,7 +173,8 @@ def _run(args) -> int:
         print(f"note: {line}")
     for line in s.warnings:
         print(f"warning: {line}")
-    test = f"linear model {s.test_accuracy:.2%}" if s.test_accuracy is not None else "n/a (no train split)"
+    test = (f"linear model {s.test_accuracy:.2%}" if s.test_accuracy is not None
+            else "n/a (no conventional model: no train split holding every class)")
     print(f"\nrun {s.run_id} complete: {s.n_samples:,} texts, {len(s.classes)} classes in {s.seconds:.0f} s")
     others = "".join(f", {m} {a:.2%}" for m, a in s.model_test_accuracy.items())
     print(f"  test accuracy (trained on train, scored on the rest): {test}{others}")

@@ -187,8 +187,11 @@ def rating_store(tmp_path_factory):
     return run_pipeline(cfg)
 
 
-HOSTILE_CLASSES = ("<img src=x onerror=\"window.__pwned = 4\">", "=HYPERLINK(\"http://example.com\",\"x\")",
-                   "**bold** [link](javascript:window.__pwned=5) `code` :red[red]")
+HOSTILE_CLASSES = ("<img src=x onerror=\"window.__pwned = 4\"> ![b](https://evil.example/class.png)",
+                   "=HYPERLINK(\"http://example.com\",\"x\") https://evil.example/auto www.evil.example a@evil.example",
+                   "**bold** [link](javascript:window.__pwned=5) [out](https://evil.example/phish) `code` :red[red] "
+                   ":material/home: $x^2$")
+HOSTILE_COLUMN = "![c](https://evil.example/column.png) :material/home: channel"  # a metadata column's name
 
 
 @pytest.fixture(scope="session")
@@ -201,8 +204,9 @@ def hostile_class_store(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("hostile_classes")
     words = ("awful dreadful boring", "fine okay average", "superb wonderful moving")
-    rows = [{"id": f"<b>{k}-{i}</b>" if i % 7 else f"=cmd|' /C calc'!A{i}{k}", "body": f"{words[k]} film, take {i}",
-             "topic": HOSTILE_CLASSES[k], "channel": ("web", "<i>app</i>")[i % 2]}
+    ids = ("<b>{k}-{i}</b>", "=cmd|' /C calc'!A{i}{k}", "![i](https://evil.example/id.png) {k}-{i}")
+    rows = [{"id": ids[0 if i % 7 else (1 if i % 2 else 2)].format(k=k, i=i), "body": f"{words[k]} film, take {i}",
+             "topic": HOSTILE_CLASSES[k], HOSTILE_COLUMN: ("web", "<i>app</i> [x](https://evil.example/v)")[i % 2]}
             for i in range(60) for k in range(3)]
     rows[3]["topic"] = HOSTILE_CLASSES[2]  # "awful dreadful boring film, take 1" labeled with the third class
     assert rows[3]["body"].startswith("awful")

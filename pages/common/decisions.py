@@ -9,8 +9,12 @@ file, so reviewers working at once lose nothing.
 
 Labels are kept by class name (``old_label``, ``new_label``), the way the data names
 them, so a decision means the same after a new run even if the classes are numbered
-differently. A file written before names were stored (0/1 for IMDB's negative/positive)
-is converted in place the first time it is opened.
+differently. Each decision also records the data it was made on (``source``, the run's
+``runs.source``): one store can hold runs of different datasets whose ids collide (row
+numbers, "1", "2", ...), and a decision on one must not show up on another. Decisions
+recorded before sources were kept (NULL) apply to every run. A file written before names
+were stored (0/1 for IMDB's negative/positive) is converted in place the first time it
+is opened.
 
 ``relabel_csv(path)`` renders the current decisions as CSV bytes with spreadsheet
 formulas neutralised.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import threading
 import time
 from pathlib import Path
@@ -34,8 +39,10 @@ DECISIONS = {
     "ambiguous": "Ambiguous / neutral",
 }
 _OLD_NAMES = ("negative", "positive")  # what 0 and 1 meant in decision files of schema 4 and before (IMDB only)
-CSV_COLUMNS = ["sample_id", "path", "old_label", "new_label", "rating", "decision", "score", "note", "decided_at"]
+CSV_COLUMNS = ["sample_id", "path", "old_label", "new_label", "rating", "decision", "score", "note", "decided_at",
+               "source"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _WRITE_LOCK = threading.Lock()
 _RETRY_SECONDS = 10.0
 
@@ -53,11 +60,12 @@ _DDL = [
         note        VARCHAR,
         run_id      VARCHAR,             -- the run the reviewer was looking at
         reviewer    VARCHAR,             -- session that decided
-        decided_at  TIMESTAMP NOT NULL   -- UTC
+        decided_at  TIMESTAMP NOT NULL,  -- UTC
+        source      VARCHAR              -- the data decided on (runs.source); NULL: recorded before sources were kept
     )""",
 ]
 _CURRENT = """
-    SELECT * FROM decisions
+    SELECT * FROM decisions WHERE $source IS NULL OR source IS NULL OR source = $source
     QUALIFY row_number() OVER (PARTITION BY sample_id ORDER BY decided_at DESC, decision_id DESC) = 1
 """
 
@@ -87,6 +95,8 @@ def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
     """A file of an older Lossmap kept labels as 0/1 (IMDB's negative/positive): store them by name."""
     types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
                              "WHERE table_name = 'decisions' AND table_catalog = current_database()").fetchall())
+    if "source" not in types:
+        con.execute("ALTER TABLE decisions ADD COLUMN source VARCHAR")
     if types.get("old_label") == "VARCHAR":
         return
     for column in ("old_label", "new_label"):  # identifiers are these constants
@@ -97,8 +107,8 @@ def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
 
 def record(path: Path, *, sample_id: str, decision: str, old_label: str, new_label: str | None = None,
            rating: float | None = None, score: float | None = None, sample_path: str | None = None, note: str = "",
-           run_id: str | None = None, reviewer: str | None = None) -> None:
-    """Append one decision; the latest per sample wins. ``mislabeled`` needs the ``new_label`` to use."""
+           run_id: str | None = None, reviewer: str | None = None, source: str | None = None) -> None:
+    """Append one decision; the latest per sample (and source) wins. ``mislabeled`` needs the ``new_label``."""
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {', '.join(DECISIONS)}; got {decision!r}")
     if decision == "mislabeled" and (new_label is None or new_label == old_label):
@@ -110,17 +120,18 @@ def record(path: Path, *, sample_id: str, decision: str, old_label: str, new_lab
         try:
             con.execute(
                 "INSERT INTO decisions (sample_id, decision, old_label, new_label, rating, score, path, note, "
-                "run_id, reviewer, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "run_id, reviewer, decided_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [sample_id, decision, str(old_label), new_label, rating, score, sample_path, note or None, run_id,
-                 reviewer, now],
+                 reviewer, now, source],
             )
         finally:
             con.close()
 
 
-def current(path: Path) -> pd.DataFrame:
-    """The latest decision per sample (empty frame when none yet)."""
-    return _read(path, _CURRENT + " ORDER BY decided_at")
+def current(path: Path, source: str | None = None) -> pd.DataFrame:
+    """The latest decision per sample (empty frame when none yet); with ``source``, only decisions on that data
+    (and those recorded before sources were kept)."""
+    return _read(path, _CURRENT + " ORDER BY decided_at", {"source": source})
 
 
 def history(path: Path) -> pd.DataFrame:
@@ -128,28 +139,29 @@ def history(path: Path) -> pd.DataFrame:
     return _read(path, "SELECT * FROM decisions ORDER BY decision_id")
 
 
-def _read(path: Path, sql: str) -> pd.DataFrame:
+def _read(path: Path, sql: str, params: dict | None = None) -> pd.DataFrame:
     if not Path(path).exists():
         return pd.DataFrame(columns=["decision_id", "sample_id", "decision", "old_label", "new_label", "note",
-                                     "decided_at"])
+                                     "decided_at", "source"])
     with _WRITE_LOCK:
         con = _connect(path)
         try:
-            return con.execute(sql).df()
+            return con.execute(sql, params or {}).df()
         finally:
             con.close()
 
 
 def neutralise(value):
-    """Prefix a cell a spreadsheet would run as a formula with a quote."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    """Prefix a cell a spreadsheet would run as a formula with a quote; a plain number ('-1', '+2.5') is data and is
+    left as it is, so ids and class names such as -1 survive the export."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
         return "'" + value
     return value
 
 
-def relabel_csv(path: Path) -> bytes:
-    """The current decisions as CSV (one row per decided review)."""
-    rows = current(path)
+def relabel_csv(path: Path, source: str | None = None) -> bytes:
+    """The current decisions as CSV (one row per decided review; with ``source``, on that data only)."""
+    rows = current(path, source)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)

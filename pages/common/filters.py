@@ -150,9 +150,11 @@ def to_url(current: dict, bounds: dict, metas: list[MetaFilter] = ()) -> None:
 
 
 def keep_offered(key: str, offered: list) -> None:
-    """Drop values of a multiselect's state that its options do not hold (a hand-edited URL)."""
+    """Turn the values in a multiselect's state into its options (the URL holds text: '1' is cluster 1) and drop
+    those the options do not hold (a hand-edited URL)."""
     skey = f"f_{key}" if not key.startswith("f_") else key
-    st.session_state[skey] = [v for v in st.session_state.get(skey, []) if v in offered]
+    by_text = {str(o): o for o in offered}
+    st.session_state[skey] = [by_text[str(v)] for v in st.session_state.get(skey, []) if str(v) in by_text]
 
 
 def spec(f: dict, decided: pd.DataFrame, classes: tuple[str, ...], metas: list[MetaFilter] = (),

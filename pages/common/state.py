@@ -54,6 +54,11 @@ class Context:
             return ""
 
     @property
+    def source(self) -> str:
+        """The data the run read (runs.source): decisions are kept per source."""
+        return str(self.run.get("source"))
+
+    @property
     def rating_name(self) -> str | None:
         """What the data calls its rating (the --score column), or None when the run has none."""
         columns = self.run.get("columns")

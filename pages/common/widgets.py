@@ -112,9 +112,23 @@ def legend_html(toward: str, away: str) -> str:
     )
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&:=\"'^])")
+_WORD_JOINER = "\u2060"  # invisible; splits patterns a renderer acts on even after escapes are undone
+
+
 def plain(text) -> str:
-    """``text`` for st.markdown as plain text: every Markdown and HTML character escaped, controls made visible."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$&:])", r"\\\1", visible(str(text))).replace("\n", " ")
+    """``text`` as literal text for anything Streamlit renders as Markdown (markdown, captions, metrics, widget
+    labels, radio options, buttons, toasts).
+
+    Every Markdown and HTML character is backslash-escaped and control characters made
+    visible; a word joiner follows every ':' and '@' and splits 'www.', so neither
+    Streamlit's ':material/...:' and ':red[...]' directives nor GitHub-style autolinks
+    (https://..., www..., a@b.c), which act on the text after escapes are undone, can
+    turn data into an icon, a colour or a link.
+    """
+    out = _MARKDOWN.sub(r"\\\1", visible(str(text)).replace("\n", " "))
+    out = out.replace(":", ":" + _WORD_JOINER).replace("@", "@" + _WORD_JOINER)
+    return re.sub(r"(?i)(w)(ww)", r"\1" + _WORD_JOINER + r"\2", out)
 
 
 def decision_panel(ctx: Context, row: dict, *, key: str) -> str | None:
@@ -136,7 +150,7 @@ def decision_panel(ctx: Context, row: dict, *, key: str) -> str | None:
     st.text_input("Note (optional)", key=note_key, max_chars=500)
     cols = st.columns(4)
     chosen = None
-    labels = {"mislabeled": f"Mislabeled: relabel as {ctx.name(target)}", "correct": decisions.DECISIONS["correct"],
+    labels = {"mislabeled": f"Mislabeled: relabel as {plain(ctx.name(target))}", "correct": decisions.DECISIONS["correct"],
               "ambiguous": decisions.DECISIONS["ambiguous"], "skip": "Skip"}
     for col, (value, label) in zip(cols, labels.items()):
         if col.button(label, key=f"{value}_{key}", width="stretch",
@@ -149,9 +163,9 @@ def decision_panel(ctx: Context, row: dict, *, key: str) -> str | None:
             new_label=ctx.name(target) if chosen == "mislabeled" else None,
             rating=None if rating is None or rating != rating else float(rating), score=float(row["label_score"]),
             sample_path=row.get("path"), note=st.session_state.get(note_key, ""), run_id=ctx.run_id,
-            reviewer=ctx.reviewer,
+            reviewer=ctx.reviewer, source=ctx.source,
         )
-        st.toast(f"Recorded: {labels[chosen]} for {visible(row['sample_id'])}")
+        st.toast(f"Recorded: {labels[chosen]} for {plain(row['sample_id'])}")
     return chosen
 
 

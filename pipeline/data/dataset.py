@@ -70,7 +70,8 @@ class LoadReport:
         "no_rating": "file name without <id>_<rating>: left out",
         "rating_contradicts_folder": "rating contradicts its pos/neg folder: kept with the folder's label",
         "no_movie_id": "no movie id in urls_*.txt: kept, grouped on its own in the folds",
-        "ignored_file": "not a .txt file: ignored",
+        "ignored_file": "not a .txt file, or a link out of the folder: ignored",
+        "non_finite_score": "an infinite --score value: kept without a score",
     }
 
     def add(self, kind: str, item: str) -> None:
@@ -153,6 +154,10 @@ def from_table(raw: pd.DataFrame, roles: dict, *, source: str, report: LoadRepor
     knows (a text folder's file paths).
     """
     report = report or LoadReport()
+    if isinstance(raw.columns, pd.MultiIndex):
+        raise LoadError(f"{source} has columns on several levels (a MultiIndex); flatten them first, for example "
+                        "df.columns = ['_'.join(map(str, c)) for c in df.columns].")
+    roles = {role: None if name is None else str(name) for role, name in roles.items()}
     if len(raw.columns) == 0 or len(raw) == 0:
         raise LoadError(f"{source} holds no rows. Check that it is the file you meant, with a header row.")
     if raw.columns.duplicated().any():
@@ -211,7 +216,7 @@ def from_table(raw: pd.DataFrame, roles: dict, *, source: str, report: LoadRepor
         "sample_id": ids.to_numpy(dtype=object), "path": paths[rows].to_numpy(dtype=object),
         "split": _splits(raw, chosen["split"], rows), "label": pd.Categorical(
             label[rows], categories=list(classes)).codes.astype("int16"),
-        "rating": _rating(raw, chosen["score"], rows, source),
+        "rating": _rating(raw, chosen["score"], rows, source, report, paths),
         "group": as_text(raw[chosen["group"]])[rows].to_numpy(dtype=object) if chosen["group"] else None,
         "text": text[rows].to_numpy(dtype=object),
     })
@@ -337,7 +342,8 @@ def _splits(raw: pd.DataFrame, column: str | None, rows: np.ndarray) -> np.ndarr
     return np.array([SPLITS.get(v.strip().lower(), v.strip()) if v else None for v in values], dtype=object)
 
 
-def _rating(raw: pd.DataFrame, column: str | None, rows: np.ndarray, source: str) -> np.ndarray:
+def _rating(raw: pd.DataFrame, column: str | None, rows: np.ndarray, source: str, report: LoadReport,
+            paths: pd.Series) -> np.ndarray:
     if not column:
         return np.full(len(rows), np.nan)
     values = raw[column].iloc[rows]
@@ -346,7 +352,10 @@ def _rating(raw: pd.DataFrame, column: str | None, rows: np.ndarray, source: str
     if len(bad):
         raise LoadError(f"{source}: the --score column {column!r} must hold numbers; {len(bad):,} rows do not "
                         f"({', '.join(repr(str(v)) for v in bad.head(_MAX_EXAMPLES))}).")
-    return numbers.to_numpy(dtype=float)
+    numbers = numbers.to_numpy(dtype=float)
+    for i in np.flatnonzero(np.isinf(numbers)):
+        report.add("non_finite_score", paths[rows[i]])
+    return np.where(np.isinf(numbers), np.nan, numbers)
 
 
 def _derived_ids(text: pd.Series, paths: pd.Series, keep: np.ndarray, report: LoadReport) -> pd.Series:
@@ -369,10 +378,15 @@ def _derived_ids(text: pd.Series, paths: pd.Series, keep: np.ndarray, report: Lo
 def _describe(values: pd.Series) -> MetaColumn:
     name = str(values.name)
     present = values.dropna()
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
+        distinct = present.nunique()  # dates are shown as text, not as nanoseconds
+        return MetaColumn(name, "category" if distinct <= CATEGORY_MAX else "text", int(distinct))
     if pd.api.types.is_bool_dtype(values) or (len(present) and all(isinstance(v, (bool, np.bool_)) for v in present)):
         return MetaColumn(name, "category", int(present.nunique()))
     numbers = pd.to_numeric(present, errors="coerce") if len(present) else present
     if len(present) and numbers.notna().all() and not pd.api.types.is_bool_dtype(numbers):
-        return MetaColumn(name, "number", int(numbers.nunique()), float(numbers.min()), float(numbers.max()))
+        finite = numbers[np.isfinite(numbers.astype(float))]
+        if len(finite) and finite.nunique() > 1 and finite.abs().max() < 2**53:  # a range a slider can hold
+            return MetaColumn(name, "number", int(numbers.nunique()), float(finite.min()), float(finite.max()))
     distinct = as_text(present).nunique()
     return MetaColumn(name, "category" if distinct <= CATEGORY_MAX else "text", int(distinct))

@@ -8,7 +8,9 @@
 (``train/pos/0001`` for ``train/pos/0001.txt``), so decisions survive new runs. The
 IMDB layout (``aclImdb/``) is read by ``pipeline.data.imdb`` instead, which also reads
 its ratings and movie ids. Files that are not UTF-8 are kept with the bad bytes
-replaced (and reported); hidden files are skipped; other files are reported and ignored.
+replaced (and reported); hidden files are skipped; other files, and links that lead out
+of the folder (or into a folder already read), are reported and ignored: a folder from
+someone else cannot pull ``/etc/passwd`` into a store you may share.
 """
 
 from __future__ import annotations
@@ -27,18 +29,21 @@ def read_folder(path: Path, *, report: LoadReport, memory_limit_mib: float | Non
                 ) -> tuple[pd.DataFrame, pd.Series]:
     """(table with text, label, split columns; the relative path of each file)."""
     path = Path(path)
-    tops = sorted(p for p in path.iterdir() if not p.name.startswith(".") and p.is_dir())
+    root = path.resolve()
+    tops = sorted(p for p in path.iterdir()
+                  if not p.name.startswith(".") and p.is_dir() and _inside(p, root, report, path))
     if not tops:
         raise LoadError(f"{path} holds no sub-folders. A text folder is laid out {LAYOUTS}: one folder per "
                         "class (under one folder per split if there are splits), one .txt file per text.")
-    nested = [t for t in tops if any(c.is_dir() and not c.name.startswith(".") for c in t.iterdir())]
+    nested = [t for t in tops if any(c.is_dir() and not c.is_symlink() and not c.name.startswith(".")
+                                     for c in t.iterdir())]
     flat = [t for t in tops if any(c.is_file() and c.suffix == ".txt" for c in t.iterdir())]
     if nested and flat:
         raise LoadError(f"{path} mixes the two layouts ({LAYOUTS}): {nested[0].name}/ holds folders, "
                         f"{flat[0].name}/ holds .txt files. Use one layout.")
     if nested:
         groups = [(split.name, label) for split in nested for label in sorted(split.iterdir())
-                  if label.is_dir() and not label.name.startswith(".")]
+                  if label.is_dir() and not label.name.startswith(".") and _inside(label, root, report, path)]
     else:
         groups = [(None, label) for label in tops]
     files = []
@@ -46,7 +51,7 @@ def read_folder(path: Path, *, report: LoadReport, memory_limit_mib: float | Non
         for file in sorted(folder.iterdir()):
             if file.name.startswith("."):
                 continue
-            if file.is_file() and file.suffix == ".txt":
+            if file.is_file() and file.suffix == ".txt" and _inside(file, root, None, path):
                 files.append((split, folder.name, file))
             else:
                 report.add("ignored_file", file.relative_to(path).as_posix())
@@ -76,3 +81,13 @@ def read_folder(path: Path, *, report: LoadReport, memory_limit_mib: float | Non
     if not nested:
         table = table.drop(columns="split")
     return table, pd.Series(paths, dtype=object)
+
+
+def _inside(entry: Path, root: Path, report: LoadReport | None, base: Path) -> bool:
+    """Whether ``entry`` is a real part of the folder: not a link out of it, nor a linked folder (loops)."""
+    target = entry.resolve()
+    if target == root or root not in target.parents or (entry.is_dir() and entry.is_symlink()):
+        if report is not None:
+            report.add("ignored_file", entry.relative_to(base).as_posix())
+        return False
+    return True

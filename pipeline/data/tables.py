@@ -2,9 +2,12 @@
 
 ``read_table(path, *, report, memory_limit_mib)`` returns a pandas DataFrame with the
 file's own column names. CSV and TSV cells are read as text (an id such as ``00123``
-keeps its zeros; numbers are recognised later, per column), JSON Lines and Parquet keep
-their types. Bytes that are not UTF-8 are replaced with U+FFFD, and each line that
-held some is reported (``not_utf8``), instead of failing the whole file.
+keeps its zeros; numbers are recognised later, per column), and only an empty cell is
+missing (``NA``, ``null`` or ``N/A`` are values: a class may be called NA); JSON Lines
+and Parquet keep their types. ``.csv.gz``, ``.tsv.gz`` and ``.jsonl.gz`` are
+decompressed; UTF-16 text (with its byte-order mark) is converted. Bytes that are not
+UTF-8 are replaced with U+FFFD, and each line that held some is reported
+(``not_utf8``), instead of failing the whole file.
 
 The file is read in batches, and reading stops as soon as what has been read shows that
 analysing the whole file would not fit in memory (``MEMORY_FACTOR`` times the size of
@@ -15,7 +18,9 @@ fix is a ``LoadError`` naming the file and what to do.
 
 from __future__ import annotations
 
+import gzip
 import io
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -101,8 +106,15 @@ class _Guard:
 
 
 def _utf8(path: Path, report: LoadReport) -> bytes:
-    """The file's bytes, with undecodable ones replaced by U+FFFD and the lines holding them reported."""
+    """The file's bytes as UTF-8, with undecodable ones replaced by U+FFFD and the lines holding them reported."""
     raw = path.read_bytes()
+    if path.name.lower().endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise LoadError(f"{path} is not a whole gzip file ({exc}); decompress it or fetch it again.") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark, as some spreadsheets save
+        raw = raw.decode("utf-16", errors="replace").encode("utf-8")
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # a UTF-8 byte-order mark, as spreadsheets write
     try:
@@ -127,7 +139,7 @@ def _csv(data: bytes, fmt: str, guard: _Guard) -> list[pa.RecordBatch]:
     read = csv.ReadOptions(block_size=_BATCH_BYTES)
     names = csv.open_csv(io.BytesIO(data), read_options=read, parse_options=parse).schema.names
     convert = csv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True,
-                                 quoted_strings_can_be_null=False)
+                                 quoted_strings_can_be_null=False, null_values=[""])
     reader = csv.open_csv(io.BytesIO(data), read_options=read, parse_options=parse, convert_options=convert)
     return [guard.add(b) for b in reader]
 
@@ -142,8 +154,8 @@ def _stream_text(path: Path, fmt: str, guard: _Guard) -> list[pa.RecordBatch]:
         parse = csv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",", newlines_in_values=True)
         read = csv.ReadOptions(block_size=_BATCH_BYTES)
         names = csv.open_csv(path, read_options=read, parse_options=parse).schema.names
-        reader = csv.open_csv(path, read_options=read, parse_options=parse,
-                              convert_options=csv.ConvertOptions(column_types={n: pa.binary() for n in names}))
+        reader = csv.open_csv(path, read_options=read, parse_options=parse, convert_options=csv.ConvertOptions(
+            column_types={n: pa.binary() for n in names}, null_values=[""], strings_can_be_null=True))
     return [guard.add(b) for b in reader]
 
 

@@ -167,3 +167,26 @@ def test_twenty_concurrent_sessions_in_two_app_processes_lose_nothing(path):
     assert (current.loc[last.index, "note"] == last["note"]).all()  # the last write per review wins
     assert {n.split("-")[0] + "-" + n.split("-")[1] for n in everything["note"]} == {
         f"{p}-{n}" for p in "ab" for n in range(10)}  # all 20 sessions are in the history
+
+
+def test_decisions_are_kept_per_data_source(path):
+    """One store may hold runs of two datasets whose ids collide; a decision on one must not show on the other."""
+    decisions.record(path, sample_id="1", decision="mislabeled", old_label="bug", new_label="question",
+                     source="tickets.csv")
+    decisions.record(path, sample_id="1", decision="correct", old_label="pos", source="reviews.csv")
+    decisions.record(path, sample_id="7", decision="ambiguous", old_label="negative")  # from before sources were kept
+    tickets = decisions.current(path, "tickets.csv").set_index("sample_id")
+    assert tickets.loc["1", "new_label"] == "question" and set(tickets.index) == {"1", "7"}
+    assert decisions.current(path, "reviews.csv").set_index("sample_id").loc["1", "decision"] == "correct"
+    assert decisions.current(path, "other.csv")["sample_id"].tolist() == ["7"]
+    rows = _rows(decisions.relabel_csv(path, "tickets.csv"))
+    assert [(r["sample_id"], r["new_label"], r["source"]) for r in rows] == [("1", "question", "tickets.csv"),
+                                                                             ("7", "", "")]
+
+
+def test_numbers_are_not_mistaken_for_formulas(path):
+    decisions.record(path, sample_id="-200", decision="mislabeled", old_label="-1", new_label="+1")
+    decisions.record(path, sample_id="-1+cmd", decision="correct", old_label="-1.5e3")
+    rows = {r["path"] or r["sample_id"]: r for r in _rows(decisions.relabel_csv(path))}
+    assert (rows["-200"]["old_label"], rows["-200"]["new_label"]) == ("-1", "+1")  # numbers stay numbers
+    assert rows["'-1+cmd"]["old_label"] == "-1.5e3"  # a formula-looking id is neutralised, a number is not

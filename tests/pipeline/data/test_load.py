@@ -247,3 +247,65 @@ def test_a_split_column_without_train_rows_is_noted(tmp_path):
                   "channel": ["email", "chat", "phone"] * 4}).to_csv(tmp_path / "s.csv", index=False)
     data = _load(tmp_path / "s.csv", split_column="channel", folds=2)
     assert any("has no 'train' rows (values: 'email', 'chat', 'phone')" in n for n in data.report.notes)
+
+
+def test_only_an_empty_cell_is_missing_in_a_csv(tmp_path):
+    (tmp_path / "na.csv").write_text("text,label\n" + "".join(f"text {i},{('EU', 'US', 'NA')[i % 3]}\n"
+                                                              for i in range(30)) + "null,EU\n,US\n")
+    data = _load(tmp_path / "na.csv", folds=2)
+    assert data.classes == ("EU", "NA", "US")  # North America is a class, not a missing value
+    assert (data.frame["text"] == "null").sum() == 1 and data.report.problems == {"null_text": ["row 32"]}
+
+
+def test_infinite_scores_are_kept_without_a_score_and_reported(tmp_path):
+    pd.DataFrame({"text": [f"t {i}" for i in range(10)], "label": ["a", "b"] * 5,
+                  "score": ["inf", "-inf", "1e308", "3"] + ["2"] * 6,
+                  "size": [float("inf"), 1.0, 2.0, float("nan")] + [3.0] * 6}).to_csv(tmp_path / "i.csv", index=False)
+    data = _load(tmp_path / "i.csv", score_column="score", folds=2)
+    assert np.isfinite(data.frame["rating"].dropna()).all() and data.frame["rating"].isna().sum() == 2
+    assert data.report.problems["non_finite_score"] == ["row 1", "row 2"]
+    size = next(c for c in data.meta_columns if c.name == "size")
+    assert size.kind == "number" and (size.lo, size.hi) == (1.0, 3.0)  # the slider's range is finite
+
+
+def test_dates_in_the_data_are_categories_not_nanoseconds(tmp_path):
+    pd.DataFrame({"text": [f"t {i}" for i in range(10)], "label": ["a", "b"] * 5,
+                  "day": pd.date_range("2026-01-01", periods=10, tz="UTC")}).to_parquet(tmp_path / "d.parquet")
+    data = _load(tmp_path / "d.parquet", folds=2)
+    assert {c.name: c.kind for c in data.meta_columns} == {"day": "category"}
+
+
+def test_compressed_and_utf16_tables(table, tmp_path):
+    import gzip
+
+    small = table.head(200)
+    (tmp_path / "r.csv.gz").write_bytes(gzip.compress(small.to_csv(index=False).encode()))
+    (tmp_path / "r.csv").write_bytes(small.to_csv(index=False).encode("utf-16"))  # with its byte-order mark
+    for name in ("r.csv.gz", "r.csv"):
+        data = _load(tmp_path / name, label_column="stars", folds=2)
+        assert len(data.frame) == 200 and set(data.frame["text"]) == set(small["review"])
+
+
+def test_links_out_of_a_text_folder_are_ignored(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root")
+    root = tmp_path / "data"
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            (root / label / f"{i}.txt").write_text(f"{label} text {i}")
+    (root / "a" / "passwd.txt").symlink_to(secret)
+    (root / "b" / "loop").symlink_to(root)
+    (root / "c").symlink_to(tmp_path)
+    data = _load(root, folds=2)
+    assert data.classes == ("a", "b") and not data.frame["text"].str.contains("root:x").any()
+    assert sorted(data.report.problems["ignored_file"]) == ["a/passwd.txt", "b/loop", "c"]
+
+
+def test_a_dataframe_with_odd_columns(table):
+    flat = pd.DataFrame({0: [f"t {i}" for i in range(10)], 1: ["a", "b"] * 5})
+    assert load_dataset(Config(text_column="0", label_column="1", folds=2, progress=False), frame=flat).n_classes == 2
+    nested = flat.copy()
+    nested.columns = pd.MultiIndex.from_tuples([("x", "text"), ("x", "label")])
+    with pytest.raises(LoadError, match="MultiIndex.*flatten"):
+        load_dataset(Config(folds=2, progress=False), frame=nested)
