@@ -5,7 +5,10 @@ it. The allowed values of each option are constants of the module that implement
 (``TRUNCATIONS`` in ``models.sequences``, ``METHODS`` and ``SOURCES`` in
 ``analyses.issues``, ``DEVICES`` in ``models.devices``); the CLI (`python -m pipeline
 run ...`) takes its choices from the same constants and builds `Config` from its
-fields; tests build it directly.
+fields; tests build it directly. Those modules are imported when a Config is checked,
+not when this one is: the app imports ``DEFAULT_DB`` from here, and every module a
+Streamlit server has loaded costs it time on each page visit (scikit-learn's thousands
+made each page about 0.6 s slower).
 """
 
 from __future__ import annotations
@@ -13,10 +16,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-
-from pipeline.analyses.issues import METHODS, SOURCES
-from pipeline.models.devices import DEVICES
-from pipeline.models.sequences import TRUNCATIONS
 
 DEFAULT_DB = Path("data") / "lossmap.duckdb"
 DATA_ENV = "IMDB_DATA"
@@ -93,6 +92,10 @@ class Config:
     progress: bool = True  # show progress bars
 
     def __post_init__(self):
+        from pipeline.analyses.issues import METHODS, SOURCES
+        from pipeline.models.devices import DEVICES
+        from pipeline.models.sequences import TRUNCATIONS
+
         _choice("truncation", self.truncation, TRUNCATIONS)
         _choice("issue_method", self.issue_method, METHODS)
         _choice("issue_source", self.issue_source, SOURCES)
