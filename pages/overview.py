@@ -37,7 +37,7 @@ if notes or problems:
 
 names = list(ctx.classes)
 st.subheader("Given label vs predicted label")
-left, right = st.columns([3, 2])
+left, right = st.columns([1, 1])  # the matrix is square: half the width holds it, the table gets the rest
 with left:
     grid = queries.confusion(ctx.ref, ctx.run_id)  # every (given, predicted) pair, 0 where none
     totals = grid.groupby("label")["reviews"].transform("sum").clip(lower=1)
@@ -73,7 +73,7 @@ with right:
                      "mean_loss": st.column_config.NumberColumn("loss", format="%.2f", width="small"),
                      "share_flagged": st.column_config.NumberColumn("flagged", format="percent", width="small")})
     st.caption("Per given class: accuracy (the share the model predicts right, its recall), precision (how often a "
-               "prediction of the class is right; empty when the model never predicts it), mean out-of-fold loss "
+               "prediction of the class is right; None when the model never predicts it), mean out-of-fold loss "
                "(nats) and the share flagged as likely mislabeled.")
 
 left, right = st.columns(2)

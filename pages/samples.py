@@ -23,6 +23,7 @@ max_words = limits["words"] or 1
 rating = limits["rating"] if limits["rating"] and limits["rating"][0] < limits["rating"][1] else None
 bounds = {"loss": (0.0, max_loss), "words": (0, max_words)} | ({"rating": rating} if rating else {})
 filters.from_url(bounds, metas)
+shown = []  # the metadata filters on the page: all of them, or those picked for a wide table
 names = list(ctx.classes)
 for key, offered in (("split", limits["splits"]), ("label", names), ("pred", names), ("cluster", limits["clusters"])):
     filters.keep_offered(key, offered)
@@ -68,7 +69,7 @@ with st.expander("Filters", expanded=True):
             else:
                 col.slider(plain(meta.name), meta.bounds[0], meta.bounds[1], key=meta.key)
 
-metas = shown if metas else metas  # only the filters on the page apply
+metas = shown  # only the filters on the page apply
 current = filters.values(metas)
 filters.to_url(current, bounds, metas)
 wanted = filters.spec(current, decided, ctx.classes, metas, has_rating=bool(rating))

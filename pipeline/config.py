@@ -17,6 +17,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from pipeline.names import NETWORKS
+
 DEFAULT_DB = Path("data") / "lossmap.duckdb"
 DATA_ENV = "IMDB_DATA"
 
@@ -127,8 +129,6 @@ class Config:
 
     def families(self) -> list[str]:
         """The network families this run trains, in training order (the linear model always runs)."""
-        from pipeline.names import NETWORKS
-
         return [f for f in NETWORKS if getattr(self, f)]
 
 

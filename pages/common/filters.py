@@ -68,9 +68,8 @@ def _parse(key: str, raw: list[str], default, integer: bool = True):
         return [v for item in raw for v in ([item] if "," not in item else item.split(",")) if v]
     if isinstance(default, tuple):
         m = _RANGE.match(raw[-1])
-        lo, hi = (m.group(1), m.group(2)) if m else (raw[-1], raw[-1])
-        cast = int if integer and key != "loss" else float
-        return cast(float(lo)) if cast is int else cast(lo), cast(float(hi)) if cast is int else cast(hi)
+        lo, hi = (float(m.group(1)), float(m.group(2))) if m else (float(raw[-1]),) * 2
+        return (int(lo), int(hi)) if integer and key != "loss" else (lo, hi)
     return raw[-1]
 
 

@@ -6,14 +6,14 @@ more) for each review in ``rows`` (interventional SHAP, background = the model's
 training rows) and returns a long frame, ``EXPLAIN_COLUMNS``, plus the base value:
 
 - one row per n-gram for the ``top_k`` n-grams of the review by |SHAP value|
-  (``kind = 'token'``, ``rank`` 1..k, ``token``, ``feature_value`` = its NB-scaled
+  (``kind = 'token'``, ``rank`` 1..k, ``token``, ``feature_value`` = its scaled
   TF-IDF value, ``shap_value`` in logit units);
 - one ``kind = 'other_present'`` row: the sum over the review's remaining n-grams;
 - one ``kind = 'absent'`` row: the sum over every vocabulary n-gram the review
   does not contain (each is -coef * mean, small but many).
 
 So for every review: sum(shap_value) + base_value = the model's logit, exactly up
-to float rounding (checked in tests/pipeline/test_explain.py).
+to float rounding (checked in tests/pipeline/analyses/test_explain.py).
 
 shap's sparse path densifies the whole (rows x vocabulary) block, about 500 s for
 50,000 reviews over 270,000 n-grams. Because absent features contribute the same

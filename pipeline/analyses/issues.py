@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.models.outputs import predicted_class
+
 METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy", "confident_learning")
 SOURCES = ("nblr", "ensemble")
 ISSUE_COLUMNS = ["label_score", "is_label_issue", "suggested_label", "issue_rank", "reason"]
@@ -74,7 +76,7 @@ def _find(labels, probs, ratings, classes, method, rating_name) -> pd.DataFrame:
     else:  # confident learning needs every class present; fall back to disagreement
         flagged = probs.argmax(axis=1) != labels
     flagged = np.asarray(flagged, dtype=bool)
-    suggested = _believed(probs)
+    suggested = predicted_class(probs)
     rank = np.empty(len(labels), dtype=np.int64)
     order = np.lexsort((score, ~flagged)) if method == "confident_learning" else np.argsort(score, kind="stable")
     rank[order] = np.arange(1, len(labels) + 1)
@@ -85,15 +87,8 @@ def _find(labels, probs, ratings, classes, method, rating_name) -> pd.DataFrame:
     })
 
 
-def _believed(probs: np.ndarray) -> np.ndarray:
-    """The most probable class; for two classes, class 1 from p >= 0.5 (as the binary models always decided)."""
-    if probs.shape[1] == 2:
-        return (probs[:, 1] >= 0.5).astype(int)
-    return probs.argmax(axis=1)
-
-
 def _reason(label: int, p: np.ndarray, rating: float, classes: tuple[str, ...], rating_name: str | None) -> str:
-    believed = int(_believed(p[None, :])[0])
+    believed = int(predicted_class(p[None, :])[0])
     sure = float(p[believed])
     sure_text = "over 99%" if sure > 0.99 else f"{sure:.0%}"
     stars = "" if rating_name is None else f"; no {rating_name}" if np.isnan(rating) else f"; {rating_name} {rating:g}"

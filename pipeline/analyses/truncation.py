@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import softmax
 
 from pipeline.models import outputs, sequences
 
@@ -45,9 +46,7 @@ def analyse(session, inputs, seqs: sequences.Sequences, rows: np.ndarray, labels
         np.add.at(sums, owner, logs)
         counts = np.bincount(owner, minlength=len(rows))
         long = counts > 0
-        mean = sums[long] / counts[long, None]
-        mean -= mean.max(axis=1, keepdims=True)
-        whole[long] = np.exp(mean) / np.exp(mean).sum(axis=1, keepdims=True)
+        whole[long] = softmax(sums[long] / counts[long, None], axis=1)
         n_windows[long] = counts[long]
     probs["windows"] = whole
     y = np.asarray(labels)[rows]

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import softmax
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
@@ -80,9 +81,7 @@ class LinearTextModel:
         scores = self.predict_scores(corpus, rows)
         if self.n_classes == 2:
             return outputs.binary_probs(1.0 / (1.0 + np.exp(-scores[:, 0])))
-        scores = scores - scores.max(axis=1, keepdims=True)
-        e = np.exp(scores)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(scores, axis=1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,9 @@
 in the model's own vocabulary order, ``score_texts`` raw text, tokenized with the spec
 stored in the file. ``OnnxNetwork`` opens a network: ``score`` takes its encoded input
 and also returns the embedding. Every model returns (N, K) class probabilities
-(float64), class order as stored in the file's metadata.
+(float64), class order as stored in the file's metadata; with two classes, class 0's is
+1 - p(class 1) in float64 (``_two_classes``), as the binary models always computed it,
+so the IMDB figures do not move with the float32 subtraction in the graph.
 
 ``check_parity`` compares ONNX and native probabilities and raises ``ParityError``
 past the tolerance. ``Scored`` holds what one family's scoring produced: model rows
@@ -30,6 +32,7 @@ from pipeline.data.dataset import display_text
 from pipeline.models.devices import CUDA_OPTIONS, cuda_usable, providers  # noqa: F401  (re-exported)
 from pipeline.models.export import META_CLASSES, META_MODEL, META_TOKENIZER, META_VOCAB
 from pipeline.models.outputs import predicted_class
+from pipeline.names import CONVENTIONAL, FOLD
 
 PARITY_ATOL = 1e-4  # largest allowed |p_onnx - p_native|
 _BATCH = 512
@@ -169,7 +172,7 @@ def model_row(model_id: str, family: str, fold: int | None, path: Path, n_featur
               accuracy_: float | None, parity: float, provider: str, *, reference: bool) -> dict:
     """One row of the store's ``models`` table."""
     return {
-        "model_id": model_id, "family": family, "role": "conventional" if fold is None else "fold", "fold": fold,
+        "model_id": model_id, "family": family, "role": CONVENTIONAL if fold is None else FOLD, "fold": fold,
         "reference": reference, "onnx_path": str(path), "onnx_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
         "n_features": n_features, "n_train": n_train, "accuracy": accuracy_, "parity_max_abs": parity,
         "provider": provider,

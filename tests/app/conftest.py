@@ -1,4 +1,5 @@
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,38 @@ def page(browser):
     pg.set_default_timeout(30_000)
     yield pg
     context.close()
+
+
+def publish_copy_of_run(store: Path, new_run_id: str, *, source: str | None = None, days: int = 1) -> None:
+    """Swap in a second complete run, a copy of the store's run under ``new_run_id``, completed ``days`` later
+    (earlier when negative) and, with ``source``, read from other data: the way the pipeline publishes one."""
+    from pipeline.store import files as pipeline_store
+    from pipeline.store.schema import RUN_TABLES
+
+    def copy_run(con):
+        old = con.execute("SELECT run_id FROM runs").fetchone()[0]
+        for table in RUN_TABLES:  # names from the schema's constants
+            con.execute(f"CREATE TEMP TABLE t AS SELECT * FROM {table} WHERE run_id = ?", [old])
+            con.execute("UPDATE t SET run_id = ?", [new_run_id])
+            con.execute(f"INSERT INTO {table} SELECT * FROM t")
+            con.execute("DROP TABLE t")
+        con.execute("UPDATE runs SET completed_at = completed_at + to_days(?), source = coalesce(?, source) "
+                    "WHERE run_id = ?", [days, source, new_run_id])
+
+    pipeline_store.publish(store, copy_run)
+
+
+@contextmanager
+def serving_a_copy(store: Path, folder: Path):
+    """``streamlit run app.py`` on a private copy of ``store`` in ``folder``; yields (url, copy)."""
+    from tests.app.test_browser import start_app
+
+    copy = folder / "lossmap.duckdb"
+    shutil.copyfile(store, copy)
+    proc, url = start_app(copy)
+    try:
+        yield url, copy
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+

@@ -63,14 +63,10 @@ def launch_chromium(playwright):
 
 @pytest.fixture(scope="module")
 def server(app_store, tmp_path_factory):
-    import shutil
+    from tests.app.conftest import serving_a_copy
 
-    store = tmp_path_factory.mktemp("browser") / "lossmap.duckdb"
-    shutil.copyfile(app_store, store)
-    proc, url = start_app(store)
-    yield url, store
-    proc.terminate()
-    proc.wait(timeout=20)
+    with serving_a_copy(app_store, tmp_path_factory.mktemp("browser")) as served:
+        yield served
 
 
 def _open(page, url: str, title: str):
@@ -201,23 +197,12 @@ def test_hostile_variant_is_shown_as_text_in_the_browser(server, page, sample_id
 
 def test_a_run_published_while_the_app_is_open_is_offered_without_restart(server, page):
     """Last in this module: it adds a run to the shared store."""
-    from pipeline.store import files as pipeline_store
-    from pipeline.store.schema import RUN_TABLES
+    from tests.app.conftest import publish_copy_of_run
 
     url, store = server
     _open(page, f"{url}/samples", "Samples")
     old_run = page.get_by_text("Run ").last.inner_text()
-
-    def copy_run(con):  # a second complete run, swapped in atomically the way the pipeline does it
-        old = con.execute("SELECT run_id FROM runs").fetchone()[0]
-        for table in RUN_TABLES:
-            con.execute(f"CREATE TEMP TABLE t AS SELECT * FROM {table} WHERE run_id = ?", [old])
-            con.execute("UPDATE t SET run_id = 'second-run'")
-            con.execute(f"INSERT INTO {table} SELECT * FROM t")
-            con.execute("DROP TABLE t")
-        con.execute("UPDATE runs SET completed_at = completed_at + INTERVAL 1 DAY WHERE run_id = 'second-run'")
-
-    pipeline_store.publish(store, copy_run)
+    publish_copy_of_run(store, "second-run")  # a second complete run, swapped in atomically
     page.get_by_role("link", name="Overview").click()  # any interaction reruns the app
     page.get_by_text("Run second-run").wait_for()
     assert "second-run" not in old_run

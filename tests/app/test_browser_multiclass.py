@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.app.test_browser import PAGES, SHOTS, _nothing_ran, _open, start_app
+from tests.app.conftest import serving_a_copy
+from tests.app.test_browser import PAGES, SHOTS, _nothing_ran, _open
 from tests.conftest import HOSTILE_COLUMN, STARS
-
-
-def _serve(store: Path, tmp_path_factory):
-    copy = tmp_path_factory.mktemp("browser_multi") / "lossmap.duckdb"
-    shutil.copyfile(store, copy)
-    proc, url = start_app(copy)
-    return proc, url, copy
 
 
 @pytest.fixture(scope="module")
 def ratings_server(rating_store, tmp_path_factory):
-    proc, url, store = _serve(rating_store.db, tmp_path_factory)
-    yield url, store
-    proc.terminate()
-    proc.wait(timeout=20)
+    with serving_a_copy(rating_store.db, tmp_path_factory.mktemp("browser_multi")) as served:
+        yield served
 
 
 def test_every_page_of_an_eight_class_store_renders(ratings_server, page):
@@ -73,10 +64,8 @@ def test_metadata_filters_from_a_shared_link(ratings_server, page):
 
 @pytest.fixture(scope="module")
 def hostile_server(hostile_class_store, tmp_path_factory):
-    proc, url, store = _serve(hostile_class_store, tmp_path_factory)
-    yield url, store
-    proc.terminate()
-    proc.wait(timeout=20)
+    with serving_a_copy(hostile_class_store, tmp_path_factory.mktemp("browser_hostile")) as served:
+        yield served
 
 
 def test_hostile_class_names_run_nothing_on_any_page(hostile_server, page):

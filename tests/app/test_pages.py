@@ -370,20 +370,9 @@ def test_a_cluster_from_a_shared_url_filters(app):
 
 def test_decisions_on_another_dataset_in_the_same_store_do_not_show(app, store):
     """Two runs of different data in one store (ids can collide): a decision on one is not the other's."""
-    from pipeline.store import files as pipeline_store
-    from pipeline.store.schema import RUN_TABLES
+    from tests.app.conftest import publish_copy_of_run
 
-    def second_dataset(con):
-        old = con.execute("SELECT run_id FROM runs").fetchone()[0]
-        for table in RUN_TABLES:
-            con.execute(f"CREATE TEMP TABLE t AS SELECT * FROM {table} WHERE run_id = ?", [old])
-            con.execute("UPDATE t SET run_id = 'other-data'")
-            con.execute(f"INSERT INTO {table} SELECT * FROM t")
-            con.execute("DROP TABLE t")
-        con.execute("UPDATE runs SET source = 'tickets.csv', completed_at = completed_at - INTERVAL 1 DAY "
-                    "WHERE run_id = 'other-data'")
-
-    pipeline_store.publish(store, second_dataset)
+    publish_copy_of_run(store, "other-data", source="tickets.csv", days=-1)
     app.run()
     app.switch_page("pages/mislabel_review.py").run()
     app.button(key="ambiguous_review").click().run()  # on the latest run, the archive's
