@@ -3,7 +3,10 @@
 The analysis store is replaced by every pipeline run, so decisions live beside it in
 ``<store>.decisions.duckdb`` (``decisions_path``), keyed by ``sample_id``: they
 survive app restarts and new runs. The table is an append-only history; the
-current decision for a review is its latest row (``current``). Writes are short
+current decision for a review is its latest row that was not undone (``current``).
+Undoing writes a row too, into ``undos`` (``undo_last``): the decision stays in the
+history, marked undone, and the review's earlier decision (if any) is current again.
+``record_many`` records a batch (one decision for several reviews) in one transaction. Writes are short
 transactions behind a process-wide lock, retried while another process holds the
 file, so reviewers working at once lose nothing.
 
@@ -63,9 +66,15 @@ _DDL = [
         decided_at  TIMESTAMP NOT NULL,  -- UTC
         source      VARCHAR              -- the data decided on (runs.source); NULL: recorded before sources were kept
     )""",
+    """CREATE TABLE IF NOT EXISTS undos (
+        decision_id BIGINT PRIMARY KEY,  -- the decision undone (decisions.decision_id)
+        reviewer    VARCHAR,             -- session that undid it
+        undone_at   TIMESTAMP NOT NULL   -- UTC
+    )""",
 ]
 _CURRENT = """
-    SELECT * FROM decisions WHERE $source IS NULL OR source IS NULL OR source = $source
+    SELECT * FROM decisions WHERE ($source IS NULL OR source IS NULL OR source = $source)
+      AND decision_id NOT IN (SELECT decision_id FROM undos)
     QUALIFY row_number() OVER (PARTITION BY sample_id ORDER BY decided_at DESC, decision_id DESC) = 1
 """
 
@@ -109,21 +118,66 @@ def record(path: Path, *, sample_id: str, decision: str, old_label: str, new_lab
            rating: float | None = None, score: float | None = None, sample_path: str | None = None, note: str = "",
            run_id: str | None = None, reviewer: str | None = None, source: str | None = None) -> None:
     """Append one decision; the latest per sample (and source) wins. ``mislabeled`` needs the ``new_label``."""
+    record_many(path, [dict(sample_id=sample_id, old_label=old_label, new_label=new_label, rating=rating, score=score,
+                            sample_path=sample_path, note=note)],
+                decision=decision, run_id=run_id, reviewer=reviewer, source=source)
+
+
+def record_many(path: Path, reviews: list[dict], *, decision: str, run_id: str | None = None,
+                reviewer: str | None = None, source: str | None = None) -> int:
+    """Append one decision for each of ``reviews`` (dicts with ``sample_id``, ``old_label`` and optionally
+    ``new_label``, ``rating``, ``score``, ``sample_path``, ``note``) in one transaction: all are recorded or none.
+    Every review is checked before anything is written. Returns how many were recorded."""
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {', '.join(DECISIONS)}; got {decision!r}")
-    if decision == "mislabeled" and (new_label is None or new_label == old_label):
-        raise ValueError(f"a mislabeled review needs a new label other than {old_label!r}")
-    new_label = {"mislabeled": new_label, "correct": old_label, "ambiguous": None}[decision]
+    rows = []
+    for r in reviews:
+        old, new = str(r["old_label"]), r.get("new_label")
+        if decision == "mislabeled" and (new is None or str(new) == old):
+            raise ValueError(f"a mislabeled review needs a new label other than {old!r} ({r['sample_id']!r})")
+        new = {"mislabeled": None if new is None else str(new), "correct": old, "ambiguous": None}[decision]
+        rating = r.get("rating")
+        rows.append([r["sample_id"], decision, old, new, None if rating is None or rating != rating else float(rating),
+                     r.get("score"), r.get("sample_path"), r.get("note") or None, run_id, reviewer, source])
+    if not rows:
+        return 0
     with _WRITE_LOCK:
         con = _connect(path)
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # inside the lock: time order = write order
         try:
-            con.execute(
+            con.execute("BEGIN TRANSACTION")
+            con.executemany(
                 "INSERT INTO decisions (sample_id, decision, old_label, new_label, rating, score, path, note, "
                 "run_id, reviewer, decided_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [sample_id, decision, str(old_label), new_label, rating, score, sample_path, note or None, run_id,
-                 reviewer, now, source],
+                [row[:10] + [now, row[10]] for row in rows],
             )
+            con.execute("COMMIT")
+        finally:
+            con.close()
+    return len(rows)
+
+
+def undo_last(path: Path, *, reviewer: str, source: str | None = None) -> dict | None:
+    """Undo ``reviewer``'s latest decision (on ``source``) that is not undone yet: the decision stays in the
+    history and a row in ``undos`` marks it undone. Returns the decision undone, or None when there is none."""
+    if not Path(path).exists():
+        return None
+    with _WRITE_LOCK:
+        con = _connect(path)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            last = con.execute(
+                "SELECT decision_id, sample_id, decision, old_label, new_label FROM decisions "
+                "WHERE reviewer = $reviewer AND ($source IS NULL OR source IS NULL OR source = $source) "
+                "AND decision_id NOT IN (SELECT decision_id FROM undos) ORDER BY decision_id DESC LIMIT 1",
+                {"reviewer": reviewer, "source": source}).df()
+            if last.empty:
+                con.execute("ROLLBACK")
+                return None
+            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            con.execute("INSERT INTO undos VALUES (?, ?, ?)", [int(last["decision_id"].iloc[0]), reviewer, now])
+            con.execute("COMMIT")
+            return last.iloc[0].to_dict()
         finally:
             con.close()
 
@@ -135,8 +189,9 @@ def current(path: Path, source: str | None = None) -> pd.DataFrame:
 
 
 def history(path: Path) -> pd.DataFrame:
-    """Every decision ever recorded, oldest first."""
-    return _read(path, "SELECT * FROM decisions ORDER BY decision_id")
+    """Every decision ever recorded, oldest first, with ``undone_at`` set on those undone."""
+    return _read(path, "SELECT d.*, u.undone_at FROM decisions d LEFT JOIN undos u USING (decision_id) "
+                       "ORDER BY decision_id")
 
 
 def _read(path: Path, sql: str, params: dict | None = None) -> pd.DataFrame:

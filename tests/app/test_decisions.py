@@ -190,3 +190,47 @@ def test_numbers_are_not_mistaken_for_formulas(path):
     rows = {r["path"] or r["sample_id"]: r for r in _rows(decisions.relabel_csv(path))}
     assert (rows["-200"]["old_label"], rows["-200"]["new_label"]) == ("-1", "+1")  # numbers stay numbers
     assert rows["'-1+cmd"]["old_label"] == "-1.5e3"  # a formula-looking id is neutralised, a number is not
+
+
+def test_undo_restores_the_earlier_decision_and_keeps_the_history(path):
+    decisions.record(path, sample_id="a", decision="correct", old_label="negative", reviewer="me")
+    decisions.record(path, sample_id="b", decision="correct", old_label="positive", reviewer="other")
+    decisions.record(path, sample_id="a", decision="mislabeled", old_label="negative", new_label="positive",
+                     reviewer="me")
+    undone = decisions.undo_last(path, reviewer="me")
+    assert (undone["sample_id"], undone["decision"]) == ("a", "mislabeled")
+    now = decisions.current(path).set_index("sample_id")["decision"].to_dict()
+    assert now == {"a": "correct", "b": "correct"}  # a's earlier decision is current again; b is another reviewer's
+    assert decisions.undo_last(path, reviewer="me")["decision"] == "correct"
+    assert set(decisions.current(path)["sample_id"]) == {"b"}
+    assert decisions.undo_last(path, reviewer="me") is None  # nothing left to undo; the other reviewer's stays
+    log = decisions.history(path)
+    assert len(log) == 3 and log["undone_at"].notna().tolist() == [True, False, True]
+
+
+def test_undo_only_touches_decisions_on_this_data(path):
+    decisions.record(path, sample_id="1", decision="correct", old_label="a", reviewer="me", source="one.csv")
+    decisions.record(path, sample_id="1", decision="ambiguous", old_label="a", reviewer="me", source="two.csv")
+    assert decisions.undo_last(path, reviewer="me", source="one.csv")["decision"] == "correct"
+    assert decisions.current(path, "two.csv")["decision"].tolist() == ["ambiguous"]
+    assert decisions.undo_last(tmp := path.with_name("none.duckdb"), reviewer="me") is None and not tmp.exists()
+
+
+def test_a_batch_is_recorded_whole_or_not_at_all(path):
+    batch = [{"sample_id": s, "old_label": "negative", "new_label": "positive", "note": "batch"} for s in "xyz"]
+    assert decisions.record_many(path, batch, decision="mislabeled", reviewer="me") == 3
+    assert sorted(decisions.current(path)["sample_id"]) == ["x", "y", "z"]
+    bad = batch[:2] + [{"sample_id": "w", "old_label": "positive", "new_label": "positive"}]
+    with pytest.raises(ValueError, match="'w2'"):
+        decisions.record_many(path, [{**r, "sample_id": r["sample_id"] + "2"} for r in bad], decision="mislabeled")
+    assert len(decisions.history(path)) == 3  # nothing of the refused batch was written
+    decisions.undo_last(path, reviewer="me")
+    assert sorted(decisions.current(path)["sample_id"]) == ["x", "y"]  # undo takes back one decision of the batch
+
+
+def test_a_note_keeps_its_text_in_the_store_and_is_guarded_only_in_the_csv(path):
+    note = "-1 star would be fair; =not a formula"
+    decisions.record(path, sample_id="s", decision="correct", old_label="negative", note=note)
+    assert decisions.history(path)["note"].tolist() == [note]
+    (row,) = _rows(decisions.relabel_csv(path))
+    assert row["note"] == "'" + note
