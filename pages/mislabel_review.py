@@ -1,12 +1,16 @@
-"""Mislabel review: suspects in rank order, one decision each (relabel to any class), and the relabel CSV."""
+"""Mislabel review: suspects in rank order, one decision each (a key per decision, relabel to any class),
+undo, batch decisions on the list, and the relabel CSV."""
 
 import streamlit as st
 
-from pages.common import decisions, queries, state
-from pages.common.widgets import decision_panel, highlight_html, legend_html, plain, rating_text, visible
+from pages.common import decisions, queries, review, state
+from pages.common.widgets import highlight_html, legend_html, plain, rating_text, visible
 
 ctx = state.context()
 LISTED = 1000
+review.say_last_recorded()
+if st.session_state.pop("review_scroll_top", False):
+    review.scroll_to_top()  # the next suspect from its header, wherever the last decision was made
 
 suspects, n_flagged = queries.suspects(ctx.ref, ctx.run_id, LISTED)
 n_suspects = n_flagged or len(suspects)
@@ -18,11 +22,17 @@ status = suspects["sample_id"].map(decided.set_index("sample_id")["decision"]) i
 
 st.title("Mislabel review")
 st.progress(done / max(n_suspects, 1), text=f"Reviewed {done:,} of {n_suspects:,} suspects")
-st.download_button("Download relabel CSV", decisions.relabel_csv(ctx.decisions, ctx.source), file_name="lossmap_relabel.csv",
-                   mime="text/csv", key="download_csv", disabled=decided.empty,
-                   help="One row per decided review of this data (every run of it): sample_id, path, old and new "
-                        "label (class names), decision, note, source. Cells a spreadsheet would run as a formula "
-                        "start with '; numbers are left as they are")
+c = st.columns([1, 1, 3])
+c[0].download_button("Download relabel CSV", decisions.relabel_csv(ctx.decisions, ctx.source),
+                     file_name="lossmap_relabel.csv", mime="text/csv", key="download_csv", disabled=decided.empty,
+                     help="One row per decided review of this data (every run of it): sample_id, path, old and new "
+                          "label (class names), decision, note, source. A cell a spreadsheet would run as a formula "
+                          "(starting with =, +, -, @) gets a leading ' in the file; the store keeps the text as typed. "
+                          "Numbers are left as they are")
+with c[1]:
+    review.undo_button(ctx, key="review", shortcut=True)
+c[2].caption("Keys: **F** relabel · **K** correct as is · **A** ambiguous · **S** skip · **U** undo "
+             "(while no text box has the focus)")
 
 skipped = st.session_state.setdefault("skipped", set())
 row = queries.next_suspect(ctx.ref, ctx.run_id, tuple(sorted({*decided_ids, *skipped})), bool(n_flagged))
@@ -43,6 +53,13 @@ else:
     c[2].metric(plain(ctx.rating_name or "Rating"), rating_text(row["rating"], ctx.rating_name))
     c[3].metric("Label score", f"{row['label_score']:.3f}", help="cleanlab label quality; lower = more suspect")
     c[4].metric("Loss (nats)", f"{row['loss']:.2f}")
+    chosen = review.decision_panel(ctx, row, key="review", shortcuts=True)
+    if chosen == "skip":
+        skipped.add(row["sample_id"])
+        st.session_state["last_recorded"] = f"Skipped {plain(row['sample_id'])}"
+    if chosen:
+        st.session_state["review_scroll_top"] = True
+        st.rerun()
     st.markdown(f"**Why flagged:** {plain(row['reason'])}")
     strongest = tokens[tokens["kind"] == "token"].head(8)
     st.markdown(f"**Strongest n-grams (SHAP, toward {plain(ctx.name(shown_class))}):** " + ", ".join(
@@ -50,11 +67,6 @@ else:
     st.html(highlight_html(detail["display_text"], tokens))
     away = ctx.name(0) if len(ctx.classes) == 2 else "the other classes"
     st.html(legend_html(ctx.name(shown_class), away))
-    chosen = decision_panel(ctx, row, key="review")
-    if chosen == "skip":
-        skipped.add(row["sample_id"])
-    if chosen:
-        st.rerun()
 
 st.subheader("All suspects" if len(suspects) == n_suspects else f"The {len(suspects):,} most suspect")
 if len(suspects) < n_suspects:
@@ -63,11 +75,21 @@ listing = suspects[["issue_rank", "sample_id", "label", "suggested_label", "rati
     label=lambda d: d["label"].map(ctx.name).map(visible),
     suggested_label=lambda d: d["suggested_label"].map(ctx.name).map(visible),
     sample_id=lambda d: d["sample_id"].map(visible), reason=lambda d: d["reason"].map(visible),
-    status=status if status is not None else None)
-event = st.dataframe(listing, hide_index=True, key="suspects_table", on_select="rerun", selection_mode="single-row",
-                     column_config={"issue_rank": "rank", "label": "given label", "suggested_label": "suggested",
+    status=status.fillna("undecided") if status is not None else "undecided")
+round_ = st.session_state.setdefault("suspects_round", 0)  # a new table (no selection) after each batch
+event = st.dataframe(listing, hide_index=True, key=f"suspects_table_{round_}", on_select="rerun",
+                     selection_mode="multi-row",
+                     column_config={"issue_rank": "rank", "sample_id": "id", "label": "given label",
+                                    "suggested_label": "suggested",
                                     "rating": None if not ctx.rating_name else ctx.rating_name,
-                                    "label_score": st.column_config.NumberColumn("score", format="%.3f")})
-if event.selection.rows:
-    st.switch_page("pages/sample_analysis.py",
-                   query_params={"sample": suspects.iloc[event.selection.rows[0]]["sample_id"]})
+                                    "label_score": st.column_config.NumberColumn("score", format="%.3f"),
+                                    "status": "review status"})
+st.caption("Select rows to open one in Sample analysis or decide on several at once.")
+picked = suspects.iloc[sorted(event.selection.rows)] if event.selection.rows else suspects.iloc[0:0]
+if len(picked):
+    first = picked["sample_id"].iloc[0]
+    if st.button(f"Open {plain(first[:40])} in Sample analysis", key="open_suspect"):
+        st.switch_page("pages/sample_analysis.py", query_params={"sample": first})
+    if review.batch_panel(ctx, picked, key="suspects"):
+        st.session_state["suspects_round"] = round_ + 1
+        st.rerun()

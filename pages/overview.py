@@ -5,7 +5,7 @@ import json
 import altair as alt
 import streamlit as st
 
-from pages.common import decisions, queries, state
+from pages.common import charts, decisions, queries, state
 from pages.common.widgets import class_colors, pct, plain, visible
 from pipeline.data.dataset import LoadReport
 
@@ -80,17 +80,23 @@ left, right = st.columns(2)
 with left:
     st.subheader("Highest loss first")
     top = queries.top_loss(ctx.ref, ctx.run_id, 200)
+    ids = top["sample_id"]  # as stored: the shown ids make control characters visible
     top = top.assign(label=top["label"].map(ctx.name), pred_label=top["pred_label"].map(ctx.name),
                      sample_id=top["sample_id"].map(visible))[
         ["sample_id", "split", "label", "pred_label", "rating", "p_given", "loss", "is_label_issue"]]
-    st.dataframe(top, hide_index=True, height=320,
-                 column_config={"label": "given label", "pred_label": "predicted",
-                                "rating": ctx.rating_name or "rating",
-                                "p_given": st.column_config.ProgressColumn("p(given label)", min_value=0, max_value=1,
-                                                                           format="%.2f"),
-                                "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f"),
-                                "is_label_issue": st.column_config.CheckboxColumn("flagged")})
-    st.caption("The 200 reviews with the highest out-of-fold loss; the Samples page has them all.")
+    event = st.dataframe(
+        top, hide_index=True, height=320, key="top_loss_table", on_select="rerun", selection_mode="single-row",
+        column_config={"sample_id": "id", "label": "given label", "pred_label": "predicted",
+                       "rating": None if not ctx.rating_name else ctx.rating_name,
+                       "p_given": st.column_config.ProgressColumn("p(given label)", min_value=0, max_value=1,
+                                                                  format="%.2f"),
+                       "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f"),
+                       "is_label_issue": st.column_config.CheckboxColumn("flagged")})
+    st.caption("The 200 reviews with the highest out-of-fold loss (select one to open it); the Samples page has "
+               "them all.")
+    if event.selection.rows:
+        st.switch_page("pages/sample_analysis.py",
+                       query_params={"sample": ids.iloc[event.selection.rows[0]]})
 with right:
     by_rating = queries.loss_by_rating(ctx.ref, ctx.run_id)
     if ctx.rating_name and len(by_rating):
@@ -117,13 +123,19 @@ with right:
 st.subheader("Loss distribution by split")
 hist = queries.loss_histogram(ctx.ref, ctx.run_id, 60)
 hist = hist.assign(split=hist["split"].fillna("(no split)"))
+top_count = int(hist["reviews"].max()) if len(hist) else 1
+ticks = [t for t in (0, 1, 3, 10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
+         if t <= top_count * 3]
 st.altair_chart(alt.Chart(hist).mark_bar(opacity=0.7).encode(
     x=alt.X("lo:Q", bin="binned", title="loss (nats)"), x2="hi:Q",
-    y=alt.Y("reviews:Q", stack=None, scale=alt.Scale(type="symlog"), title="reviews (symlog)"),
+    y=alt.Y("reviews:Q", stack=None, scale=alt.Scale(type="symlog"), title="reviews (log scale)",
+            axis=alt.Axis(values=ticks, format=",")),
     color=alt.Color("split:N"),
     tooltip=["split", alt.Tooltip("lo:Q", format=".2f", title="from (nats)"),
              alt.Tooltip("hi:Q", format=".2f", title="to (nats)"), alt.Tooltip("reviews:Q", format=",")],
 ), width="stretch")
+st.caption("Reviews per 1/60 of the loss range, per split, on a log count axis: the long tail of high-loss "
+           "reviews stays visible next to the thousands the model gets right.")
 
 st.subheader("Training telemetry")
 batches = queries.training_batches(ctx.ref, ctx.run_id)
@@ -131,14 +143,11 @@ if batches.empty:
     st.info("This run has no training telemetry: it trained only the linear model, which is fitted in one solver "
             "call with no batches or epochs. Runs with the dense network (the default) fill this in.")
 else:
-    long = batches.melt(id_vars=["model_id", "step", "epoch"], value_vars=["loss", "accuracy"], var_name="metric")
-    st.altair_chart(alt.Chart(long).mark_line(opacity=0.8).encode(
-        x=alt.X("step:Q", title="batch (step)"), y=alt.Y("value:Q", title=None),
-        color=alt.Color("model_id:N", title="model"), row=alt.Row("metric:N", title=None),
-        tooltip=["model_id", "epoch", "step", alt.Tooltip("value:Q", format=".3f")],
-    ).properties(height=160).resolve_scale(y="independent"), width="stretch")
+    window = charts.smoothing("overview_smoothing")
+    st.altair_chart(charts.curves_chart(charts.long_curves(batches, window)), width="stretch")
     epochs = queries.training_epochs(ctx.ref, ctx.run_id)
     st.caption("Loss (cross-entropy, nats) and accuracy per training batch of each network's reference model "
-               "(trained on the train split, or fold 0 without one). Per epoch, train vs held out: " + "; ".join(
+               "(trained on the train split, or fold 0 without one), against the share of its batches done so "
+               "networks of different lengths line up; faint: every batch, solid: the trailing mean. Per epoch, train vs held out: " + "; ".join(
                    f"{r.model_id} epoch {r.epoch}: train {r.train_accuracy:.1%}, held out {r.val_accuracy:.1%}"
                    for r in epochs.itertuples() if r.val_accuracy == r.val_accuracy))

@@ -3,7 +3,8 @@
 The map draws at most 'Points drawn' reviews (flagged ones, most suspect first,
 alternating with a seeded random sample of the others, fixed by the pipeline in
 ``map_points.draw_order``) and says so; box selections count and list every review in
-the box.
+the box. A click on a point, or on a row of the box's table, opens that review in
+Sample analysis; a row of the cluster table opens Samples filtered to that cluster.
 """
 
 import altair as alt
@@ -11,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import queries, state
-from pages.common.widgets import class_colors, visible
+from pages.common.widgets import class_colors, cluster_colors, visible
 from pipeline.names import SPACE_NAMES
 
 ctx = state.context()
@@ -33,10 +34,11 @@ st.title("Population map")
 st.caption(f"{SPACE_NAMES.get(space, space)}. Network maps use the network trained on the train split (fold 0's "
            "when the data has no train split); the "
            "flags are the run's label issues, whichever map is shown.")
-c = st.columns([2, 2, 1])
+c = st.columns([2, 2, 1, 1])
 color = c[0].selectbox("Color by", list(COLOR_BY), key="map_color")
 limit = c[1].select_slider("Points drawn", [2_000, 5_000, 10_000, 20_000, 50_000], value=5_000, key="map_limit")
-outline = c[2].checkbox("Outline flagged", value=True, key="map_outline")
+outline = c[2].checkbox("Ring flagged", value=True, key="map_outline", help="A black ring around flagged mislabels")
+sized = c[3].checkbox("Size by loss", value=True, key="map_sized")
 meta_name = color.removeprefix("column: ") if color.startswith("column: ") else None
 drawn, total = queries.map_points(ctx.ref, ctx.run_id, space, limit, meta_name)
 if total == 0:
@@ -55,10 +57,13 @@ else:
 # class indices; the browser looks their names up in a small table of classes. Class names are
 # untrusted data, so they travel as values, never inside a Vega expression.
 extra = [c for c in ("meta", "meta_number") if c in drawn]
-drawn = drawn.assign(preview=drawn["preview"].str.slice(0, 70).map(visible), x=drawn["x"].round(3),
-                     y=drawn["y"].round(3), loss=drawn["loss"].round(3), sample_id=drawn["sample_id"].map(visible),
+ids = drawn["sample_id"]  # as stored; a click on point i opens ids[i]
+drawn = drawn.assign(i=range(len(drawn)), preview=drawn["preview"].str.slice(0, 70).map(visible),
+                     x=drawn["x"].round(3), y=drawn["y"].round(3), loss=drawn["loss"].round(3),
+                     loss_color=drawn["loss"].clip(lower=0.001).round(3), sample_id=drawn["sample_id"].map(visible),
                      **({"meta": drawn["meta"].fillna("(none)").map(visible)} if "meta" in drawn else {}))[
-    ["sample_id", "x", "y", "loss", "rating", "cluster", "label", "pred_label", "is_label_issue", "preview", *extra]]
+    ["i", "sample_id", "x", "y", "loss", "loss_color", "rating", "cluster", "label", "pred_label", "is_label_issue",
+     "preview", *extra]]
 names = pd.DataFrame({"class": range(len(ctx.classes)), "name": list(ctx.classes)})
 points = alt.Chart(drawn).transform_lookup(
     lookup="label", from_=alt.LookupData(names, "class", ["name"]), as_=["label_name"],
@@ -68,41 +73,50 @@ points = alt.Chart(drawn).transform_lookup(
 
 field, kind = COLOR_BY[color]
 brush = alt.selection_interval(name="brush", encodings=["x", "y"])
+pick = alt.selection_point(name="pick", fields=["i"], on="click", empty=False)
 tooltip = [alt.Tooltip("preview:N", title="review"), alt.Tooltip("label_name:N", title="given label"),
            alt.Tooltip("pred_name:N", title="predicted"), alt.Tooltip("loss:Q", format=".3f", title="loss (nats)"),
            *([alt.Tooltip("rating:O", title=visible(ctx.rating_name))] if ctx.rating_name else []),
-           *([alt.Tooltip(f"{extra[0]}:N", title=visible(meta_name))] if extra else []), alt.Tooltip("sample_id:N")]
-if kind == "quantitative":
+           *([alt.Tooltip(f"{extra[0]}:N", title=visible(meta_name))] if extra else []),
+           alt.Tooltip("sample_id:N", title="id")]
+title = visible(color)
+if field == "loss":  # losses span orders of magnitude: a log scale shows the few large ones and the many small
+    field, scale, title = "loss_color", alt.Scale(type="log", scheme="viridis"), "loss (nats, log scale)"
+elif kind == "quantitative":
     scale = alt.Scale(scheme="viridis")
 elif field in ("label_name", "pred_name"):
     scale = class_colors(ctx.classes)
 elif field == "flag":
     scale = alt.Scale(domain=["flagged mislabel", "not flagged"], range=["#111827", "#93c5fd"])
+elif field == "cluster":
+    scale = cluster_colors(drawn["cluster"].dropna().unique())
 else:
     scale = alt.Undefined
-base = points.mark_circle(opacity=0.6).encode(
-    x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-    color=alt.Color(f"{field}:{kind[0].upper()}", title=visible(color), scale=scale),
-    size=alt.Size("loss:Q", scale=alt.Scale(range=[6, 120]), title="loss (nats)"),
-    tooltip=tooltip,
-).add_params(brush)
-chart = base
-if outline:
-    chart = base + points.transform_filter("datum.is_label_issue").mark_point(
-        shape="diamond", filled=False, color="black", strokeWidth=1.2, size=70).encode(
-        x="x:Q", y="y:Q", tooltip=tooltip)
+ring = {"stroke": alt.condition("datum.is_label_issue", alt.value("#111827"), alt.value(None)),
+        "strokeWidth": alt.value(1.5)} if outline else {}
+chart = points.mark_circle(opacity=0.6).encode(
+    x=alt.X("x:Q", axis=None, scale=alt.Scale(zero=False, nice=False)),
+    y=alt.Y("y:Q", axis=None, scale=alt.Scale(zero=False, nice=False)),
+    color=alt.Color(f"{field}:{kind[0].upper()}", title=title, scale=scale),
+    size=alt.Size("loss:Q", scale=alt.Scale(range=[8, 120]), title="loss (nats)") if sized else alt.value(30),
+    tooltip=tooltip, **ring,
+).add_params(brush, pick)
 
 left, right = st.columns([3, 2])
 with left:
     event = st.altair_chart(chart.properties(height=560, width="container"), key="map_chart", on_select="rerun",
-                            selection_mode=["brush"], width="stretch")
-    st.caption("Drag a box to list the reviews inside it. Black diamonds: flagged mislabels, usually high-loss "
-               "points sitting among reviews of another label.")
+                            selection_mode=["brush", "pick"], width="stretch")
+    st.caption("Click a point to open that review; drag a box to list the reviews inside it. Black rings: flagged "
+               "mislabels, usually high-loss points sitting among reviews of another label.")
+    picked = (event.selection.get("pick") if event and hasattr(event, "selection") else None) or []
+    if picked and "i" in picked[0] and 0 <= int(picked[0]["i"]) < len(ids):
+        st.switch_page("pages/sample_analysis.py", query_params={"sample": ids.iloc[int(picked[0]["i"])]})
 with right:
     st.subheader("Clusters")
     cl = queries.clusters(ctx.ref, ctx.run_id, space)
     cl = cl.assign(top_label=cl["top_label"].map(ctx.name).map(visible), top_terms=cl["top_terms"].map(visible))
-    st.dataframe(cl, hide_index=True, height=560, column_config={
+    picked_cluster = st.dataframe(cl, hide_index=True, height=560, key=f"clusters_{space}", on_select="rerun",
+                                  selection_mode="single-row", column_config={
         "size": st.column_config.NumberColumn("reviews"),
         "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
         "mean_loss": st.column_config.NumberColumn("mean loss (nats)", format="%.3f"),
@@ -110,6 +124,11 @@ with right:
         "top_label": "most common label", "share_top": st.column_config.NumberColumn("its share", format="percent"),
         "top_terms": "characteristic terms",
     })
+    st.caption("Select a cluster to list its reviews on the Samples page.")
+    if picked_cluster.selection.rows:
+        chosen = int(cl["cluster"].iloc[picked_cluster.selection.rows[0]])
+        st.switch_page("pages/samples.py", query_params={"cluster": str(chosen)} | (
+            {"map": space} if space != queries.SPACE else {}))
 
 box = (event.selection.get("brush") if event and hasattr(event, "selection") else None) or {}
 if "x" in box and "y" in box:
@@ -118,10 +137,20 @@ if "x" in box and "y" in box:
     st.subheader(f"{n_inside:,} reviews in the box")
     if n_inside > len(inside):
         st.caption(f"The {len(inside):,} with the highest loss, of {n_inside:,}.")
-    st.dataframe(inside[["sample_id", "label", "pred_label", "rating", "loss", "is_label_issue", "reason"]].assign(
-        label=lambda d: d["label"].map(ctx.name).map(visible), pred_label=lambda d: d["pred_label"].map(ctx.name)
-        .map(visible), sample_id=lambda d: d["sample_id"].map(visible), reason=lambda d: d["reason"].map(visible)),
-        hide_index=True, column_config={"loss": st.column_config.NumberColumn("loss (nats)", format="%.3f"),
-                                        "rating": None if not ctx.rating_name else ctx.rating_name})
+    table = st.dataframe(
+        inside[["sample_id", "label", "pred_label", "rating", "loss", "is_label_issue", "reason", "preview"]].assign(
+            label=lambda d: d["label"].map(ctx.name).map(visible), pred_label=lambda d: d["pred_label"].map(ctx.name)
+            .map(visible), sample_id=lambda d: d["sample_id"].map(visible), reason=lambda d: d["reason"].map(visible),
+            preview=lambda d: d["preview"].str.slice(0, 120).map(visible)),
+        hide_index=True, key="box_table", on_select="rerun", selection_mode="single-row",
+        column_config={"sample_id": "id", "label": "given label", "pred_label": "predicted",
+                       "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f"),
+                       "rating": None if not ctx.rating_name else ctx.rating_name,
+                       "is_label_issue": st.column_config.CheckboxColumn("flagged"),
+                       "preview": st.column_config.TextColumn("text", width="large")})
+    st.caption("Select a review to open it.")
+    if table.selection.rows:
+        st.switch_page("pages/sample_analysis.py", query_params={"sample": inside["sample_id"].iloc[
+            table.selection.rows[0]]})
 else:
     st.caption("No box drawn yet.")

@@ -4,12 +4,13 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages.common import decisions, queries, state
-from pages.common.widgets import (SHOWN_CHARS, class_colors, decision_panel, highlight_html, legend_html, plain,
+from pages.common import decisions, queries, review, state
+from pages.common.widgets import (SHOWN_CHARS, class_colors, highlight_html, legend_html, plain,
                                   rating_text, visible)
 from pipeline.names import PROTOCOL_NAMES, predictor_name
 
 ctx = state.context()
+review.say_last_recorded()
 st.title("Sample analysis")
 default = st.query_params.get("sample") or queries.top_loss(ctx.ref, ctx.run_id, 1)["sample_id"].iloc[0]
 typed = st.text_input("Sample id", value=default, key=f"sample_pick_{default}",
@@ -101,14 +102,26 @@ else:
     agree = (near["label"] == row["label"]).mean()
     st.markdown(f"**{agree:.0%}** of the {len(near)} nearest reviews share its given label "
                 f"({plain(ctx.name(row['label']))}).")
-    st.dataframe(near.assign(label=near["label"].map(ctx.name).map(visible),
-                             pred_label=near["pred_label"].map(ctx.name).map(visible),
-                             sample_id=near["sample_id"].map(visible), preview=near["preview"].map(visible)),
-                 hide_index=True, column_config={
-                     "rating": None if not ctx.rating_name else ctx.rating_name,
-                     "similarity": st.column_config.NumberColumn("cosine similarity", format="%.3f"),
-                     "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f")})
+    event = st.dataframe(
+        near.assign(label=near["label"].map(ctx.name).map(visible),
+                    pred_label=near["pred_label"].map(ctx.name).map(visible),
+                    sample_id=near["sample_id"].map(visible), preview=near["preview"].map(visible)),
+        hide_index=True, key=f"neighbours_{sample_id}", on_select="rerun", selection_mode="single-row",
+        column_config={"sample_id": "id", "label": "given label", "pred_label": "predicted",
+                       "rating": None if not ctx.rating_name else ctx.rating_name,
+                       "similarity": st.column_config.NumberColumn("cosine similarity", format="%.3f"),
+                       "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f"),
+                       "preview": st.column_config.TextColumn("text", width="large")})
+    st.caption("Select a neighbour to open it.")
+    if event.selection.rows:
+        st.switch_page("pages/sample_analysis.py", query_params={"sample": near["sample_id"].iloc[
+            event.selection.rows[0]]})
 
 st.subheader("Decision")
-if decision_panel(ctx, row, key="analysis") not in (None, "skip"):
+c = st.columns([4, 1])
+with c[0]:
+    decided_now = review.decision_panel(ctx, row, key="analysis")
+with c[1]:
+    review.undo_button(ctx, key="analysis")
+if decided_now not in (None, "skip"):
     st.rerun()

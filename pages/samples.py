@@ -1,6 +1,6 @@
-"""Samples: every review, ordered by loss, filtered by what you choose (kept in the URL).
+"""Samples: every review, filtered and sorted as you choose (kept in the URL); decide on several at once.
 
-The store filters, counts and pages in SQL; the page only ever holds one page of rows.
+The store filters, counts, sorts and pages in SQL; the page only ever holds one page of rows.
 The data's own columns (categories and numbers) become filters too.
 """
 
@@ -8,13 +8,20 @@ import math
 
 import streamlit as st
 
-from pages.common import decisions, filters, queries, state
+from pages.common import decisions, filters, queries, review, state
 from pages.common.widgets import plain, visible
+from pipeline.names import SPACE_NAMES
 
 PAGE_SIZE = 100
 MAX_META_FILTERS = 12  # more of the data's columns than this: pick which to filter on
+COLUMNS = {  # shown column -> its name on the page (every one sorts the whole filtered set)
+    "sample_id": "id", "split": "split", "label": "given label", "pred_label": "predicted", "rating": "rating",
+    "p_given": "p(given label)", "loss": "loss (nats)", "n_words": "words", "cluster": "cluster",
+    "is_label_issue": "flagged", "status": "review status", "preview": "text",
+}
 
 ctx = state.context()
+review.say_last_recorded()
 limits = queries.filter_bounds(ctx.ref, ctx.run_id)
 metas = filters.meta_filters(queries.meta_columns(ctx.ref, ctx.run_id))
 decided = decisions.current(ctx.decisions, ctx.source)
@@ -22,13 +29,32 @@ max_loss = float(math.ceil(limits["loss"] * 10) / 10) or 1.0
 max_words = limits["words"] or 1
 rating = limits["rating"] if limits["rating"] and limits["rating"][0] < limits["rating"][1] else None
 bounds = {"loss": (0.0, max_loss), "words": (0, max_words)} | ({"rating": rating} if rating else {})
-filters.from_url(bounds, metas)
-shown = []  # the metadata filters on the page: all of them, or those picked for a wide table
+spaces = tuple(queries.spaces(ctx.ref, ctx.run_id) or [queries.SPACE])
+columns = {c: (ctx.rating_name or "rating") if c == "rating" else name for c, name in COLUMNS.items()
+           if c != "rating" or rating}
+
+
+def cluster_ids(space: str) -> list[int]:
+    """The clusters of one map (the Samples table's cluster column is the text map's)."""
+    if space == queries.SPACE:
+        return limits["clusters"]
+    return queries.clusters(ctx.ref, ctx.run_id, space)["cluster"].astype(int).tolist()
+
+
+notes = filters.from_url(
+    bounds, metas, offered={"split": limits["splits"], "label": list(ctx.classes), "pred": list(ctx.classes),
+                            "cluster": lambda: cluster_ids(st.session_state["f_map"])},
+    meta_offered=lambda m: queries.meta_values(ctx.ref, ctx.run_id, m.name)[:500], sortable=tuple(columns),
+    spaces=spaces)
+space = st.session_state["f_map"]
 names = list(ctx.classes)
-for key, offered in (("split", limits["splits"]), ("label", names), ("pred", names), ("cluster", limits["clusters"])):
+for key, offered in (("split", limits["splits"]), ("label", names), ("pred", names), ("cluster", cluster_ids(space))):
     filters.keep_offered(key, offered)
 
 st.title("Samples")
+if notes:
+    st.warning("Some of this link's filters were not used as written:\n\n" + "\n".join(f"- {plain(n)}" for n in notes))
+shown = []  # the metadata filters on the page: all of them, or those picked for a wide table
 with st.expander("Filters", expanded=True):
     c = st.columns(4)
     c[0].multiselect("Split", limits["splits"], key="f_split", disabled=not limits["splits"],
@@ -45,7 +71,10 @@ with st.expander("Filters", expanded=True):
     c[1].slider("Loss (nats)", 0.0, max_loss, key="f_loss", step=0.05)
     c[2].slider("Length (words)", 0, max_words, key="f_words")
     c = st.columns(4)
-    c[0].multiselect("Cluster", limits["clusters"], key="f_cluster")
+    c[0].multiselect("Cluster", cluster_ids(space), key="f_cluster",
+                     help=f"Clusters of the {SPACE_NAMES.get(space, space)} map (Population map lists them)")
+    if len(spaces) > 1:
+        c[0].selectbox("Clusters of the map", spaces, key="f_map", format_func=lambda s: SPACE_NAMES.get(s, s))
     c[1].selectbox("Review status", filters.STATUSES, key="f_status")
     c[2].text_input("Search the text", key="f_q", placeholder="a word or phrase, as typed")
     c[3].checkbox("Flagged mislabels only", key="f_flagged")
@@ -72,6 +101,7 @@ with st.expander("Filters", expanded=True):
 metas = shown  # only the filters on the page apply
 current = filters.values(metas)
 filters.to_url(current, bounds, metas)
+filters.choice_to_url("map", "map", spaces[0])
 wanted = filters.spec(current, decided, ctx.classes, metas, has_rating=bool(rating))
 matching = queries.sample_count(ctx.ref, ctx.run_id, wanted)
 
@@ -79,32 +109,59 @@ if matching == 0:
     st.warning("No review matches these filters. Widen a range or clear a filter.")
     st.stop()
 
+c = st.columns([2, 2, 1, 3])
+c[0].selectbox("Sort all matching reviews by", [f"{s}{k}" for k in columns for s in ("-", "")], key="f_sort",
+               format_func=lambda v: f"{columns[v.lstrip('-')]} ({'highest' if v.startswith('-') else 'lowest'} "
+                                     "first)",
+               help="Sorts every matching review in the store, not only this page. Clicking a column header "
+                    "reorders only the rows shown.")
+filters.choice_to_url("sort", filters.SORT_KEY, filters.DEFAULT_SORT)
+sort = st.session_state["f_sort"]
+order = queries.SampleOrder(sort.lstrip("-"), sort.startswith("-"),
+                            tuple(zip(decided["sample_id"], decided["decision"])) if sort.endswith("status") else ())
 pages = max(1, math.ceil(matching / PAGE_SIZE))
-page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, key="samples_page")
+if st.session_state.get("samples_view") != (wanted, sort):  # another filter or order starts again at page 1
+    st.session_state["samples_view"] = (wanted, sort)
+    st.session_state["samples_page"] = 1
+page = c[1].number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, key="samples_page")
 start = (page - 1) * PAGE_SIZE
-view = queries.sample_page(ctx.ref, ctx.run_id, wanted, start, PAGE_SIZE)
-st.caption(f"Rows {start + 1:,}-{start + len(view):,} of {matching:,} matching reviews "
-           f"({ctx.run['n_samples']:,} in the run), highest loss first, {PAGE_SIZE} per page. "
-           "Select a row to open it.")
+view = queries.sample_page(ctx.ref, ctx.run_id, wanted, start, PAGE_SIZE, order)
+c[3].caption(f"Rows {start + 1:,}-{start + len(view):,} of {matching:,} matching reviews "
+             f"({ctx.run['n_samples']:,} in the run), {columns[sort.lstrip('-')]} "
+             f"{'highest' if sort.startswith('-') else 'lowest'} first, {PAGE_SIZE} per page. Select rows to open "
+             "one or decide on several at once.")
 status = view["sample_id"].map(decided.set_index("sample_id")["decision"]) if len(decided) else None
 display = view.assign(label=view["label"].map(ctx.name).map(visible), pred_label=view["pred_label"].map(ctx.name)
                       .map(visible), sample_id=view["sample_id"].map(visible),
-                      preview=view["preview"].str.slice(0, 90).map(visible),
-                      status=status.fillna("") if status is not None else "")[
-    ["sample_id", "split", "label", "pred_label", "rating", "p_given", "loss", "n_words", "cluster",
-     "is_label_issue", "status", "preview"]]
+                      preview=view["preview"].str.slice(0, 120).map(visible),
+                      status=status.fillna("undecided") if status is not None else "undecided")[list(columns)]
+round_ = st.session_state.setdefault("samples_round", 0)  # a new table (no selection) after each batch
 event = st.dataframe(
-    display, hide_index=True, key="samples_table", on_select="rerun", selection_mode="single-row",
+    display, hide_index=True, key=f"samples_table_{round_}", on_select="rerun", selection_mode="multi-row",
     column_config={
-        "label": "given label", "pred_label": "predicted",
-        "rating": None if not rating else st.column_config.NumberColumn(ctx.rating_name or "rating"),
-        "p_given": st.column_config.ProgressColumn("p(given label)", min_value=0, max_value=1, format="%.2f"),
-        "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f"),
-        "n_words": st.column_config.NumberColumn("words"),
-        "is_label_issue": st.column_config.CheckboxColumn("flagged"),
-        "preview": st.column_config.TextColumn("text", width="large"),
+        "sample_id": st.column_config.TextColumn(columns["sample_id"]),
+        "split": columns["split"], "label": columns["label"], "pred_label": columns["pred_label"],
+        "rating": None if not rating else st.column_config.NumberColumn(columns["rating"]),
+        "p_given": st.column_config.ProgressColumn(columns["p_given"], min_value=0, max_value=1, format="%.2f"),
+        "loss": st.column_config.NumberColumn(columns["loss"], format="%.3f"),
+        "n_words": st.column_config.NumberColumn(columns["n_words"]),
+        "cluster": st.column_config.NumberColumn(columns["cluster"]),
+        "is_label_issue": st.column_config.CheckboxColumn(columns["is_label_issue"]),
+        "status": columns["status"],
+        "preview": st.column_config.TextColumn(columns["preview"], width="large"),
     },
 )
-if event.selection.rows:
-    chosen = view.iloc[event.selection.rows[0]]["sample_id"]
-    st.switch_page("pages/sample_analysis.py", query_params={"sample": chosen})
+picked = view.iloc[sorted(event.selection.rows)] if event.selection.rows else view.iloc[0:0]
+c = st.columns([1, 1, 2])
+if len(picked):
+    first = picked["sample_id"].iloc[0]
+    if c[0].button(f"Open {plain(first[:40])} in Sample analysis", key="open_selected", type="primary"):
+        st.switch_page("pages/sample_analysis.py", query_params={"sample": first})
+with c[1]:
+    review.undo_button(ctx, key="samples")
+c[2].download_button("Download relabel CSV", decisions.relabel_csv(ctx.decisions, ctx.source),
+                     file_name="lossmap_relabel.csv", mime="text/csv", key="download_csv_samples",
+                     disabled=decided.empty, help="The same file as on Mislabel review")
+if len(picked) and review.batch_panel(ctx, picked, key="samples"):
+    st.session_state["samples_round"] = round_ + 1
+    st.rerun()

@@ -6,7 +6,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages.common import queries, state
+from pages.common import charts, queries, state
+from pages.common.widgets import plain
 
 QUANTITIES = {"weight": "weights", "bias": "biases", "preact": "pre-activations", "postact": "post-activations",
               "grad": "weight gradients"}
@@ -31,18 +32,24 @@ held_out = "validation (held out)"
 batches, epochs = queries.model_curves(ctx.ref, ctx.run_id, family)
 
 st.subheader("Loss and accuracy per batch")
-show_folds = st.checkbox("Also show the cross-fitting fold models", value=False, key="training_folds")
-shown = batches if show_folds else batches[batches["model_id"] == model_id]
-long = shown.melt(id_vars=["model_id", "step", "epoch"], value_vars=["loss", "accuracy"], var_name="metric")
-st.altair_chart(alt.Chart(long).mark_line(opacity=0.8, strokeWidth=1).encode(
-    x=alt.X("step:Q", title="batch (step)"), y=alt.Y("value:Q", title=None),
-    color=alt.Color("model_id:N", title="model"), row=alt.Row("metric:N", title=None),
-    tooltip=["model_id", "epoch", "step", alt.Tooltip("value:Q", format=".3f")],
-).properties(height=150).resolve_scale(y="independent"), width="stretch")
+c = st.columns([2, 3])
+show_folds = c[0].checkbox("Compare with the cross-fitting fold models", value=False, key="training_folds",
+                           help="The fold models' spread as a band behind this network's curve")
+with c[1]:
+    window = charts.smoothing("training_smoothing")
+long = charts.long_curves(batches, window)
+n_folds = long.loc[long["model_id"] != model_id, "model_id"].nunique()
+if show_folds and n_folds:
+    st.altair_chart(charts.band_chart(long, charts.fold_band(long, model_id), model_id), width="stretch")
+    st.caption(f"Blue: {model_id}, trailing mean over {window} batch(es). Grey band: the lowest to highest of the "
+               f"{n_folds} fold models' trailing means at each point of training (dashed: their mean). A curve "
+               "outside the band learned differently from the models that scored the out-of-fold predictions.")
+else:
+    st.altair_chart(charts.curves_chart(long[long["model_id"] == model_id], height=170), width="stretch")
+mine_batches = batches[batches["model_id"] == model_id]
 st.caption("Cross-entropy (nats) and accuracy of each training batch, with dropout on where the network "
-           "has it. Learning rate per step: " + ", ".join(
-               f"epoch {e}: {lr:.1e}" for e, lr in shown[shown["model_id"] == model_id]
-               .groupby("epoch")["lr"].first().items()))
+           "has it; faint: every batch, solid: the trailing mean. Learning rate per epoch: " + ", ".join(
+               f"epoch {e}: {lr:.1e}" for e, lr in mine_batches.groupby("epoch")["lr"].first().items()))
 
 st.subheader("Train vs validation per epoch")
 mine = epochs[epochs["model_id"] == model_id]
@@ -101,6 +108,14 @@ else:
                              scale=alt.Scale(domain=[0, 1])),
         color="layer:N", tooltip=["layer", "epoch", alt.Tooltip("dead_fraction:Q", format=".1%")],
     ).properties(height=240), width="stretch")
+DEAD_SHARE = 0.30  # a layer with more of its ReLU units dead than this after training is pointed out
+if not dead.empty:
+    last = dead[dead["epoch"] == dead["epoch"].max()].groupby("layer")["dead_fraction"].max()
+    for name, share in last[last > DEAD_SHARE].items():
+        c1.warning(f"{share:.0%} of the units of layer {plain(name)} are dead after the last epoch "
+                   f"({int(dead['epoch'].max())}): they output zero for every probe review and no longer learn. "
+                   "A lower learning rate, another activation (the Experiments page compares them) or a smaller "
+                   "layer would waste less of it.")
 grads = stats[(stats["quantity"] == "grad") & (stats["epoch"] > 0)]
 c2.altair_chart(alt.Chart(grads).mark_line(point=True).encode(
     x="epoch:O", y=alt.Y("norm:Q", title="gradient L2 norm (log scale)", scale=alt.Scale(type="log")),
@@ -119,14 +134,19 @@ with st.expander("Summary figures per layer and epoch"):
 
 st.subheader("Information plane")
 plane = queries.information_plane(ctx.ref, ctx.run_id, model_id)
-st.altair_chart(alt.Chart(plane).mark_line(point=alt.OverlayMarkDef(size=80, filled=True), opacity=0.5).encode(
-    x=alt.X("i_xt:Q", title="I(X;T), bits"), y=alt.Y("i_ty:Q", title="I(T;Y), bits"),
-    detail="layer:N", order="epoch:O", shape=alt.Shape("layer:N"),
-    color=alt.Color("epoch:O", scale=alt.Scale(scheme="viridis")),
-    tooltip=["layer", "epoch", alt.Tooltip("i_xt:Q", format=".3f"), alt.Tooltip("i_ty:Q", format=".3f")],
-).properties(height=380), width="stretch")
+plane_base = alt.Chart(plane).encode(
+    x=alt.X("i_xt:Q", title="I(X;T), bits", scale=alt.Scale(zero=False)),
+    y=alt.Y("i_ty:Q", title="I(T;Y), bits", scale=alt.Scale(zero=False)))
+paths = plane_base.mark_line(opacity=0.6).encode(
+    color=alt.Color("layer:N", title="layer (line)", legend=alt.Legend(labelLimit=240)), order="epoch:O")
+dots = plane_base.mark_point(size=80, filled=True).encode(
+    color=alt.Color("epoch:O", scale=alt.Scale(scheme="viridis"), title="epoch (point)"),
+    shape=alt.Shape("layer:N", title="layer (shape)", legend=alt.Legend(labelLimit=240)),
+    tooltip=["layer", "epoch", alt.Tooltip("i_xt:Q", format=".3f"), alt.Tooltip("i_ty:Q", format=".3f")])
+st.altair_chart((paths + dots).resolve_scale(color="independent").properties(height=380), width="stretch")
 if not plane.empty:
-    st.caption(f"One point per layer per epoch, lines joining a layer's epochs. Estimated by binning each layer's "
+    st.caption(f"One point per layer per epoch (its shape the layer, its colour the epoch), and a line per layer "
+               f"joining its epochs in order. Estimated by binning each layer's "
                f"output into {int(plane['bins'].iloc[0])} equal-width bins (from 0, or its lowest value if negative) on {int(plane['n_probe'].iloc[0]):,} "
                "fixed training reviews (Shwartz-Ziv & Tishby 2017). With that many reviews I(X;T) cannot exceed "
                f"log2({int(plane['n_probe'].iloc[0]):,}) bits, and wide layers sit near that ceiling: every review "

@@ -42,9 +42,16 @@ with left:
                         scale=alt.Scale(domain=order, range=["#dc2626", "#2563eb", "#16a34a"])),
         tooltip=["bucket", "reads", "reviews", alt.Tooltip("accuracy:Q", format=".2%")],
     ).properties(height=300), width="stretch")
-    st.caption(f"Out-of-fold accuracy of the {family} fold models reading the first {max_len} words (head), the first "
+    st.altair_chart(alt.Chart(buckets).mark_bar(color="#94a3b8").encode(
+        x=alt.X("bucket:N", sort=list(buckets["bucket"]), title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("reviews:Q", title="reviews", axis=alt.Axis(format=",")),
+        tooltip=["bucket", alt.Tooltip("reviews:Q", format=","),
+                 alt.Tooltip("share_truncated:Q", format=".1%", title="truncated")],
+    ).properties(height=110), width="stretch")
+    st.caption(f"Above: out-of-fold accuracy of the {family} fold models reading the first {max_len} words (head), the first "
                f"and last {max_len // 2 if isinstance(max_len, int) else '?'} (head_tail), or the whole review in "
-               "sliding windows (mean log-odds). Reviews up to the limit read the same either way.")
+               "sliding windows (mean log-odds). Below: reviews per length bucket, so a bucket's accuracy can be weighed. "
+               "Reviews up to the limit read the same either way.")
 with right:
     st.subheader("Length vs loss")
     grid = queries.length_vs_loss(ctx.ref, ctx.run_id, family)
@@ -64,7 +71,10 @@ with right:
                    f"the dashed line ({max_len} words) were truncated.")
 
 st.subheader("Most harmed by truncation")
-harmed = queries.harmed(ctx.ref, ctx.run_id, family)
+flips_first = st.radio("Order", ["harm", "prediction flips first"], horizontal=True, key="trunc_order",
+                       help="'prediction flips first': the reviews whose predicted label changes when the whole "
+                            "review is read, most harmed first, then the others") == "prediction flips first"
+harmed = queries.harmed(ctx.ref, ctx.run_id, family, flips_first=flips_first)
 shown = harmed.assign(label=harmed["label"].map(ctx.name).map(visible), preview=harmed["preview"].map(visible),
                       sample_id=harmed["sample_id"].map(visible),
                       pred_model=harmed["pred_model"].map(ctx.name).map(visible),

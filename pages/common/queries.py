@@ -84,6 +84,7 @@ class SampleFilter:
     loss: tuple[float, float | None] = (0.0, None)
     words: tuple[int, int | None] = (0, None)
     clusters: tuple[int, ...] = ()
+    cluster_space: str = SPACE  # whose map's clusters ``clusters`` are (pipeline.names spaces)
     flagged: bool = False
     search: str = ""  # literal, case-insensitive
     only_ids: tuple[str, ...] | None = None  # e.g. the reviews with one decision
@@ -112,7 +113,10 @@ def _where(f: SampleFilter) -> tuple[str, dict]:
         (f.outcome in ("correct", "incorrect"), "correct = $correct", "correct", f.outcome == "correct"),
         (f.loss[1] is not None, "loss <= $l1", "l1", f.loss[1]),
         (f.words[1] is not None, "n_words <= $w1", "w1", f.words[1]),
-        (f.clusters, "list_contains($clusters, cluster)", "clusters", list(f.clusters)),
+        (f.clusters and f.cluster_space == SPACE, "list_contains($clusters, cluster)", "clusters", list(f.clusters)),
+        (f.clusters and f.cluster_space != SPACE, "sample_id IN (SELECT sample_id FROM map_points WHERE run_id = $run "
+         "AND space = $cspace AND list_contains($clusters, cluster))", ("clusters", "cspace"),
+         (list(f.clusters), f.cluster_space)),
         (f.flagged, "is_label_issue", None, None),
         (f.search.strip(), "contains(search_text, lower($search))", "search", f.search.strip()),
         (f.only_ids is not None, "sample_id IN (SELECT unnest($only::VARCHAR[]))", "only", list(f.only_ids or ())),
@@ -136,12 +140,42 @@ def sample_count(ref: StoreRef, run_id: str, f: SampleFilter) -> int:
                ["n"].iloc[0])
 
 
+# What the Samples page can sort by: column shown -> the SQL expression (identifiers from here only).
+SORTABLE = {
+    "sample_id": "sample_id", "split": "split", "label": "label", "pred_label": "pred_label", "rating": "rating",
+    "p_given": "p_given", "loss": "loss", "n_words": "n_words", "cluster": "cluster",
+    "is_label_issue": "is_label_issue", "status": "coalesce(d.status, 'undecided')", "preview": "lower(preview)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleOrder:
+    """How the Samples page orders the whole filtered set: a column of ``SORTABLE``, descending or not.
+    ``decided`` holds (sample_id, decision) pairs, needed only to sort by review status."""
+
+    column: str = "loss"
+    descending: bool = True
+    decided: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self):
+        if self.column not in SORTABLE:
+            raise ValueError(f"cannot sort by {self.column!r}; sortable: {', '.join(SORTABLE)}")
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
-def sample_page(ref: StoreRef, run_id: str, f: SampleFilter, offset: int = 0, limit: int = 100) -> pd.DataFrame:
-    """One page of the reviews that pass ``f``, highest loss first."""
+def sample_page(ref: StoreRef, run_id: str, f: SampleFilter, offset: int = 0, limit: int = 100,
+                order: SampleOrder = SampleOrder()) -> pd.DataFrame:
+    """One page of the reviews that pass ``f``, in ``order`` over all of them (ties: highest loss, then id)."""
     where, params = _where(f)
-    return _query(ref, f"SELECT {_SUMMARY_COLUMNS} FROM sample_summary WHERE {where} "
-                       "ORDER BY loss DESC, sample_id LIMIT $limit OFFSET $offset",
+    direction = "DESC" if order.descending else "ASC"
+    status = ""
+    if order.column == "status":
+        status = ("LEFT JOIN (SELECT unnest($dids::VARCHAR[]) AS sample_id, unnest($dvals::VARCHAR[]) AS status) d "
+                  "USING (sample_id)")
+        params |= {"dids": [i for i, _ in order.decided], "dvals": [v for _, v in order.decided]}
+    return _query(ref, f"SELECT {_SUMMARY_COLUMNS} FROM sample_summary {status} WHERE {where} "
+                       f"ORDER BY {SORTABLE[order.column]} {direction} NULLS LAST, loss DESC, sample_id "
+                       "LIMIT $limit OFFSET $offset",
                   params | {"run": run_id, "limit": limit, "offset": offset})
 
 
@@ -300,7 +334,7 @@ def map_box(ref: StoreRef, run_id: str, space: str, x: tuple[float, float], y: t
     where = "run_id = $run AND space = $space AND x BETWEEN $x0 AND $x1 AND y BETWEEN $y0 AND $y1"
     total = int(_query(ref, f"SELECT count(*) AS n FROM map_points WHERE {where}", params)["n"].iloc[0])
     rows = _query(ref, f"""
-        WITH inside AS (SELECT sample_id, label, pred_label, rating, loss, is_label_issue FROM map_points
+        WITH inside AS (SELECT sample_id, label, pred_label, rating, loss, is_label_issue, preview FROM map_points
                         WHERE {where} ORDER BY loss DESC, sample_id LIMIT $limit)
         SELECT inside.*, s.reason FROM inside
         JOIN sample_summary s ON s.run_id = $run AND s.sample_id = inside.sample_id ORDER BY loss DESC, sample_id
@@ -492,16 +526,19 @@ def length_vs_loss(ref: StoreRef, run_id: str, family: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def harmed(ref: StoreRef, run_id: str, family: str, limit: int = 200) -> pd.DataFrame:
-    """The most harmed truncated reviews, most harmed first."""
-    return _query(ref, """
+def harmed(ref: StoreRef, run_id: str, family: str, limit: int = 200, flips_first: bool = False) -> pd.DataFrame:
+    """The most harmed truncated reviews, most harmed first (with ``flips_first``, those whose prediction changes
+    when the whole review is read come first)."""
+    inner, outer = ("prediction_changes DESC, harm_rank", "t.prediction_changes DESC, t.harm_rank") if flips_first \
+        else ("harm_rank", "t.harm_rank")  # constants
+    return _query(ref, f"""
         WITH top AS (SELECT * FROM truncation WHERE run_id = $run AND family = $family AND harm_rank IS NOT NULL
-                     ORDER BY harm_rank LIMIT $limit)
+                     ORDER BY {inner} LIMIT $limit)
         SELECT t.harm_rank, t.sample_id, s.label, s.rating, t.n_words, t.p_model, t.p_windows, t.pred_model,
                t.pred_windows, t.harm,
                t.prediction_changes, left(s.preview, 120) AS preview
         FROM top t JOIN sample_summary s ON s.run_id = $run AND s.sample_id = t.sample_id
-        ORDER BY t.harm_rank
+        ORDER BY {outer}
     """, {"run": run_id, "family": family, "limit": limit})
 
 

@@ -1,4 +1,6 @@
-"""UI pieces shared by pages: SHAP-highlighted review text and the decision panel.
+"""UI pieces shared by pages: SHAP-highlighted review text, literal text for Markdown, class colours.
+
+Deciding on reviews (one at a time, in batches, undo) lives in ``pages.common.review``.
 
 Review text is untrusted: ``highlight_html`` and ``marked_html`` escape every piece
 with ``html.escape`` before wrapping it in markup, so ``<script>`` shows as text;
@@ -14,10 +16,7 @@ import re
 
 import altair as alt
 import pandas as pd
-import streamlit as st
 
-from pages.common import decisions
-from pages.common.state import Context
 
 SHOWN_CHARS = 15_000  # longest text a page renders as HTML; the rest is elided, with a note
 _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -131,44 +130,6 @@ def plain(text) -> str:
     return re.sub(r"(?i)(w)(ww)", r"\1" + _WORD_JOINER + r"\2", out)
 
 
-def decision_panel(ctx: Context, row: dict, *, key: str) -> str | None:
-    """Buttons to decide on one review, plus a note. Returns the decision recorded, if any.
-
-    With two classes, 'mislabeled' flips the label; with more, it relabels to the class
-    picked beside it (the suggested one by default).
-    """
-    given = int(row["label"])
-    others = [k for k in range(len(ctx.classes)) if k != given]
-    suggested = int(row.get("suggested_label", others[0]))
-    if len(ctx.classes) > 2:  # keyed by the review, so the next one starts from its own suggestion
-        target = st.selectbox("Relabel as", others, index=others.index(suggested) if suggested in others else 0,
-                              format_func=ctx.name, key=f"relabel_{key}_{row['sample_id']}",
-                              help="The class a 'mislabeled' decision gives this review; the suggested one first")
-    else:
-        target = others[0]
-    note_key = f"note_{key}_{row['sample_id']}"  # a note belongs to one review: the next one starts empty
-    st.text_input("Note (optional)", key=note_key, max_chars=500)
-    cols = st.columns(4)
-    chosen = None
-    labels = {"mislabeled": f"Mislabeled: relabel as {plain(ctx.name(target))}", "correct": decisions.DECISIONS["correct"],
-              "ambiguous": decisions.DECISIONS["ambiguous"], "skip": "Skip"}
-    for col, (value, label) in zip(cols, labels.items()):
-        if col.button(label, key=f"{value}_{key}", width="stretch",
-                      type="primary" if value == "mislabeled" else "secondary"):
-            chosen = value
-    if chosen and chosen != "skip":
-        rating = row.get("rating")
-        decisions.record(
-            ctx.decisions, sample_id=row["sample_id"], decision=chosen, old_label=ctx.name(given),
-            new_label=ctx.name(target) if chosen == "mislabeled" else None,
-            rating=None if rating is None or rating != rating else float(rating), score=float(row["label_score"]),
-            sample_path=row.get("path"), note=st.session_state.get(note_key, ""), run_id=ctx.run_id,
-            reviewer=ctx.reviewer, source=ctx.source,
-        )
-        st.toast(f"Recorded: {labels[chosen]} for {plain(row['sample_id'])}")
-    return chosen
-
-
 def class_colors(classes: tuple[str, ...]) -> alt.Scale:
     """One colour per class name: red/green for IMDB's negative/positive, an ordered ramp for numeric classes
     (star ratings), a categorical palette otherwise."""
@@ -178,6 +139,16 @@ def class_colors(classes: tuple[str, ...]) -> alt.Scale:
     if all(re.fullmatch(r"-?\d+", n) for n in names):
         return alt.Scale(domain=names, scheme="redyellowgreen")
     return alt.Scale(domain=names, scheme="tableau20" if len(names) > 10 else "tableau10")
+
+
+def cluster_colors(ids) -> alt.Scale:
+    """A distinct colour per cluster id: Tableau's 20 for up to 20 clusters, evenly spaced hues beyond."""
+    ids = sorted(int(i) for i in ids)
+    if len(ids) <= 20:
+        return alt.Scale(domain=ids, scheme="tableau20")
+    hues = [(i * 137.508) % 360 for i in range(len(ids))]  # the golden angle keeps neighbours apart
+    return alt.Scale(domain=ids, range=[f"hsl({h:.0f},{65 if i % 2 else 80}%,{45 if i % 3 else 55}%)"
+                                        for i, h in enumerate(hues)])
 
 
 def rating_text(value, name: str | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_relabel_as_a_third_class_and_download_the_csv(ratings_server, page):
 def test_metadata_filters_from_a_shared_link(ratings_server, page):
     url, _ = ratings_server
     _open(page, f"{url}/samples?label=10&m.sentiment=pos", "Samples")
-    page.get_by_text("matching reviews").wait_for()
+    page.get_by_text(re.compile(r"Rows 1-\d+ of [\d,]+ matching reviews")).wait_for()
     grid = page.locator('[data-testid="stDataFrame"]').first
     grid.wait_for()
     assert page.get_by_text("No review matches").count() == 0

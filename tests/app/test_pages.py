@@ -385,3 +385,173 @@ def test_decisions_on_another_dataset_in_the_same_store_do_not_show(app, store):
     assert {m.label: m.value for m in other.metric}["Decisions made"] == "0"
     other.switch_page("pages/mislabel_review.py").run()
     assert other.get("progress")[0].proto.text.startswith("Reviewed 0 of")
+
+
+def _store_rows(store, sql: str, params=()):
+    import duckdb
+
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+def test_malformed_url_filters_are_ignored_and_the_page_says_which(app):
+    """The link of issue 11: it used to become rating=10-10 without a word."""
+    for key, value in {"loss": "abc", "rating": "99-200", "split": "foo", "outcome": "zzz"}.items():
+        app.query_params[key] = value
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    assert not app.exception
+    (warning,) = [w.value for w in app.warning]
+    for said in ("loss=abc was ignored", "rating=99-200 was ignored", "'foo'", "outcome=zzz was ignored"):
+        assert said in re.sub(r"\\(.)", r"\1", warning).replace("\u2060", ""), said
+    assert app.slider(key="f_rating").value == (1, 10) and app.multiselect(key="f_split").value == []
+    assert app.radio(key="f_outcome").value == "all"
+    assert "rating" not in app.query_params and "loss" not in app.query_params
+    assert f"of {N_REVIEWS:,} matching reviews" in app.caption[-1].value.replace("\\", "") or \
+        any(f"of {N_REVIEWS:,} matching" in c.value for c in app.caption)
+
+
+def test_url_ranges_partly_outside_the_data_are_narrowed_and_said(app):
+    app.query_params["rating"] = "8-200"
+    app.query_params["words"] = "-5-40"
+    app.query_params["nonsense"] = "1"
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    warning = re.sub(r"\\(.)", r"\1", app.warning[0].value).replace("\u2060", "")
+    assert "rating=8-200 was narrowed to 8-10" in warning and "words=-5-40 was narrowed to 0-40" in warning
+    assert "nonsense: not a filter of this page" in warning
+    rows = _table(app)
+    assert set(rows["rating"]) <= {8, 9, 10} and rows["n_words"].max() <= 40
+    assert app.query_params["rating"] == "8-10"
+
+
+def test_a_clean_link_gives_no_warning(app):
+    app.query_params["rating"] = "1-4"
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    assert not app.warning
+
+
+def test_sorting_covers_every_matching_review_and_stays_in_the_url(app, store):
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    app.selectbox(key="f_sort").set_value("-n_words").run()
+    assert not app.exception and app.query_params["sort"] == "-n_words"
+    first_page = _table(app)
+    (longest,) = _store_rows(store, "SELECT max(n_words) FROM sample_summary")[0]
+    assert first_page["n_words"].iloc[0] == longest
+    assert list(first_page["n_words"]) == sorted(first_page["n_words"], reverse=True)
+    app.number_input(key="samples_page").set_value(2).run()
+    second_page = _table(app)
+    assert second_page["n_words"].iloc[0] <= first_page["n_words"].iloc[-1]
+    assert "words highest first" in " ".join(c.value for c in app.caption)
+    app.selectbox(key="f_sort").set_value("preview").run()  # ascending text, from the first page again
+    assert app.number_input(key="samples_page").value == 1
+    (first,) = _store_rows(store, "SELECT sample_id FROM sample_summary ORDER BY lower(preview), loss DESC, "
+                                  "sample_id LIMIT 1")[0]
+    assert _table(app)["sample_id"].iloc[0] == first
+
+
+def test_a_sort_from_a_shared_url_is_used_and_a_bad_one_said(app, store):
+    app.query_params["sort"] = "rating"
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    assert _table(app)["rating"].iloc[0] == _store_rows(store, "SELECT min(rating) FROM sample_summary")[0][0]
+    hostile = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    hostile.query_params["sort"] = "loss; DROP TABLE runs"
+    hostile.run()
+    hostile.switch_page("pages/samples.py").run()
+    assert not hostile.exception and hostile.selectbox(key="f_sort").value == "-loss"
+    assert "sort=loss; DROP TABLE runs was ignored" in re.sub(r"\\(.)", r"\1", hostile.warning[0].value) \
+        .replace("\u2060", "")
+    assert _store_rows(store, "SELECT count(*) FROM runs")[0][0] == 1
+
+
+def test_sorting_by_review_status_orders_the_whole_set(app, store):
+    ids = [r[0] for r in _store_rows(store, "SELECT sample_id FROM sample_summary ORDER BY loss LIMIT 3")]
+    path = decisions.decisions_path(store)
+    for sample_id, decision in zip(ids, ("ambiguous", "correct", "mislabeled")):
+        decisions.record(path, sample_id=sample_id, decision=decision, old_label="negative",
+                         new_label="positive" if decision == "mislabeled" else None)
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    app.selectbox(key="f_sort").set_value("status").run()
+    rows = _table(app)
+    status_column = "review status" if "review status" in rows else "status"
+    assert list(rows[status_column].iloc[:4]) == ["ambiguous", "correct", "mislabeled", "undecided"]
+    assert rows["sample_id"].iloc[0] == ids[0]
+
+
+def test_the_highest_loss_row_on_overview_opens_that_review(app, store):
+    app.run()
+    (top,) = _store_rows(store, "SELECT sample_id FROM sample_summary ORDER BY loss DESC, sample_id LIMIT 1")[0]
+    app.session_state["top_loss_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    app.run()
+    assert not app.exception
+    assert app.query_params["sample"] == top and app.title[0].value == "Sample analysis"
+
+
+def test_a_neighbour_row_opens_that_review(app, store):
+    (first,) = _store_rows(store, "SELECT sample_id FROM neighbours ORDER BY sample_id LIMIT 1")[0]
+    app.query_params["sample"] = first
+    app.run()
+    app.switch_page("pages/sample_analysis.py").run()
+    app.query_params["sample"] = first
+    app.run()
+    near = _store_rows(store, "SELECT neighbour_id FROM neighbours WHERE sample_id = ? AND space = 'tfidf-svd' "
+                              "ORDER BY rank LIMIT 1", [first])[0][0]
+    app.session_state[f"neighbours_{first}"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    app.run()
+    assert not app.exception and app.query_params["sample"] == near
+    assert app.text_input[0].value == near
+
+
+def test_a_cluster_row_on_the_map_opens_samples_filtered_to_it(app, store):
+    app.run()
+    app.switch_page("pages/population_map.py").run()
+    app.session_state["clusters_tfidf-svd"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    app.run()
+    assert not app.exception and app.title[0].value == "Samples"
+    (cluster,) = _store_rows(store, "SELECT cluster FROM clusters WHERE space = 'tfidf-svd' ORDER BY cluster "
+                                    "LIMIT 1 OFFSET 2")[0]
+    rows = _table(app)
+    assert set(rows["cluster"]) == {cluster} and app.query_params["cluster"] == str(cluster)
+    (size,) = _store_rows(store, "SELECT size FROM clusters WHERE space = 'tfidf-svd' AND cluster = ?", [cluster])[0]
+    assert any(f"of {size:,} matching reviews" in c.value for c in app.caption)
+
+
+def test_a_network_map_cluster_filters_samples_by_that_map(app, store):
+    (space, cluster, size) = _store_rows(store, "SELECT space, cluster, size FROM clusters WHERE space <> "
+                                                "'tfidf-svd' ORDER BY space, cluster LIMIT 1")[0]
+    app.query_params["cluster"] = str(cluster)
+    app.query_params["map"] = space
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    assert not app.exception and not app.warning
+    assert any(f"of {size:,} matching reviews" in c.value for c in app.caption)
+
+
+def test_dead_units_above_30_percent_are_pointed_out(app, store):
+    from pipeline.store import files
+
+    def kill_units(con):
+        con.execute("UPDATE layer_stats SET dead_fraction = 0.45 WHERE dead_fraction IS NOT NULL")
+
+    files.publish(store, kill_units)
+    app.run()
+    app.switch_page("pages/training.py").run()
+    assert not app.exception
+    said = " ".join(w.value for w in app.warning)
+    assert "45% of the units of layer" in said and "dead after the last epoch" in said
+
+
+def test_truncation_harmed_list_can_put_prediction_flips_first(app):
+    app.run()
+    app.switch_page("pages/truncation.py").run()
+    app.radio(key="trunc_order").set_value("prediction flips first").run()
+    harmed = app.dataframe[0].value
+    flips = list(harmed["prediction_changes"])
+    assert flips == sorted(flips, reverse=True) and not app.exception

@@ -1,0 +1,84 @@
+"""Charts more than one page draws: training curves per batch, smoothed, on a shared progress axis.
+
+Networks train for different numbers of batches, so their curves share an axis of
+training progress (the share of a model's batches done). Smoothing is a trailing mean
+over a window of batches (TensorBoard's habit); the raw curve stays behind it, faint.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+SMOOTHING = (1, 5, 10, 25, 50, 100)  # batches in the trailing mean; 1 = none
+METRICS = {"loss": "loss (nats)", "accuracy": "accuracy"}
+
+
+def smoothing(key: str, default: int = 10) -> int:
+    """A slider for the smoothing window, in batches."""
+    return st.select_slider("Smoothing (trailing mean over batches)", SMOOTHING, value=default, key=key,
+                            help="1 shows every batch as it was; raw values stay visible, faint, behind the mean")
+
+
+def long_curves(batches: pd.DataFrame, window: int, by: str = "model_id") -> pd.DataFrame:
+    """Per-batch loss and accuracy in long form with ``progress`` (0-1 of each model's batches) and ``smoothed``."""
+    if batches.empty:
+        return pd.DataFrame(columns=[by, "step", "epoch", "progress", "metric", "value", "smoothed"])
+    b = batches.sort_values([by, "step"])
+    first = b.groupby(by)["step"].transform("min")
+    span = (b.groupby(by)["step"].transform("max") - first).clip(lower=1)
+    b = b.assign(progress=(b["step"] - first) / span)
+    long = b.melt(id_vars=[by, "step", "epoch", "progress"], value_vars=list(METRICS), var_name="metric")
+    long["smoothed"] = long.groupby([by, "metric"])["value"].transform(
+        lambda s: s.rolling(window, min_periods=1).mean())
+    return long
+
+
+def curves_chart(long: pd.DataFrame, *, color: str = "model_id", title: str = "model", height: int = 150):
+    """Raw curves (faint) under their trailing means, one panel per metric with its own y axis."""
+    base = alt.Chart(long).encode(
+        x=alt.X("progress:Q", title="share of the model's training batches", axis=alt.Axis(format="%")),
+        color=alt.Color(f"{color}:N", title=title, legend=alt.Legend(orient="bottom", labelLimit=320)),
+    )
+    raw = base.mark_line(opacity=0.2, strokeWidth=1).encode(y=alt.Y("value:Q", title=None))
+    mean = base.mark_line(strokeWidth=2).encode(
+        y=alt.Y("smoothed:Q", title=None),
+        tooltip=[alt.Tooltip(f"{color}:N", title=title), "epoch", "step",
+                 alt.Tooltip("value:Q", format=".3f", title="this batch"),
+                 alt.Tooltip("smoothed:Q", format=".3f", title="trailing mean")])
+    return (raw + mean).properties(height=height).facet(
+        row=alt.Row("metric:N", title=None, sort=list(METRICS),
+                    header=alt.Header(labelExpr="datum.value == 'loss' ? 'loss (nats)' : 'accuracy'",
+                                      labelAngle=0, labelAlign="left")),
+    ).resolve_scale(y="independent")
+
+
+def fold_band(long: pd.DataFrame, reference: str, bins: int = 100) -> pd.DataFrame:
+    """The fold models' spread per progress bin (min, mean, max of their smoothed curves), for a band behind the
+    reference model's curve."""
+    folds = long[long["model_id"] != reference]
+    if folds.empty:
+        return pd.DataFrame(columns=["metric", "progress", "lo", "mid", "hi"])
+    binned = folds.assign(progress=(folds["progress"] * bins).round() / bins)
+    per_model = binned.groupby(["metric", "progress", "model_id"])["smoothed"].mean().reset_index()
+    return per_model.groupby(["metric", "progress"])["smoothed"].agg(lo="min", mid="mean", hi="max").reset_index()
+
+
+def band_chart(long: pd.DataFrame, band: pd.DataFrame, reference: str, height: int = 150):
+    """The reference model's smoothed curve over the band of its fold models, one panel per metric."""
+    ref = long[long["model_id"] == reference]
+    x = alt.X("progress:Q", title="share of the model's training batches", axis=alt.Axis(format="%"))
+    layers = []
+    for metric, name in METRICS.items():
+        area = alt.Chart(band[band["metric"] == metric]).mark_area(opacity=0.25, color="#64748b").encode(
+            x=x, y=alt.Y("lo:Q", title=name, scale=alt.Scale(zero=False)), y2="hi:Q",
+            tooltip=[alt.Tooltip("progress:Q", format=".0%"), alt.Tooltip("lo:Q", format=".3f", title="lowest fold"),
+                     alt.Tooltip("hi:Q", format=".3f", title="highest fold")])
+        mid = alt.Chart(band[band["metric"] == metric]).mark_line(color="#64748b", strokeDash=[4, 3]).encode(
+            x=x, y="mid:Q")
+        line = alt.Chart(ref[ref["metric"] == metric]).mark_line(color="#2563eb", strokeWidth=2).encode(
+            x=x, y=alt.Y("smoothed:Q", title=name),
+            tooltip=["epoch", "step", alt.Tooltip("smoothed:Q", format=".3f", title="trailing mean")])
+        layers.append((area + mid + line).properties(height=height))
+    return alt.vconcat(*layers)

@@ -1,0 +1,152 @@
+"""Deciding on reviews: one at a time (with a key per decision), several at once, and undoing.
+
+Every decision goes through ``pages.common.decisions`` (an append-only history); undo
+writes a row too. A note belongs to one review or one batch: its widget is keyed by
+the review (or the batch), so the next one starts empty.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import decisions
+from pages.common.state import Context
+from pages.common.widgets import plain
+
+# One key per decision on Mislabel review ('C' and 'R' are Streamlit's own, so 'correct' is K, keep).
+KEYS = {"mislabeled": "F", "correct": "K", "ambiguous": "A", "skip": "S"}
+UNDO_KEY = "U"
+SUGGESTED = -1  # the batch relabel target meaning "each review's suggested label"
+
+
+def _review(ctx: Context, row, new_label: str | None, note: str) -> dict:
+    rating = row.get("rating")
+    return dict(sample_id=row["sample_id"], old_label=ctx.name(row["label"]), new_label=new_label,
+                rating=None if rating is None or rating != rating else float(rating),
+                score=None if row.get("label_score") is None else float(row["label_score"]),
+                sample_path=row.get("path"), note=note)
+
+
+def decision_panel(ctx: Context, row: dict, *, key: str, shortcuts: bool = False) -> str | None:
+    """Buttons to decide on one review, plus a note. Returns the decision recorded (or 'skip'), if any.
+
+    With two classes, 'mislabeled' flips the label; with more, it relabels to the class
+    picked beside it (the suggested one by default). With ``shortcuts`` each button has a key.
+    """
+    given = int(row["label"])
+    others = [k for k in range(len(ctx.classes)) if k != given]
+    suggested = int(row.get("suggested_label", others[0]))
+    if len(ctx.classes) > 2:  # keyed by the review, so the next one starts from its own suggestion
+        target = st.selectbox("Relabel as", others, index=others.index(suggested) if suggested in others else 0,
+                              format_func=ctx.name, key=f"relabel_{key}_{row['sample_id']}",
+                              help="The class a 'mislabeled' decision gives this review; the suggested one first")
+    else:
+        target = others[0]
+    note_key = f"note_{key}_{row['sample_id']}"  # a note belongs to one review: the next one starts empty
+    st.text_input("Note (optional)", key=note_key, max_chars=500)
+    cols = st.columns(4)
+    chosen = None
+    labels = {"mislabeled": f"Mislabeled: relabel as {plain(ctx.name(target))}",
+              "correct": decisions.DECISIONS["correct"], "ambiguous": decisions.DECISIONS["ambiguous"], "skip": "Skip"}
+    for col, (value, label) in zip(cols, labels.items()):
+        if col.button(label, key=f"{value}_{key}", width="stretch", shortcut=KEYS[value] if shortcuts else None,
+                      type="primary" if value == "mislabeled" else "secondary"):
+            chosen = value
+    if chosen and chosen != "skip":
+        decisions.record_many(ctx.decisions, [_review(ctx, row, ctx.name(target) if chosen == "mislabeled" else None,
+                                                      st.session_state.get(note_key, ""))],
+                              decision=chosen, run_id=ctx.run_id, reviewer=ctx.reviewer, source=ctx.source)
+        st.session_state["last_recorded"] = f"{labels[chosen]} for {plain(row['sample_id'])}"
+    return chosen
+
+
+def undo_button(ctx: Context, *, key: str, shortcut: bool = False) -> None:
+    """'Undo my last decision': takes back this session's latest decision on this data (the history keeps it)."""
+    if st.button("Undo my last decision", key=f"undo_{key}", icon=":material/undo:",
+                 shortcut=UNDO_KEY if shortcut else None,
+                 help="Takes back the latest decision made in this browser session on this data; the review's "
+                      "earlier decision, if any, is current again. The history keeps both."):
+        undone = decisions.undo_last(ctx.decisions, reviewer=ctx.reviewer, source=ctx.source)
+        st.session_state["last_recorded"] = (
+            f"Undid {plain(undone['decision'])} for {plain(undone['sample_id'])}" if undone
+            else "Nothing to undo: no decision of this session on this data is left")
+        st.rerun()
+
+
+def say_last_recorded() -> None:
+    """A toast for the decision (or undo) of the previous run, once."""
+    said = st.session_state.pop("last_recorded", None)
+    if said:
+        st.toast(said)
+
+
+def batch_panel(ctx: Context, rows: pd.DataFrame, *, key: str) -> bool:
+    """One decision for every review in ``rows`` (summary rows), after a confirmation that says how many.
+    Returns True when a batch was recorded (the caller reruns with a fresh selection)."""
+    n = len(rows)
+    ids = tuple(rows["sample_id"])
+    pending_key = f"batch_pending_{key}"
+    st.markdown(f"**{n:,} selected.** Decide on {'it' if n == 1 else f'all {n:,}'} at once:")
+    if len(ctx.classes) > 2:
+        options = [SUGGESTED, *range(len(ctx.classes))]
+        target = st.selectbox("Relabel as", options, key=f"batch_target_{key}",
+                              format_func=lambda k: "each review's suggested label" if k == SUGGESTED else ctx.name(k))
+    else:
+        target = SUGGESTED  # two classes: the other class is the suggestion
+    cols = st.columns(3)
+    flip = "Flip the label" if len(ctx.classes) == 2 else "Mislabeled: relabel"
+    asked = None
+    for col, (value, label) in zip(cols, {"mislabeled": flip, "correct": decisions.DECISIONS["correct"],
+                                          "ambiguous": decisions.DECISIONS["ambiguous"]}.items()):
+        if col.button(f"{label} ({n:,})", key=f"batch_{value}_{key}", width="stretch"):
+            asked = value
+    if asked:
+        st.session_state[pending_key] = (asked, target, ids)
+    pending = st.session_state.get(pending_key)
+    if not pending or pending[2] != ids:  # the selection changed since: ask again
+        st.session_state.pop(pending_key, None)
+        return False
+    decision, target, _ = pending
+    chosen = []
+    for r in rows.to_dict("records"):
+        given = int(r["label"])
+        if decision != "mislabeled":
+            new = None
+        elif len(ctx.classes) == 2:
+            new = 1 - given
+        else:
+            new = int(r["suggested_label"]) if target == SUGGESTED else int(target)
+        if decision == "mislabeled" and new == given:
+            continue
+        chosen.append((r, new))
+    left_out = n - len(chosen)
+    what = {"mislabeled": "relabel" if len(ctx.classes) > 2 else "flip the label of",
+            "correct": "mark as correct", "ambiguous": "mark as ambiguous"}[decision]
+    to = "" if decision != "mislabeled" or len(ctx.classes) == 2 else (
+        " to each one's suggested label" if target == SUGGESTED else f" as {plain(ctx.name(target))}")
+    with st.container(border=True):
+        st.markdown(f"**{what.capitalize()} {len(chosen):,} review{'s' if len(chosen) != 1 else ''}{to}?**"
+                    + (f" {left_out:,} already {'have' if left_out != 1 else 'has'} that label and "
+                       f"{'are' if left_out != 1 else 'is'} left out." if left_out else ""))
+        note = st.text_input("Note for these reviews (optional)", key=f"batch_note_{key}_{hash(ids)}", max_chars=500)
+        yes, no = st.columns(2)
+        if yes.button(f"Confirm: {what} {len(chosen):,}", key=f"batch_yes_{key}", type="primary", width="stretch",
+                      disabled=not chosen):
+            recorded = decisions.record_many(
+                ctx.decisions, [_review(ctx, r, None if new is None else ctx.name(new), note) for r, new in chosen],
+                decision=decision, run_id=ctx.run_id, reviewer=ctx.reviewer, source=ctx.source)
+            st.session_state.pop(pending_key, None)
+            st.session_state["last_recorded"] = f"Recorded {plain(decision)} for {recorded:,} reviews"
+            return True
+        if no.button("Cancel", key=f"batch_no_{key}", width="stretch"):
+            st.session_state.pop(pending_key, None)
+            st.rerun()
+    return False
+
+
+def scroll_to_top() -> None:
+    """Bring the page back to its top (the next suspect's header) after a decision made further down."""
+    st.html("<script>for (const el of [window.parent.document.querySelector('[data-testid=\"stMain\"]'), "
+            "document.querySelector('[data-testid=\"stMain\"]')]) { if (el) el.scrollTo(0, 0); } "
+            "window.scrollTo(0, 0);</script>", unsafe_allow_javascript=True)
