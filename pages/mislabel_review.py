@@ -9,6 +9,7 @@ from pages.common.widgets import highlight_html, legend_html, plain, rating_text
 ctx = state.context()
 LISTED = 1000
 review.say_last_recorded()
+review.escape_leaves_text_boxes()
 if st.session_state.pop("review_scroll_top", False):
     review.scroll_to_top()  # the next suspect from its header, wherever the last decision was made
 
@@ -23,21 +24,21 @@ status = suspects["sample_id"].map(decided.set_index("sample_id")["decision"]) i
 st.title("Mislabel review")
 st.progress(done / max(n_suspects, 1), text=f"Reviewed {done:,} of {n_suspects:,} suspects")
 c = st.columns([1, 1, 3])
-c[0].download_button("Download relabel CSV", decisions.relabel_csv(ctx.decisions, ctx.source),
-                     file_name="lossmap_relabel.csv", mime="text/csv", key="download_csv", disabled=decided.empty,
-                     help="One row per decided review of this data (every run of it): sample_id, path, old and new "
-                          "label (class names), decision, note, source. A cell a spreadsheet would run as a formula "
-                          "(starting with =, +, -, @) gets a leading ' in the file; the store keeps the text as typed. "
-                          "Numbers are left as they are")
+with c[0]:
+    review.download_csv(ctx, key="download_csv", disabled=decided.empty)
 with c[1]:
     review.undo_button(ctx, key="review", shortcut=True)
-c[2].caption("Keys: **F** relabel · **K** correct as is · **A** ambiguous · **S** skip · **U** undo "
-             "(while no text box has the focus)")
+c[2].caption("Keys decide on the suspect shown below: **F** relabel · **K** correct as is · **A** ambiguous · "
+             "**S** skip · **U** undo. In the note box, Esc leaves it first.")
 
 skipped = st.session_state.setdefault("skipped", set())
 row = queries.next_suspect(ctx.ref, ctx.run_id, tuple(sorted({*decided_ids, *skipped})), bool(n_flagged))
 if row is not None and not n_flagged and row["sample_id"] not in set(suspects["sample_id"]):
     row = None  # a run with no flag offers its 50 most suspect reviews only
+if skipped and st.button(f"Bring back the {len(skipped):,} skipped suspect{'s' if len(skipped) != 1 else ''}",
+                         key="unskip"):
+    skipped.clear()
+    st.rerun()
 if row is None:
     st.success("Every suspect has a decision (or was skipped). Download the CSV above, or revisit any review "
                "from the list below.")
@@ -62,7 +63,8 @@ else:
         st.rerun()
     st.markdown(f"**Why flagged:** {plain(row['reason'])}")
     strongest = tokens[tokens["kind"] == "token"].head(8)
-    st.markdown(f"**Strongest n-grams (SHAP, toward {plain(ctx.name(shown_class))}):** " + ", ".join(
+    st.markdown(f"**Strongest n-grams** (SHAP value for {plain(ctx.name(shown_class))}: + pushes toward it, "
+                "− away from it): " + ", ".join(
         f"{plain(t.token)} ({t.shap_value:+.2f})" for t in strongest.itertuples()))
     st.html(highlight_html(detail["display_text"], tokens))
     away = ctx.name(0) if len(ctx.classes) == 2 else "the other classes"

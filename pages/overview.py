@@ -86,12 +86,16 @@ with left:
         ["sample_id", "split", "label", "pred_label", "rating", "p_given", "loss", "is_label_issue"]]
     event = st.dataframe(
         top, hide_index=True, height=320, key="top_loss_table", on_select="rerun", selection_mode="single-row",
-        column_config={"sample_id": "id", "label": "given label", "pred_label": "predicted",
-                       "rating": None if not ctx.rating_name else ctx.rating_name,
-                       "p_given": st.column_config.ProgressColumn("p(given label)", min_value=0, max_value=1,
-                                                                  format="%.2f"),
-                       "loss": st.column_config.NumberColumn("loss (nats)", format="%.3f"),
-                       "is_label_issue": st.column_config.CheckboxColumn("flagged")})
+        column_config={"sample_id": st.column_config.TextColumn("id", width="medium"),
+                       "split": st.column_config.TextColumn("split", width="small"),
+                       "label": st.column_config.TextColumn("given", width="small"),
+                       "pred_label": st.column_config.TextColumn("predicted", width="small"),
+                       "rating": None if not ctx.rating_name else st.column_config.NumberColumn(
+                           ctx.rating_name, width="small"),
+                       "p_given": st.column_config.ProgressColumn("p(given)", min_value=0, max_value=1,
+                                                                  format="%.2f", width="small"),
+                       "loss": st.column_config.NumberColumn("loss (nats)", format="%.2f", width="small"),
+                       "is_label_issue": st.column_config.CheckboxColumn("flagged", width="small")})
     st.caption("The 200 reviews with the highest out-of-fold loss (select one to open it); the Samples page has "
                "them all.")
     if event.selection.rows:
@@ -102,7 +106,7 @@ with right:
     if ctx.rating_name and len(by_rating):
         name = visible(ctx.rating_name)  # chart titles are text; Markdown gets plain()
         st.subheader(f"User score ({plain(ctx.rating_name)}) vs loss")
-        base = alt.Chart(by_rating).encode(x=alt.X("rating:O", title=name))
+        base = alt.Chart(by_rating).encode(x=alt.X("rating:O", title=name, axis=alt.Axis(labelAngle=0)))
         band = base.mark_rule(strokeWidth=2, opacity=0.5).encode(y=alt.Y("q25:Q", title="loss (nats)"), y2="q75:Q")
         mean = base.mark_line(point=True).encode(
             y="mean_loss:Q", tooltip=[alt.Tooltip("rating", title=name), "reviews",
@@ -126,15 +130,17 @@ hist = hist.assign(split=hist["split"].fillna("(no split)"))
 top_count = int(hist["reviews"].max()) if len(hist) else 1
 ticks = [t for t in (0, 1, 3, 10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
          if t <= top_count * 3]
-st.altair_chart(alt.Chart(hist).mark_bar(opacity=0.7).encode(
+splits = sorted(hist["split"].unique())
+st.altair_chart(alt.Chart(hist).mark_bar().encode(
     x=alt.X("lo:Q", bin="binned", title="loss (nats)"), x2="hi:Q",
-    y=alt.Y("reviews:Q", stack=None, scale=alt.Scale(type="symlog"), title="reviews (log scale)",
+    y=alt.Y("reviews:Q", scale=alt.Scale(type="symlog"), title="reviews (log scale)",
             axis=alt.Axis(values=ticks, format=",")),
-    color=alt.Color("split:N"),
+    color=alt.Color("split:N", scale=alt.Scale(scheme="tableau10"), sort=splits, legend=None),
     tooltip=["split", alt.Tooltip("lo:Q", format=".2f", title="from (nats)"),
              alt.Tooltip("hi:Q", format=".2f", title="to (nats)"), alt.Tooltip("reviews:Q", format=",")],
-), width="stretch")
-st.caption("Reviews per 1/60 of the loss range, per split, on a log count axis: the long tail of high-loss "
+).properties(height=110).facet(row=alt.Row("split:N", sort=splits, title=None,
+                                           header=alt.Header(labelAngle=0, labelAlign="left"))), width="stretch")
+st.caption("Reviews per 1/60 of the loss range, one row per split, on a log count axis: the long tail of high-loss "
            "reviews stays visible next to the thousands the model gets right.")
 
 st.subheader("Training telemetry")
@@ -143,7 +149,7 @@ if batches.empty:
     st.info("This run has no training telemetry: it trained only the linear model, which is fitted in one solver "
             "call with no batches or epochs. Runs with the dense network (the default) fill this in.")
 else:
-    window = charts.smoothing("overview_smoothing")
+    window = charts.smoothing("overview_smoothing", batches)
     st.altair_chart(charts.curves_chart(charts.long_curves(batches, window)), width="stretch")
     epochs = queries.training_epochs(ctx.ref, ctx.run_id)
     st.caption("Loss (cross-entropy, nats) and accuracy per training batch of each network's reference model "

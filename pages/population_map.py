@@ -82,7 +82,7 @@ tooltip = [alt.Tooltip("preview:N", title="review"), alt.Tooltip("label_name:N",
 title = visible(color)
 if field == "loss":  # losses span orders of magnitude: a log scale shows the few large ones and the many small
     field, scale, title = "loss_color", alt.Scale(type="log", scheme="viridis"), "loss (nats, log scale)"
-elif kind == "quantitative":
+elif kind in ("quantitative", "ordinal"):  # a rating too: viridis keeps its low end visible on white
     scale = alt.Scale(scheme="viridis")
 elif field in ("label_name", "pred_name"):
     scale = class_colors(ctx.classes)
@@ -115,15 +115,20 @@ with right:
     st.subheader("Clusters")
     cl = queries.clusters(ctx.ref, ctx.run_id, space)
     cl = cl.assign(top_label=cl["top_label"].map(ctx.name).map(visible), top_terms=cl["top_terms"].map(visible))
-    picked_cluster = st.dataframe(cl, hide_index=True, height=560, key=f"clusters_{space}", on_select="rerun",
-                                  selection_mode="single-row", column_config={
-        "size": st.column_config.NumberColumn("reviews"),
-        "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
-        "mean_loss": st.column_config.NumberColumn("mean loss (nats)", format="%.3f"),
-        "share_flagged": st.column_config.NumberColumn("flagged", format="percent"),
-        "top_label": "most common label", "share_top": st.column_config.NumberColumn("its share", format="percent"),
-        "top_terms": "characteristic terms",
-    })
+    picked_cluster = st.dataframe(
+        cl, hide_index=True, height=560, key=f"clusters_{space}", on_select="rerun", selection_mode="single-row",
+        column_order=["cluster", "size", "top_label", "share_top", "top_terms", "accuracy", "mean_loss",
+                      "share_flagged"],
+        column_config={
+            "cluster": st.column_config.NumberColumn("cluster", width="small"),
+            "size": st.column_config.NumberColumn("reviews", width="small"),
+            "accuracy": st.column_config.NumberColumn("accuracy", format="percent", width="small"),
+            "mean_loss": st.column_config.NumberColumn("mean loss (nats)", format="%.2f", width="small"),
+            "share_flagged": st.column_config.NumberColumn("flagged", format="percent", width="small"),
+            "top_label": st.column_config.TextColumn("most common label", width="small"),
+            "share_top": st.column_config.NumberColumn("its share", format="percent", width="small"),
+            "top_terms": st.column_config.TextColumn("characteristic terms", width="medium"),
+        })
     st.caption("Select a cluster to list its reviews on the Samples page.")
     if picked_cluster.selection.rows:
         chosen = int(cl["cluster"].iloc[picked_cluster.selection.rows[0]])

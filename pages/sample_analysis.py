@@ -120,7 +120,8 @@ else:
 st.subheader("Decision")
 c = st.columns([4, 1])
 with c[0]:
-    decided_now = review.decision_panel(ctx, row, key="analysis")
+    decided_now = review.decision_panel(ctx, row, key="analysis", skippable=False,
+                                        current=mine.iloc[0].to_dict() if len(mine) else None)
 with c[1]:
     review.undo_button(ctx, key="analysis")
 if decided_now not in (None, "skip"):

@@ -41,6 +41,8 @@ def cluster_ids(space: str) -> list[int]:
     return queries.clusters(ctx.ref, ctx.run_id, space)["cluster"].astype(int).tolist()
 
 
+st.query_params.pop("sample", None)  # left by a link from Sample analysis; not a filter here
+filters.restore_link()  # back on the page in this session with a bare URL: the last view, as it was
 notes = filters.from_url(
     bounds, metas, offered={"split": limits["splits"], "label": list(ctx.classes), "pred": list(ctx.classes),
                             "cluster": lambda: cluster_ids(st.session_state["f_map"])},
@@ -52,8 +54,7 @@ for key, offered in (("split", limits["splits"]), ("label", names), ("pred", nam
     filters.keep_offered(key, offered)
 
 st.title("Samples")
-if notes:
-    st.warning("Some of this link's filters were not used as written:\n\n" + "\n".join(f"- {plain(n)}" for n in notes))
+notice = st.empty()  # what the link's filters could not be used as: said until the view changes
 shown = []  # the metadata filters on the page: all of them, or those picked for a wide table
 with st.expander("Filters", expanded=True):
     c = st.columns(4)
@@ -73,8 +74,9 @@ with st.expander("Filters", expanded=True):
     c = st.columns(4)
     c[0].multiselect("Cluster", cluster_ids(space), key="f_cluster",
                      help=f"Clusters of the {SPACE_NAMES.get(space, space)} map (Population map lists them)")
-    if len(spaces) > 1:
-        c[0].selectbox("Clusters of the map", spaces, key="f_map", format_func=lambda s: SPACE_NAMES.get(s, s))
+    if len(spaces) > 1:  # another map's cluster 1 is another cluster: the picked ones are cleared
+        c[0].selectbox("Clusters of the map", spaces, key="f_map", format_func=lambda s: SPACE_NAMES.get(s, s),
+                       on_change=lambda: st.session_state.update(f_cluster=[]))
     c[1].selectbox("Review status", filters.STATUSES, key="f_status")
     c[2].text_input("Search the text", key="f_q", placeholder="a word or phrase, as typed")
     c[3].checkbox("Flagged mislabels only", key="f_flagged")
@@ -106,6 +108,9 @@ wanted = filters.spec(current, decided, ctx.classes, metas, has_rating=bool(rati
 matching = queries.sample_count(ctx.ref, ctx.run_id, wanted)
 
 if matching == 0:
+    if notes:
+        notice.warning("Some of this link's values were not used as written:\n\n"
+                       + "\n".join(f"- {plain(n)}" for n in notes))
     st.warning("No review matches these filters. Widen a range or clear a filter.")
     st.stop()
 
@@ -120,22 +125,39 @@ sort = st.session_state["f_sort"]
 order = queries.SampleOrder(sort.lstrip("-"), sort.startswith("-"),
                             tuple(zip(decided["sample_id"], decided["decision"])) if sort.endswith("status") else ())
 pages = max(1, math.ceil(matching / PAGE_SIZE))
-if st.session_state.get("samples_view") != (wanted, sort):  # another filter or order starts again at page 1
-    st.session_state["samples_view"] = (wanted, sort)
+view = (wanted, sort)
+if "samples_view" not in st.session_state or "samples_page" not in st.session_state:  # a visit starts: URL's page
+    st.session_state["samples_view"] = view
+    st.session_state["samples_page"] = filters.page_from_url(pages, notes)
+    st.session_state["samples_notes"] = (view, notes)
+elif st.session_state["samples_view"] != view:  # another filter or order starts again at page 1
+    st.session_state["samples_view"] = view
     st.session_state["samples_page"] = 1
-page = c[1].number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, key="samples_page")
+shown_notes = st.session_state.get("samples_notes", (None, []))
+if shown_notes[0] == view and shown_notes[1]:
+    notice.warning("Some of this link's values were not used as written:\n\n"
+                   + "\n".join(f"- {plain(n)}" for n in shown_notes[1]))
+page = c[1].number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, key="samples_page")
+filters.page_to_url(page)
+filters.remember_link()
 start = (page - 1) * PAGE_SIZE
-view = queries.sample_page(ctx.ref, ctx.run_id, wanted, start, PAGE_SIZE, order)
-c[3].caption(f"Rows {start + 1:,}-{start + len(view):,} of {matching:,} matching reviews "
+rows = queries.sample_page(ctx.ref, ctx.run_id, wanted, start, PAGE_SIZE, order)
+c[3].caption(f"Rows {start + 1:,}-{start + len(rows):,} of {matching:,} matching reviews "
              f"({ctx.run['n_samples']:,} in the run), {columns[sort.lstrip('-')]} "
              f"{'highest' if sort.startswith('-') else 'lowest'} first, {PAGE_SIZE} per page. Select rows to open "
              "one or decide on several at once.")
-status = view["sample_id"].map(decided.set_index("sample_id")["decision"]) if len(decided) else None
-display = view.assign(label=view["label"].map(ctx.name).map(visible), pred_label=view["pred_label"].map(ctx.name)
-                      .map(visible), sample_id=view["sample_id"].map(visible),
-                      preview=view["preview"].str.slice(0, 120).map(visible),
+status = rows["sample_id"].map(decided.set_index("sample_id")["decision"]) if len(decided) else None
+display = rows.assign(label=rows["label"].map(ctx.name).map(visible), pred_label=rows["pred_label"].map(ctx.name)
+                      .map(visible), sample_id=rows["sample_id"].map(visible),
+                      preview=rows["preview"].str.slice(0, 120).map(visible),
                       status=status.fillna("undecided") if status is not None else "undecided")[list(columns)]
-round_ = st.session_state.setdefault("samples_round", 0)  # a new table (no selection) after each batch
+# A new table (no selection) after each batch and whenever the rows shown change (page, filter, sort, a review's
+# new status): a selection never moves onto reviews nobody picked.
+round_ = st.session_state.setdefault("samples_round", 0)
+shown_ids = tuple(rows["sample_id"])  # in order: a re-sorted page (by status, after an undo) is another table too
+if st.session_state.setdefault("samples_table_for", shown_ids) != shown_ids:
+    st.session_state["samples_table_for"] = shown_ids
+    round_ = st.session_state["samples_round"] = round_ + 1
 event = st.dataframe(
     display, hide_index=True, key=f"samples_table_{round_}", on_select="rerun", selection_mode="multi-row",
     column_config={
@@ -151,7 +173,7 @@ event = st.dataframe(
         "preview": st.column_config.TextColumn(columns["preview"], width="large"),
     },
 )
-picked = view.iloc[sorted(event.selection.rows)] if event.selection.rows else view.iloc[0:0]
+picked = rows.iloc[sorted(event.selection.rows)] if event.selection.rows else rows.iloc[0:0]
 c = st.columns([1, 1, 2])
 if len(picked):
     first = picked["sample_id"].iloc[0]
@@ -159,9 +181,8 @@ if len(picked):
         st.switch_page("pages/sample_analysis.py", query_params={"sample": first})
 with c[1]:
     review.undo_button(ctx, key="samples")
-c[2].download_button("Download relabel CSV", decisions.relabel_csv(ctx.decisions, ctx.source),
-                     file_name="lossmap_relabel.csv", mime="text/csv", key="download_csv_samples",
-                     disabled=decided.empty, help="The same file as on Mislabel review")
+with c[2]:
+    review.download_csv(ctx, key="download_csv_samples", disabled=decided.empty)
 if len(picked) and review.batch_panel(ctx, picked, key="samples"):
     st.session_state["samples_round"] = round_ + 1
     st.rerun()

@@ -36,7 +36,7 @@ c = st.columns([2, 3])
 show_folds = c[0].checkbox("Compare with the cross-fitting fold models", value=False, key="training_folds",
                            help="The fold models' spread as a band behind this network's curve")
 with c[1]:
-    window = charts.smoothing("training_smoothing")
+    window = charts.smoothing("training_smoothing", batches[batches["model_id"] == model_id])
 long = charts.long_curves(batches, window)
 n_folds = long.loc[long["model_id"] != model_id, "model_id"].nunique()
 if show_folds and n_folds:
@@ -60,7 +60,7 @@ per_epoch = pd.concat([
 gap = mine.assign(gap=mine["train_accuracy"] - mine["val_accuracy"])
 colors = alt.Scale(domain=["train", held_out], range=["#2563eb", "#f97316"])
 c = st.columns(3)
-for col, metric, fmt in ((c[0], "accuracy", "%"), (c[1], "loss", ".2f")):
+for col, metric, fmt in ((c[0], "accuracy", ".1~%"), (c[1], "loss", "~r")):
     col.altair_chart(alt.Chart(per_epoch[per_epoch["metric"] == metric]).mark_line(point=True).encode(
         x=alt.X("epoch:O", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("value:Q", title=metric if metric == "accuracy" else "loss (nats)",
@@ -70,7 +70,7 @@ for col, metric, fmt in ((c[0], "accuracy", "%"), (c[1], "loss", ".2f")):
     ).properties(height=240), width="stretch")
 c[2].altair_chart(alt.Chart(gap).mark_bar(color="#f97316").encode(
     x=alt.X("epoch:O", axis=alt.Axis(labelAngle=0)),
-    y=alt.Y("gap:Q", title="overfitting gap: train - validation accuracy", axis=alt.Axis(format="%")),
+    y=alt.Y("gap:Q", title="train - validation accuracy", axis=alt.Axis(format=".1~%")),
     tooltip=["epoch", alt.Tooltip("gap:Q", format=".2%")],
 ).properties(height=240), width="stretch")
 st.caption("Train figures are on up to 5,000 training reviews after each epoch (dropout off); validation is "
@@ -88,7 +88,7 @@ hist = queries.layer_histograms(ctx.ref, ctx.run_id, model_id, layer, quantity)
 hist = hist.assign(share=hist["count"] / hist.groupby("epoch")["count"].transform("sum"))
 st.altair_chart(alt.Chart(hist[hist["count"] > 0]).mark_rect().encode(
     x=alt.X("lo:Q", title=f"{QUANTITIES[quantity]} of {layer}"), x2="hi:Q",
-    y=alt.Y("epoch:O", title="epoch (0 = before training)"),
+    y=alt.Y("epoch:O", title="epoch (0: untrained)"),
     color=alt.Color("share:Q", scale=alt.Scale(type="log", scheme="viridis"), title="share of values (log)"),
     tooltip=["epoch", alt.Tooltip("lo:Q", format=".4g"), alt.Tooltip("hi:Q", format=".4g"), "count",
              alt.Tooltip("share:Q", format=".2%")],
@@ -104,9 +104,11 @@ if dead.empty:
     c1.info("No ReLU layers in this network.")
 else:
     c1.altair_chart(alt.Chart(dead).mark_line(point=True).encode(
-        x="epoch:O", y=alt.Y("dead_fraction:Q", title="dead ReLU units", axis=alt.Axis(format="%"),
+        x=alt.X("epoch:O", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("dead_fraction:Q", title="dead ReLU units", axis=alt.Axis(format="%"),
                              scale=alt.Scale(domain=[0, 1])),
-        color="layer:N", tooltip=["layer", "epoch", alt.Tooltip("dead_fraction:Q", format=".1%")],
+        color=alt.Color("layer:N", scale=alt.Scale(scheme="tableau10")),
+        tooltip=["layer", "epoch", alt.Tooltip("dead_fraction:Q", format=".1%")],
     ).properties(height=240), width="stretch")
 DEAD_SHARE = 0.30  # a layer with more of its ReLU units dead than this after training is pointed out
 if not dead.empty:
@@ -118,8 +120,9 @@ if not dead.empty:
                    "layer would waste less of it.")
 grads = stats[(stats["quantity"] == "grad") & (stats["epoch"] > 0)]
 c2.altair_chart(alt.Chart(grads).mark_line(point=True).encode(
-    x="epoch:O", y=alt.Y("norm:Q", title="gradient L2 norm (log scale)", scale=alt.Scale(type="log")),
-    color="layer:N", tooltip=["layer", "epoch", alt.Tooltip("norm:Q", format=".3g")],
+    x=alt.X("epoch:O", axis=alt.Axis(labelAngle=0)),
+    y=alt.Y("norm:Q", title="gradient L2 norm (log scale)", scale=alt.Scale(type="log")),
+    color=alt.Color("layer:N", scale=alt.Scale(scheme="tableau10")), tooltip=["layer", "epoch", alt.Tooltip("norm:Q", format=".3g")],
 ).properties(height=240), width="stretch")
 st.caption("Left: share of a layer's ReLU units that output zero for every probe review; a share near 100% means "
            "the layer has died. Right: L2 norm of the loss gradient of each layer's weights on the probe; norms "
@@ -135,11 +138,12 @@ with st.expander("Summary figures per layer and epoch"):
 st.subheader("Information plane")
 plane = queries.information_plane(ctx.ref, ctx.run_id, model_id)
 plane_base = alt.Chart(plane).encode(
-    x=alt.X("i_xt:Q", title="I(X;T), bits", scale=alt.Scale(zero=False)),
-    y=alt.Y("i_ty:Q", title="I(T;Y), bits", scale=alt.Scale(zero=False)))
-paths = plane_base.mark_line(opacity=0.6).encode(
-    color=alt.Color("layer:N", title="layer (line)", legend=alt.Legend(labelLimit=240)), order="epoch:O")
-dots = plane_base.mark_point(size=80, filled=True).encode(
+    x=alt.X("i_xt:Q", title="I(X;T), bits", scale=alt.Scale(zero=False, nice=True, padding=12)),
+    y=alt.Y("i_ty:Q", title="I(T;Y), bits", scale=alt.Scale(zero=False, nice=True, padding=12)))
+paths = plane_base.mark_line(opacity=0.6, clip=True).encode(
+    color=alt.Color("layer:N", title="layer (line)", scale=alt.Scale(scheme="tableau10"),
+                    legend=alt.Legend(labelLimit=240)), order="epoch:O")
+dots = plane_base.mark_point(size=80, filled=True, clip=True).encode(
     color=alt.Color("epoch:O", scale=alt.Scale(scheme="viridis"), title="epoch (point)"),
     shape=alt.Shape("layer:N", title="layer (shape)", legend=alt.Legend(labelLimit=240)),
     tooltip=["layer", "epoch", alt.Tooltip("i_xt:Q", format=".3f"), alt.Tooltip("i_ty:Q", format=".3f")])

@@ -32,14 +32,17 @@ for col, (name, label) in zip(c[2:], (("head", "head only"), ("head_tail", "head
 left, right = st.columns(2)
 with left:
     st.subheader("Accuracy by review length")
-    long = buckets.melt(id_vars=["bucket", "min_words", "reviews"], value_vars=["head", "head_tail", "whole_review"],
-                        var_name="reads", value_name="accuracy")
-    order = ["head", "head_tail", "whole_review"]
+    reads = {"head": "the first words (head)", "head_tail": "head + tail", "whole_review": "the whole review"}
+    long = buckets.melt(id_vars=["bucket", "min_words", "reviews"], value_vars=list(reads), var_name="reads",
+                        value_name="accuracy").assign(reads=lambda d: d["reads"].map(reads))
+    order = list(reads.values())
     st.altair_chart(alt.Chart(long).mark_line(point=alt.OverlayMarkDef(size=70)).encode(
         x=alt.X("bucket:N", sort=list(buckets["bucket"]), title="review length (words)", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
         color=alt.Color("reads:N", sort=order, title="the model reads",
                         scale=alt.Scale(domain=order, range=["#dc2626", "#2563eb", "#16a34a"])),
+        strokeDash=alt.StrokeDash("reads:N", sort=order, legend=None,
+                                  scale=alt.Scale(domain=order, range=[[1, 0], [6, 3], [2, 2]])),
         tooltip=["bucket", "reads", "reviews", alt.Tooltip("accuracy:Q", format=".2%")],
     ).properties(height=300), width="stretch")
     st.altair_chart(alt.Chart(buckets).mark_bar(color="#94a3b8").encode(

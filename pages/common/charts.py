@@ -11,12 +11,16 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-SMOOTHING = (1, 5, 10, 25, 50, 100)  # batches in the trailing mean; 1 = none
+SMOOTHING = (1, 2, 5, 10, 25, 50, 100)  # batches in the trailing mean; 1 = none
 METRICS = {"loss": "loss (nats)", "accuracy": "accuracy"}
+MODEL_COLORS = "tableau10"  # distinct hues: Streamlit's own palette starts with two blues
 
 
-def smoothing(key: str, default: int = 10) -> int:
-    """A slider for the smoothing window, in batches."""
+def smoothing(key: str, batches: pd.DataFrame) -> int:
+    """A slider for the smoothing window, in batches; by default about 1/40 of the longest model's batches, so a
+    short run is not smoothed out of shape."""
+    longest = int(batches.groupby("model_id")["step"].nunique().max()) if len(batches) else 1
+    default = max(w for w in SMOOTHING if w <= max(1, longest // 40))
     return st.select_slider("Smoothing (trailing mean over batches)", SMOOTHING, value=default, key=key,
                             help="1 shows every batch as it was; raw values stay visible, faint, behind the mean")
 
@@ -39,11 +43,13 @@ def curves_chart(long: pd.DataFrame, *, color: str = "model_id", title: str = "m
     """Raw curves (faint) under their trailing means, one panel per metric with its own y axis."""
     base = alt.Chart(long).encode(
         x=alt.X("progress:Q", title="share of the model's training batches", axis=alt.Axis(format="%")),
-        color=alt.Color(f"{color}:N", title=title, legend=alt.Legend(orient="bottom", labelLimit=320)),
     )
-    raw = base.mark_line(opacity=0.2, strokeWidth=1).encode(y=alt.Y("value:Q", title=None))
+    hue = alt.Scale(scheme=MODEL_COLORS)
+    raw = base.mark_line(opacity=0.2, strokeWidth=1).encode(
+        y=alt.Y("value:Q", title=None), color=alt.Color(f"{color}:N", scale=hue, legend=None))
     mean = base.mark_line(strokeWidth=2).encode(
         y=alt.Y("smoothed:Q", title=None),
+        color=alt.Color(f"{color}:N", title=title, scale=hue, legend=alt.Legend(orient="bottom", labelLimit=320)),
         tooltip=[alt.Tooltip(f"{color}:N", title=title), "epoch", "step",
                  alt.Tooltip("value:Q", format=".3f", title="this batch"),
                  alt.Tooltip("smoothed:Q", format=".3f", title="trailing mean")])

@@ -167,7 +167,7 @@ def undo_last(path: Path, *, reviewer: str, source: str | None = None) -> dict |
         try:
             con.execute("BEGIN TRANSACTION")
             last = con.execute(
-                "SELECT decision_id, sample_id, decision, old_label, new_label FROM decisions "
+                "SELECT decision_id, sample_id, decision, old_label, new_label, note FROM decisions "
                 "WHERE reviewer = $reviewer AND ($source IS NULL OR source IS NULL OR source = $source) "
                 "AND decision_id NOT IN (SELECT decision_id FROM undos) ORDER BY decision_id DESC LIMIT 1",
                 {"reviewer": reviewer, "source": source}).df()

@@ -32,7 +32,8 @@ FILTERS = {
     "words": (0, None), "cluster": [], "status": "any", "flagged": False, "q": "",
 }
 META_PREFIX = "m."
-_RANGE = re.compile(r"^\s*(-?[^-]+?)\s*(?:-|\.\.)\s*(-?[^-]+?)\s*$")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?inf(?:inity)?", re.ASCII | re.IGNORECASE)
+MAX_VALUE_CHARS = 200  # a URL value longer than this is not a filter anyone typed: ignored unread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +69,9 @@ def meta_filters(columns: pd.DataFrame) -> list[MetaFilter]:
 CHOICES = {"outcome": ("all", "correct", "incorrect"), "status": STATUSES}
 SORT_KEY = "sort"  # ?sort=n_words (ascending) or ?sort=-n_words (descending)
 DEFAULT_SORT = "-loss"
-PAGE_KEYS = {"run", "map", SORT_KEY}  # URL parameters the page reads that are not filters
+PAGE_KEY = "page"
+PAGE_KEYS = {"run", "map", SORT_KEY, PAGE_KEY}  # URL parameters the page reads that are not filters
+LINK = "samples_link"  # the session's last Samples link, restored when the page is opened with a bare URL
 
 
 class BadValue(ValueError):
@@ -76,10 +79,22 @@ class BadValue(ValueError):
 
 
 def _number(text: str) -> float:
-    value = float(text)
-    if value != value:
+    """An ASCII decimal number ('7', '-0.5', '1e3', 'inf'); no NaN, digit separators or other scripts' digits."""
+    if not _NUMBER.fullmatch(text.strip()):
         raise BadValue("not a number")
-    return value
+    return float(text)
+
+
+def _split_range(text: str) -> tuple[str, str]:
+    """'2-7', '2..7', '-5-40', '1e-3-2' -> its two ends; a single value is both (a linear scan, no backtracking)."""
+    text = text.strip()
+    if ".." in text:
+        lo, hi = text.split("..", 1)
+        return lo, hi
+    for i in range(1, len(text)):
+        if text[i] == "-" and text[i - 1] not in "eE":
+            return text[:i], text[i + 1:]
+    return text, text
 
 
 def _parse(key: str, raw: list[str], default, integer: bool = True):
@@ -90,15 +105,13 @@ def _parse(key: str, raw: list[str], default, integer: bool = True):
     if isinstance(default, list):
         return [v for item in raw for v in ([item] if "," not in item else item.split(",")) if v]
     if isinstance(default, tuple):
-        m = _RANGE.match(raw[-1])
         try:
-            lo, hi = (_number(m.group(1)), _number(m.group(2))) if m else (_number(raw[-1]),) * 2
+            lo, hi = map(_number, _split_range(raw[-1]))
         except ValueError:
             raise BadValue("expected a range such as 2-7") from None
         if lo > hi:
             raise BadValue("the range's start is above its end")
-        return (int(math.floor(lo)), int(math.ceil(hi))) if integer and key != "loss" and \
-            all(map(math.isfinite, (lo, hi))) else (lo, hi)
+        return lo, hi
     if key in CHOICES and raw[-1] not in CHOICES[key]:
         raise BadValue(f"expected one of {', '.join(CHOICES[key])}")
     return raw[-1]
@@ -136,6 +149,9 @@ def _seed(key: str, url_key: str, default, bounds, offered, integer: bool, notes
     raw = _raw(url_key)
     if raw is None:
         return default
+    if any(len(v) > MAX_VALUE_CHARS for v in raw):
+        notes.append(f"{url_key} was ignored: its value is longer than {MAX_VALUE_CHARS} characters.")
+        return default
     try:
         value = _parse(key, raw, default if not isinstance(default, tuple) else (0, 0), integer)
     except (BadValue, OverflowError) as exc:
@@ -147,10 +163,14 @@ def _seed(key: str, url_key: str, default, bounds, offered, integer: bool, notes
             notes.append(f"{_said(url_key, raw)} was ignored: no value is in this data's range "
                          f"{_format(tuple(bounds))}.")
             return default
-        if integer and key != "loss":
+        if integer and key != "loss":  # whole values only: the ones inside the range asked for
             kept = (int(math.ceil(kept[0])), int(math.floor(kept[1])))
+            if kept[0] > kept[1]:
+                notes.append(f"{_said(url_key, raw)} was ignored: it holds no whole value.")
+                return default
         if kept != value:
-            notes.append(f"{_said(url_key, raw)} was narrowed to {_format(kept)}, this data's range.")
+            notes.append(f"{_said(url_key, raw)} was read as {_format(kept)} (this data's range"
+                         + (", whole values" if integer and key != "loss" else "") + ").")
         return kept
     if isinstance(default, list) and offered is not None:
         offered = offered() if callable(offered) else offered
@@ -164,19 +184,21 @@ def _seed(key: str, url_key: str, default, bounds, offered, integer: bool, notes
     return value
 
 
-def _seed_choice(key: str, url_key: str, default: str, offered: list[str], notes: list[str]) -> None:
-    """A single choice (the map whose clusters filter, the sort) from the URL, if it is one of ``offered``."""
+def _seed_choice(key: str, url_key: str, default: str, offered: list[str], notes: list[str]) -> bool:
+    """A single choice (the map whose clusters filter, the sort) from the URL, if it is one of ``offered``.
+    Returns False when the URL asked for something else (noted)."""
     skey = f"f_{key}"
-    if skey in st.session_state:
-        return
     raw = _raw(url_key)
-    value = default
+    value, ok = default, True
     if raw is not None:
         if raw[-1] in offered:
             value = raw[-1]
         else:
-            notes.append(f"{_said(url_key, raw)} was ignored: expected one of {', '.join(offered)}.")
+            shown = raw[-1] if len(raw[-1]) <= 60 else raw[-1][:60] + "…"
+            notes.append(f"{url_key}={shown} was ignored: expected one of {', '.join(offered)}.")
+            ok = False
     st.session_state[skey] = value
+    return ok
 
 
 def from_url(bounds: dict, metas: list[MetaFilter] = (), offered: dict | None = None,
@@ -190,14 +212,17 @@ def from_url(bounds: dict, metas: list[MetaFilter] = (), offered: dict | None = 
     ``url_notes`` for the rest of the visit), empty when the URL was read as written.
     """
     offered = offered or {}
-    if all(f"f_{key}" in st.session_state for key in (*FILTERS, "sort", "map")) and \
-            all(m.key in st.session_state for m in metas):
+    if all(f"f_{key}" in st.session_state for key in FILTERS) and all(m.key in st.session_state for m in metas):
         return st.session_state.get("url_notes", [])
     notes: list[str] = []
+    for key in ("f_sort", "f_map"):  # a new visit: the link says which, not an earlier visit's leftovers
+        st.session_state.pop(key, None)
     if sortable:
         _seed_choice("sort", SORT_KEY, DEFAULT_SORT, [f"{sign}{c}" for c in sortable for sign in ("-", "")], notes)
-    if spaces:
-        _seed_choice("map", "map", spaces[0], list(spaces), notes)
+    if spaces and not _seed_choice("map", "map", spaces[0], list(spaces), notes) and _raw("cluster"):
+        notes.append(f"{_said('cluster', _raw('cluster'))} was ignored: it numbers the clusters of a map this run "
+                     "does not have.")
+        st.session_state["f_cluster"] = []
     for key, default in FILTERS.items():
         skey = f"f_{key}"
         if skey in st.session_state:
@@ -229,6 +254,38 @@ def values(metas: list[MetaFilter] = ()) -> dict:
     out["meta"] = {m.index: st.session_state.get(m.key) for m in metas}
     out["map"] = st.session_state.get("f_map")
     return out
+
+
+def page_from_url(pages: int, notes: list[str]) -> int:
+    """The page number a link asks for, if it is one of the ``pages``; else 1, noted."""
+    raw = _raw(PAGE_KEY)
+    if raw is None:
+        return 1
+    if raw[-1].isdigit() and 1 <= int(raw[-1]) <= pages:
+        return int(raw[-1])
+    notes.append(f"{_said(PAGE_KEY, raw)} was ignored: there are {pages:,} pages.")
+    return 1
+
+
+def page_to_url(page: int) -> None:
+    if page > 1:
+        st.query_params[PAGE_KEY] = str(page)
+    else:
+        st.query_params.pop(PAGE_KEY, None)
+
+
+def remember_link() -> None:
+    """Keep the page's URL parameters for this session (``restore_link``)."""
+    st.session_state[LINK] = {k: st.query_params.get_all(k) for k in st.query_params if k != "run"}
+
+
+def restore_link() -> None:
+    """Opened again in this session with no parameters (the sidebar link): put the last view's back in the URL,
+    so the filters, sort and page are as the reviewer left them."""
+    saved = st.session_state.get(LINK)
+    if saved and not any(k != "run" for k in st.query_params) and "f_split" not in st.session_state:
+        for key, values in saved.items():
+            st.query_params[key] = values
 
 
 def choice_to_url(key: str, url_key: str, default: str) -> None:

@@ -144,7 +144,8 @@ def sample_count(ref: StoreRef, run_id: str, f: SampleFilter) -> int:
 SORTABLE = {
     "sample_id": "sample_id", "split": "split", "label": "label", "pred_label": "pred_label", "rating": "rating",
     "p_given": "p_given", "loss": "loss", "n_words": "n_words", "cluster": "cluster",
-    "is_label_issue": "is_label_issue", "status": "coalesce(d.status, 'undecided')", "preview": "lower(preview)",
+    "is_label_issue": "is_label_issue", "status": "coalesce(d.status, 'undecided')",
+    "preview": "lower(ltrim(preview, E' \\t\\n\\r'))",
 }
 
 

@@ -28,50 +28,81 @@ def _review(ctx: Context, row, new_label: str | None, note: str) -> dict:
                 sample_path=row.get("path"), note=note)
 
 
-def decision_panel(ctx: Context, row: dict, *, key: str, shortcuts: bool = False) -> str | None:
+def decision_panel(ctx: Context, row: dict, *, key: str, shortcuts: bool = False, skippable: bool = True,
+                   current: dict | None = None) -> str | None:
     """Buttons to decide on one review, plus a note. Returns the decision recorded (or 'skip'), if any.
 
     With two classes, 'mislabeled' flips the label; with more, it relabels to the class
-    picked beside it (the suggested one by default). With ``shortcuts`` each button has a key.
+    picked beside it (the suggested one by default). With ``shortcuts`` each button has a
+    key. Widgets are keyed by the review, so a click or key press made for one review
+    never lands on the next (a double press decides once). ``current`` is the review's
+    current decision, said above the buttons.
     """
+    sid = row["sample_id"]
     given = int(row["label"])
     others = [k for k in range(len(ctx.classes)) if k != given]
     suggested = int(row.get("suggested_label", others[0]))
+    if current is not None:
+        to = f" as {plain(current['new_label'])}" if current["decision"] == "mislabeled" and current["new_label"] else ""
+        note = current.get("note")
+        said = f" (note: {plain(note)})" if isinstance(note, str) and note else ""
+        st.caption(f"Current decision: **{plain(current['decision'])}{to}**{said}. Deciding again replaces it; "
+                   "the history keeps both.")
     if len(ctx.classes) > 2:  # keyed by the review, so the next one starts from its own suggestion
         target = st.selectbox("Relabel as", others, index=others.index(suggested) if suggested in others else 0,
-                              format_func=ctx.name, key=f"relabel_{key}_{row['sample_id']}",
+                              format_func=ctx.name, key=f"relabel_{key}_{sid}",
                               help="The class a 'mislabeled' decision gives this review; the suggested one first")
     else:
         target = others[0]
-    note_key = f"note_{key}_{row['sample_id']}"  # a note belongs to one review: the next one starts empty
-    st.text_input("Note (optional)", key=note_key, max_chars=500)
-    cols = st.columns(4)
-    chosen = None
+    note_key = f"note_{key}_{sid}"  # a note belongs to one review: the next one starts empty
+    restore = st.session_state.get("restore_note")
+    if restore and restore[0] == sid:  # the decision was undone: its note comes back
+        st.session_state[note_key] = st.session_state.pop("restore_note")[1]
+    st.text_input("Note (optional)", key=note_key, max_chars=500,
+                  help="Press Esc to leave the box, then a key decides" if shortcuts else None)
     labels = {"mislabeled": f"Mislabeled: relabel as {plain(ctx.name(target))}",
-              "correct": decisions.DECISIONS["correct"], "ambiguous": decisions.DECISIONS["ambiguous"], "skip": "Skip"}
+              "correct": decisions.DECISIONS["correct"], "ambiguous": decisions.DECISIONS["ambiguous"],
+              **({"skip": "Skip"} if skippable else {})}
+    cols = st.columns(len(labels))
+    chosen = None
     for col, (value, label) in zip(cols, labels.items()):
-        if col.button(label, key=f"{value}_{key}", width="stretch", shortcut=KEYS[value] if shortcuts else None,
+        if col.button(label, key=f"{value}_{key}_{sid}", width="stretch", shortcut=KEYS[value] if shortcuts else None,
                       type="primary" if value == "mislabeled" else "secondary"):
             chosen = value
     if chosen and chosen != "skip":
         decisions.record_many(ctx.decisions, [_review(ctx, row, ctx.name(target) if chosen == "mislabeled" else None,
                                                       st.session_state.get(note_key, ""))],
                               decision=chosen, run_id=ctx.run_id, reviewer=ctx.reviewer, source=ctx.source)
-        st.session_state["last_recorded"] = f"{labels[chosen]} for {plain(row['sample_id'])}"
+        st.session_state["last_recorded"] = f"{labels[chosen]} for {plain(sid)}"
     return chosen
 
 
 def undo_button(ctx: Context, *, key: str, shortcut: bool = False) -> None:
-    """'Undo my last decision': takes back this session's latest decision on this data (the history keeps it)."""
+    """'Undo my last decision': takes back this session's latest decision on this data (the history keeps it);
+    the review's note comes back into its note box."""
     if st.button("Undo my last decision", key=f"undo_{key}", icon=":material/undo:",
                  shortcut=UNDO_KEY if shortcut else None,
                  help="Takes back the latest decision made in this browser session on this data; the review's "
                       "earlier decision, if any, is current again. The history keeps both."):
         undone = decisions.undo_last(ctx.decisions, reviewer=ctx.reviewer, source=ctx.source)
-        st.session_state["last_recorded"] = (
-            f"Undid {plain(undone['decision'])} for {plain(undone['sample_id'])}" if undone
-            else "Nothing to undo: no decision of this session on this data is left")
+        if undone:
+            note = undone.get("note")  # back in the review's note box on the next run (decision_panel)
+            st.session_state["restore_note"] = (undone["sample_id"], note if isinstance(note, str) else "")
+            st.session_state["last_recorded"] = f"Undid {plain(undone['decision'])} for {plain(undone['sample_id'])}"
+        else:
+            st.session_state["last_recorded"] = ("Nothing to undo: undo takes back decisions made in this browser "
+                                                 "session on this data, and a reload starts a new session")
         st.rerun()
+
+
+def download_csv(ctx: Context, *, key: str, disabled: bool) -> None:
+    """The relabel CSV, built when it is clicked (not on every rerun: with many decisions that takes a while)."""
+    st.download_button("Download relabel CSV", lambda: decisions.relabel_csv(ctx.decisions, ctx.source),
+                       file_name="lossmap_relabel.csv", mime="text/csv", key=key, disabled=disabled,
+                       help="One row per decided review of this data (every run of it): sample_id, path, old and new "
+                            "label (class names), decision, note, source. A cell a spreadsheet would run as a "
+                            "formula (starting with =, +, -, @) gets a leading ' in the file; the store keeps the "
+                            "text as typed. Numbers are left as they are")
 
 
 def say_last_recorded() -> None:
@@ -87,6 +118,9 @@ def batch_panel(ctx: Context, rows: pd.DataFrame, *, key: str) -> bool:
     n = len(rows)
     ids = tuple(rows["sample_id"])
     pending_key = f"batch_pending_{key}"
+    if n == 0:
+        st.session_state.pop(pending_key, None)
+        return False
     st.markdown(f"**{n:,} selected.** Decide on {'it' if n == 1 else f'all {n:,}'} at once:")
     if len(ctx.classes) > 2:
         options = [SUGGESTED, *range(len(ctx.classes))]
@@ -104,7 +138,7 @@ def batch_panel(ctx: Context, rows: pd.DataFrame, *, key: str) -> bool:
     if asked:
         st.session_state[pending_key] = (asked, target, ids)
     pending = st.session_state.get(pending_key)
-    if not pending or pending[2] != ids:  # the selection changed since: ask again
+    if not pending or pending[2] != ids or pending[1] != target:  # the selection or target changed: ask again
         st.session_state.pop(pending_key, None)
         return False
     decision, target, _ = pending
@@ -125,10 +159,13 @@ def batch_panel(ctx: Context, rows: pd.DataFrame, *, key: str) -> bool:
             "correct": "mark as correct", "ambiguous": "mark as ambiguous"}[decision]
     to = "" if decision != "mislabeled" or len(ctx.classes) == 2 else (
         " to each one's suggested label" if target == SUGGESTED else f" as {plain(ctx.name(target))}")
+    named = [plain(r["sample_id"]) for r, _ in chosen]
     with st.container(border=True):
         st.markdown(f"**{what.capitalize()} {len(chosen):,} review{'s' if len(chosen) != 1 else ''}{to}?**"
                     + (f" {left_out:,} already {'have' if left_out != 1 else 'has'} that label and "
                        f"{'are' if left_out != 1 else 'is'} left out." if left_out else ""))
+        if named:
+            st.caption(", ".join(named[:8]) + (f" and {len(named) - 8:,} more" if len(named) > 8 else ""))
         note = st.text_input("Note for these reviews (optional)", key=f"batch_note_{key}_{hash(ids)}", max_chars=500)
         yes, no = st.columns(2)
         if yes.button(f"Confirm: {what} {len(chosen):,}", key=f"batch_yes_{key}", type="primary", width="stretch",
@@ -143,6 +180,14 @@ def batch_panel(ctx: Context, rows: pd.DataFrame, *, key: str) -> bool:
             st.session_state.pop(pending_key, None)
             st.rerun()
     return False
+
+
+def escape_leaves_text_boxes() -> None:
+    """Esc moves the focus out of a text box, so the next key press decides (a fixed script, no data in it)."""
+    st.html("<script>for (const d of new Set([document, window.parent.document])) { if (!d.lossmapEscape) { "
+            "d.lossmapEscape = true; d.addEventListener('keydown', (e) => { const a = d.activeElement; "
+            "if (e.key === 'Escape' && a && (a.tagName === 'INPUT' || a.tagName === 'TEXTAREA')) a.blur(); }, "
+            "true); } }</script>", unsafe_allow_javascript=True)
 
 
 def scroll_to_top() -> None:

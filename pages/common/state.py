@@ -22,6 +22,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from pages.common import queries
 from pages.common.decisions import decisions_path
+from pages.common.widgets import plain
 from pipeline.config import DEFAULT_DB
 from pipeline.store.schema import StoreError
 
@@ -109,6 +110,9 @@ def sidebar() -> None:
         ids = runs["run_id"].tolist()
         wanted = st.query_params.get("run")
         index = ids.index(wanted) if wanted in ids else 0
+        if wanted and wanted not in ids:
+            st.warning(f"The link's run {plain(wanted)} is not in this store (it may have been replaced); showing "
+                       "the latest complete run.")
         labels = {r.run_id: f"{r.completed_at:%Y-%m-%d %H:%M} · {Path(r.source).name} · {r.n_samples:,} texts · "
                             f"{r.n_classes} classes · …{r.run_id[-4:]}" for r in runs.itertuples()}
         run_id = st.selectbox("Run", ids, index=index, format_func=lambda r: labels[r], key=f"run_pick_{ref.mtime_ns}",

@@ -142,12 +142,13 @@ def class_colors(classes: tuple[str, ...]) -> alt.Scale:
 
 
 def cluster_colors(ids) -> alt.Scale:
-    """A distinct colour per cluster id: Tableau's 20 for up to 20 clusters, evenly spaced hues beyond."""
+    """A distinct colour per cluster id: Tableau's 10 for up to 10 clusters, evenly spread hues beyond (Tableau's
+    20 comes in light/dark pairs that read as one colour on a map)."""
     ids = sorted(int(i) for i in ids)
-    if len(ids) <= 20:
-        return alt.Scale(domain=ids, scheme="tableau20")
-    hues = [(i * 137.508) % 360 for i in range(len(ids))]  # the golden angle keeps neighbours apart
-    return alt.Scale(domain=ids, range=[f"hsl({h:.0f},{65 if i % 2 else 80}%,{45 if i % 3 else 55}%)"
+    if len(ids) <= 10:
+        return alt.Scale(domain=ids, scheme="tableau10")
+    hues = [(i * 137.508) % 360 for i in range(len(ids))]  # the golden angle keeps consecutive ids apart
+    return alt.Scale(domain=ids, range=[f"hsl({h:.0f},{70 if i % 2 else 85}%,{40 if i % 3 else 52}%)"
                                         for i, h in enumerate(hues)])
 
 

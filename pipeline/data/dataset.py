@@ -103,7 +103,7 @@ class Dataset:
     frame: pd.DataFrame  # FRAME_COLUMNS, one row per text, sorted by sample_id
     classes: tuple[str, ...]  # class names; label i is classes[i]
     report: LoadReport
-    source: str  # the file or folder read (or '<DataFrame>')
+    source: str  # the file or folder read (or '<DataFrame fingerprint>')
     columns: dict = dataclasses.field(default_factory=dict)  # role -> source column name, None when absent
     metadata: pd.DataFrame | None = None  # the other columns, aligned with frame (same row order)
     meta_columns: tuple[MetaColumn, ...] = ()

@@ -17,6 +17,7 @@ Every check that can fail runs here, before any model is trained.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +31,7 @@ KINDS = ("imdb", "folder", "table", "frame")
 
 def load_dataset(cfg: Config, frame: pd.DataFrame | None = None) -> Dataset:
     if frame is not None:
-        data = _from_table(frame.copy(), cfg, source="<DataFrame>", report=LoadReport())
+        data = _from_table(frame.copy(), cfg, source=frame_source(frame), report=LoadReport())
     else:
         path = imdb.locate_data(cfg)
         kind = data_kind(path)
@@ -57,6 +58,19 @@ def load_dataset(cfg: Config, frame: pd.DataFrame | None = None) -> Dataset:
         data = dataset.stratified_sample(data, cfg.sample, cfg.seed)
     dataset.check(data, folds=cfg.folds)
     return data
+
+
+def frame_source(frame: pd.DataFrame) -> str:
+    """'<DataFrame 1a2b3c4d5e6f>': a DataFrame named by a fingerprint of its content (index, columns, values), so
+    decisions made on one DataFrame's run never show on another's kept in the same store (ids such as 0, 1, 2
+    collide). Editing the frame (fixing labels included) gives it a new fingerprint."""
+    try:
+        hashed = pd.util.hash_pandas_object(frame, index=True)
+    except TypeError:  # cells pandas cannot hash (lists, dicts): their text
+        hashed = pd.util.hash_pandas_object(frame.astype(str), index=True)
+    digest = hashlib.sha256(hashed.to_numpy().tobytes())
+    digest.update(repr([str(c) for c in frame.columns]).encode())
+    return f"<DataFrame {digest.hexdigest()[:12]}>"
 
 
 def data_kind(path: Path) -> str:

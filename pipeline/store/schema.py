@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id          VARCHAR PRIMARY KEY,  -- e.g. '20261126T130501Z-4f2a'
     started_at      TIMESTAMP NOT NULL,   -- UTC
     completed_at    TIMESTAMP NOT NULL,   -- UTC; a run is in the store only once complete
-    source          VARCHAR NOT NULL,     -- path of the table, folder or archive read ('<DataFrame>' from analyze())
+    source          VARCHAR NOT NULL,     -- path of the table, folder or archive read ('<DataFrame 1a2b...>' from analyze(), a content fingerprint)
     n_samples       INTEGER NOT NULL,     -- texts (reviews) in the run
     n_classes       SMALLINT NOT NULL,    -- classes in the run (rows of `classes`)
     columns         JSON NOT NULL,        -- {role: source column or null}: text, label, id, split, group, score

@@ -68,7 +68,7 @@ def _download(page, url: str) -> list[dict]:
 def test_a_note_stays_with_its_review_and_keys_decide(served, page):
     url, _ = served
     _open(page, f"{url}/mislabel_review", "Mislabel review")
-    expect(page.get_by_text("Keys: F relabel")).to_be_visible()
+    expect(page.get_by_text("Keys decide on the suspect shown below: F relabel")).to_be_visible()
     first = _heading_id(page)
     note = page.get_by_role("textbox", name="Note (optional)")
     note.fill("praises the acting throughout")
@@ -79,7 +79,7 @@ def test_a_note_stays_with_its_review_and_keys_decide(served, page):
     second = _heading_id(page)
     assert second != first
     expect(page.get_by_role("textbox", name="Note (optional)")).to_have_value("")  # the note left with review one
-    page.locator("h1").first.click()  # focus out of any text box: keys decide
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")  # out of the note: keys decide
     page.keyboard.press("k")
     page.get_by_text("Reviewed 2 of").wait_for()
     third = _heading_id(page)
@@ -93,17 +93,40 @@ def test_a_note_stays_with_its_review_and_keys_decide(served, page):
         [(first, "mislabeled", "praises the acting throughout")]
 
 
+def test_a_double_key_press_decides_once(served, page):
+    """The second press lands while the page moves on: it must not decide on a suspect nobody saw."""
+    url, store = served
+    _open(page, f"{url}/mislabel_review", "Mislabel review")
+    first = _heading_id(page)
+    page.keyboard.press("k")
+    page.wait_for_timeout(60)
+    page.keyboard.press("k")
+    page.get_by_text("Reviewed 1 of").wait_for()
+    _next_heading(page, first)
+    page.wait_for_timeout(1500)
+    _idle(page)
+    from pages.common import decisions
+
+    assert decisions.current(decisions.decisions_path(store))["sample_id"].tolist() == [first]
+
+
 def test_after_a_decision_the_next_suspect_shows_from_its_header(served, page):
     url, _ = served
     _open(page, f"{url}/mislabel_review", "Mislabel review")
-    page.mouse.wheel(0, 3000)
-    page.wait_for_timeout(300)
-    page.get_by_role("button", name="Correct as is").click(no_wait_after=True)
+    first = _heading_id(page)
+    page.get_by_text("All suspects").wait_for()
+    page.wait_for_timeout(500)
+    page.evaluate("""() => {  // read down to the end of the review and the suspects list
+        for (const el of [document.scrollingElement, document.querySelector('[data-testid="stMain"]')])
+            if (el) el.scrollTop = el.scrollHeight; }""")
+    page.wait_for_timeout(500)
+    header = page.locator("h3").filter(has_text=" · ").first
+    assert header.bounding_box()["y"] < 0  # scrolled out of sight
+    page.keyboard.press("k")  # decide by key, where the buttons are out of sight too
     page.get_by_text("Reviewed 1 of").wait_for()
-    _idle(page)
-    page.wait_for_timeout(300)
-    header = page.locator("h3").filter(has_text=" · ").first.bounding_box()
-    assert 0 <= header["y"] < 1000  # in the viewport, without scrolling back
+    _next_heading(page, first)
+    page.wait_for_timeout(500)
+    assert 0 <= header.bounding_box()["y"] < 1000  # the next suspect's header, without scrolling back
 
 
 def test_select_three_flip_them_undo_one_and_export(served, page):

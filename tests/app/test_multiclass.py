@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from pages.common import decisions
 from tests.conftest import HOSTILE_CLASSES, RATING_SAMPLE, ROOT, STARS
-from tests.app.test_pages import PAGES, _parse, _suspect_id
+from tests.app.test_pages import _decide, PAGES, _parse, _suspect_id
 
 
 def _app(path, monkeypatch) -> AppTest:
@@ -96,7 +96,7 @@ def test_relabel_a_suspect_as_a_third_class_then_export(app, ratings):
     third = relabel.options[third_index]
     relabel.select(STARS.index(third)).run()  # by value: the class index
     app.text_input(key=f"note_review_{first}").input("reads like " + third).run()
-    app.button(key="mislabeled_review").click().run()
+    _decide(app, "mislabeled").click().run()
     assert not app.exception
     stored = decisions.current(decisions.decisions_path(ratings)).set_index("sample_id")
     assert (stored.loc[first, "old_label"], stored.loc[first, "new_label"]) == (given, third)
@@ -163,7 +163,7 @@ def test_hostile_class_names_are_text_in_markdown_and_html(hostile):
     rendered = " ".join(h.proto.body for h in app.get("html"))
     tags, text = _parse(rendered)
     assert "img" not in tags and HOSTILE_CLASSES[2] in text or HOSTILE_CLASSES[0] in text
-    app.button(key="mislabeled_review").click().run()
+    _decide(app, "mislabeled").click().run()
     (row,) = list(__import__("csv").DictReader(
         decisions.relabel_csv(decisions.decisions_path(store)).decode().splitlines()))
     assert row["old_label"] in HOSTILE_CLASSES or row["old_label"].startswith("'=")

@@ -92,6 +92,11 @@ def _suspect_id(at) -> str:
     return re.sub(r"\\(.)", r"\1", shown).replace("\u2060", "")
 
 
+def _decide(at, value: str, panel: str = "review"):
+    """The decision button ``value`` of the review on show (buttons are keyed by the review)."""
+    return next(b for b in at.button if b.key and b.key.startswith(f"{value}_{panel}_"))
+
+
 def _table(at):
     return at.dataframe[0].value
 
@@ -176,7 +181,7 @@ def test_decision_buttons_store_decisions_and_progress(app, store):
     app.switch_page("pages/mislabel_review.py").run()
     first = _suspect_id(app)
     app.text_input(key=f"note_review_{first}").input("=cmd|' /C calc'!A0").run()
-    app.button(key="mislabeled_review").click().run()
+    _decide(app, "mislabeled").click().run()
     assert not app.exception
     stored = decisions.current(decisions.decisions_path(store))
     assert stored["sample_id"].tolist() == [first]
@@ -187,8 +192,8 @@ def test_decision_buttons_store_decisions_and_progress(app, store):
     assert _suspect_id(app) != first  # the next suspect is up
     second = _suspect_id(app)
     assert app.text_input(key=f"note_review_{second}").value == ""  # the note stayed with the first review
-    app.button(key="correct_review").click().run()
-    app.button(key="skip_review").click().run()
+    _decide(app, "correct").click().run()
+    _decide(app, "skip").click().run()
     stored = decisions.current(decisions.decisions_path(store)).set_index("sample_id")
     assert len(stored) == 2 and stored.loc[first, "note"] == "=cmd|' /C calc'!A0"
     assert stored.loc[second, "note"] is None or stored.loc[second, "note"] != stored.loc[second, "note"]  # no note
@@ -197,7 +202,7 @@ def test_decision_buttons_store_decisions_and_progress(app, store):
 def test_decisions_survive_an_app_restart(app, store, monkeypatch):
     app.run()
     app.switch_page("pages/mislabel_review.py").run()
-    app.button(key="ambiguous_review").click().run()
+    _decide(app, "ambiguous").click().run()
     restarted = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     metrics = {m.label: m.value for m in restarted.metric}
     assert metrics["Decisions made"] == "1"
@@ -375,7 +380,7 @@ def test_decisions_on_another_dataset_in_the_same_store_do_not_show(app, store):
     publish_copy_of_run(store, "other-data", source="tickets.csv", days=-1)
     app.run()
     app.switch_page("pages/mislabel_review.py").run()
-    app.button(key="ambiguous_review").click().run()  # on the latest run, the archive's
+    _decide(app, "ambiguous").click().run()  # on the latest run, the archive's
     app.switch_page("pages/overview.py").run()
     assert {m.label: m.value for m in app.metric}["Decisions made"] == "1"
     other = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)  # a fresh session opening the other run
@@ -421,7 +426,7 @@ def test_url_ranges_partly_outside_the_data_are_narrowed_and_said(app):
     app.run()
     app.switch_page("pages/samples.py").run()
     warning = re.sub(r"\\(.)", r"\1", app.warning[0].value).replace("\u2060", "")
-    assert "rating=8-200 was narrowed to 8-10" in warning and "words=-5-40 was narrowed to 0-40" in warning
+    assert "rating=8-200 was read as 8-10" in warning and "words=-5-40 was read as 0-40" in warning
     assert "nonsense: not a filter of this page" in warning
     rows = _table(app)
     assert set(rows["rating"]) <= {8, 9, 10} and rows["n_words"].max() <= 40
@@ -450,8 +455,8 @@ def test_sorting_covers_every_matching_review_and_stays_in_the_url(app, store):
     assert "words highest first" in " ".join(c.value for c in app.caption)
     app.selectbox(key="f_sort").set_value("preview").run()  # ascending text, from the first page again
     assert app.number_input(key="samples_page").value == 1
-    (first,) = _store_rows(store, "SELECT sample_id FROM sample_summary ORDER BY lower(preview), loss DESC, "
-                                  "sample_id LIMIT 1")[0]
+    (first,) = _store_rows(store, "SELECT sample_id FROM sample_summary ORDER BY lower(ltrim(preview, E' \\t\\n\\r')), "
+                                  "loss DESC, sample_id LIMIT 1")[0]  # leading blank lines do not count
     assert _table(app)["sample_id"].iloc[0] == first
 
 
@@ -555,3 +560,67 @@ def test_truncation_harmed_list_can_put_prediction_flips_first(app):
     harmed = app.dataframe[0].value
     flips = list(harmed["prediction_changes"])
     assert flips == sorted(flips, reverse=True) and not app.exception
+
+
+def test_coming_back_to_samples_keeps_the_filters_sort_and_page(app):
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    app.multiselect(key="f_label").set_value(["positive"]).run()
+    app.selectbox(key="f_sort").set_value("-n_words").run()
+    app.number_input(key="samples_page").set_value(2).run()
+    app.switch_page("pages/overview.py").run()
+    app.switch_page("pages/samples.py").run()  # the sidebar link: no parameters
+    assert app.multiselect(key="f_label").value == ["positive"] and app.selectbox(key="f_sort").value == "-n_words"
+    assert app.number_input(key="samples_page").value == 2 and not app.warning
+
+
+def test_another_map_clears_the_picked_clusters(app, store):
+    (space,) = _store_rows(store, "SELECT DISTINCT space FROM clusters WHERE space <> 'tfidf-svd' LIMIT 1")[0]
+    app.query_params["cluster"] = "1"
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    app.selectbox(key="f_map").set_value(space).run()
+    assert app.multiselect(key="f_cluster").value == [] and "cluster" not in app.query_params
+
+
+def test_a_fractional_star_range_reads_the_whole_stars_inside_it(app):
+    app.query_params["rating"] = "4.5-6.5"
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    assert app.slider(key="f_rating").value == (5, 6)
+    assert "rating=4.5-6.5 was read as 5-6" in re.sub(r"\\(.)", r"\1", app.warning[0].value).replace("\u2060", "")
+
+
+def test_a_link_to_a_run_that_is_gone_says_so(app):
+    app.query_params["run"] = "20990101-gone"
+    app.run()
+    assert not app.exception
+    assert any("is not in this store" in w.value for w in app.sidebar.warning) or \
+        any("is not in this store" in w.value for w in app.warning)
+
+
+@pytest.mark.parametrize("params, said", [
+    ({"cluster": "1", "map": "no-such-map"}, ["map=no-such-map was ignored", "cluster=1 was ignored"]),
+    ({"words": "1" + "+" * 5000 + "x"}, ["words was ignored: its value is longer than 200 characters"]),
+    ({"rating": "1_0-1_0"}, ["rating=1_0-1_0 was ignored: expected a range"]),
+    ({"loss": "nan-1"}, ["loss=nan-1 was ignored: expected a range"]),
+    ({"page": "9999"}, ["page=9999 was ignored"]),
+])
+def test_more_link_values_that_cannot_be_used_are_said(app, params, said):
+    for key, value in params.items():
+        app.query_params[key] = value
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    assert not app.exception
+    warning = re.sub(r"\\(.)", r"\1", app.warning[0].value).replace("\u2060", "")
+    assert all(s in warning for s in said), warning
+    assert app.multiselect(key="f_cluster").value == [] and app.number_input(key="samples_page").value == 1
+    assert any(f"of {N_REVIEWS:,} matching reviews" in c.value for c in app.caption)
+
+
+def test_a_page_from_a_shared_link_is_opened(app):
+    app.query_params["page"] = "3"
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    assert app.number_input(key="samples_page").value == 3 and not app.warning
+    assert any("Rows 201-" in c.value for c in app.caption)

@@ -4,7 +4,7 @@ import csv
 import io
 
 from pages.common import decisions
-from tests.app.test_pages import _suspect_id, _table
+from tests.app.test_pages import _decide, _suspect_id, _table
 
 
 def _select(at, key: str, rows: list[int]) -> None:
@@ -55,7 +55,7 @@ def test_undo_takes_back_the_last_decision_and_the_suspect_comes_back(app, store
     app.run()
     app.switch_page("pages/mislabel_review.py").run()
     first = _suspect_id(app)
-    app.button(key="mislabeled_review").click().run()
+    _decide(app, "mislabeled").click().run()
     assert _suspect_id(app) != first
     app.button(key="undo_review").click().run()
     assert not app.exception
@@ -96,8 +96,44 @@ def test_batch_on_the_suspects_list_and_an_opened_review(app, store):
 def test_the_decision_keys_are_on_the_buttons_and_in_the_legend(app):
     app.run()
     app.switch_page("pages/mislabel_review.py").run()
-    shortcuts = {b.key: b.proto.shortcut.upper() for b in app.button if b.key and b.key.endswith("_review")}
-    assert shortcuts == {"undo_review": "U", "mislabeled_review": "F", "correct_review": "K",
-                         "ambiguous_review": "A", "skip_review": "S"}
+    shortcuts = {b.key.split("_review")[0]: b.proto.shortcut.upper() for b in app.button
+                 if b.key and "_review" in b.key and b.proto.shortcut}
+    assert shortcuts == {"undo": "U", "mislabeled": "F", "correct": "K", "ambiguous": "A", "skip": "S"}
     legend = " ".join(c.value for c in app.caption)
     assert all(f"**{k}**" in legend for k in "FKASU")
+
+
+def test_a_selection_never_moves_onto_other_reviews(app):
+    """Rows picked on page 1 are not picked on page 2 (nor after a sort or filter change)."""
+    app.run()
+    app.switch_page("pages/samples.py").run()
+    _select(app, "samples_table_0", [0, 1])
+    assert app.button(key="batch_correct_samples").label.endswith("(2)")
+    app.number_input(key="samples_page").set_value(2).run()
+    assert not [b for b in app.button if b.key == "batch_correct_samples"]  # nothing selected on page 2
+    assert "samples_table_1" in app.session_state
+    _select(app, "samples_table_1", [0])
+    app.selectbox(key="f_sort").set_value("-n_words").run()
+    assert not [b for b in app.button if b.key == "batch_correct_samples"]
+
+
+def test_undo_puts_the_note_back_and_skipped_suspects_can_come_back(app):
+    app.run()
+    app.switch_page("pages/mislabel_review.py").run()
+    first = _suspect_id(app)
+    app.text_input(key=f"note_review_{first}").input("reads as praise").run()
+    _decide(app, "correct").click().run()
+    app.button(key="undo_review").click().run()
+    assert _suspect_id(app) == first and app.text_input(key=f"note_review_{first}").value == "reads as praise"
+    _decide(app, "skip").click().run()
+    assert _suspect_id(app) != first
+    app.button(key="unskip").click().run()
+    assert _suspect_id(app) == first
+
+
+def test_sample_analysis_shows_the_current_decision_and_has_no_skip(app, store):
+    app.run()
+    app.switch_page("pages/sample_analysis.py").run()
+    assert not [b for b in app.button if b.key and b.key.startswith("skip_analysis_")]
+    _decide(app, "ambiguous", "analysis").click().run()
+    assert any("Current decision: **ambiguous**" in c.value for c in app.caption)

@@ -228,7 +228,7 @@ def test_a_non_numeric_score_column(tmp_path):
 
 def test_a_frame_given_directly(table):
     data = load_dataset(Config(label_column="stars", progress=False, sample=400), frame=table)
-    assert data.source == "<DataFrame>" and len(data.frame) == 400 and data.n_classes == 8
+    assert data.source.startswith("<DataFrame ") and len(data.frame) == 400 and data.n_classes == 8
     assert json.dumps(data.columns)  # stored as JSON in the run
 
 
@@ -309,3 +309,16 @@ def test_a_dataframe_with_odd_columns(table):
     nested.columns = pd.MultiIndex.from_tuples([("x", "text"), ("x", "label")])
     with pytest.raises(LoadError, match="MultiIndex.*flatten"):
         load_dataset(Config(folds=2, progress=False), frame=nested)
+
+
+def test_two_dataframes_get_different_sources_and_the_same_one_the_same():
+    """Decisions are kept per source: two DataFrames with the same ids must not share one."""
+    import pandas as pd
+
+    from pipeline.data.load import frame_source
+
+    spam = pd.DataFrame({"text": ["win money", "lunch at noon"], "label": ["spam", "ham"]})
+    tickets = pd.DataFrame({"text": ["refund please", "login fails"], "label": ["billing", "account"]})
+    assert frame_source(spam) != frame_source(tickets)
+    assert frame_source(spam) == frame_source(spam.copy())
+    assert frame_source(spam.assign(meta=[[1], [2]])).startswith("<DataFrame ")  # unhashable cells
