@@ -131,15 +131,17 @@ top_count = int(hist["reviews"].max()) if len(hist) else 1
 ticks = [t for t in (0, 1, 3, 10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
          if t <= top_count * 3]
 splits = sorted(hist["split"].unique())
-st.altair_chart(alt.Chart(hist).mark_bar().encode(
-    x=alt.X("lo:Q", bin="binned", title="loss (nats)"), x2="hi:Q",
-    y=alt.Y("reviews:Q", scale=alt.Scale(type="symlog"), title="reviews (log scale)",
-            axis=alt.Axis(values=ticks, format=",")),
-    color=alt.Color("split:N", scale=alt.Scale(scheme="tableau10"), sort=splits, legend=None),
-    tooltip=["split", alt.Tooltip("lo:Q", format=".2f", title="from (nats)"),
-             alt.Tooltip("hi:Q", format=".2f", title="to (nats)"), alt.Tooltip("reviews:Q", format=",")],
-).properties(height=110).facet(row=alt.Row("split:N", sort=splits, title=None,
-                                           header=alt.Header(labelAngle=0, labelAlign="left"))), width="stretch")
+hue = alt.Scale(domain=splits, scheme="tableau10")
+for split in splits:  # one chart per split: on a log count axis, overlapping or stacked bars would mislead
+    st.altair_chart(alt.Chart(hist[hist["split"] == split]).mark_bar().encode(
+        x=alt.X("lo:Q", bin="binned", title="loss (nats)" if split == splits[-1] else None,
+                scale=alt.Scale(domain=[0, float(hist["hi"].max())])), x2="hi:Q",
+        y=alt.Y("reviews:Q", scale=alt.Scale(type="symlog"), title=f"{visible(split)} (log)",
+                axis=alt.Axis(values=ticks, format=",")),
+        color=alt.Color("split:N", scale=hue, legend=None),
+        tooltip=["split", alt.Tooltip("lo:Q", format=".2f", title="from (nats)"),
+                 alt.Tooltip("hi:Q", format=".2f", title="to (nats)"), alt.Tooltip("reviews:Q", format=",")],
+    ).properties(height=110), width="stretch")
 st.caption("Reviews per 1/60 of the loss range, one row per split, on a log count axis: the long tail of high-loss "
            "reviews stays visible next to the thousands the model gets right.")
 
@@ -150,7 +152,8 @@ if batches.empty:
             "call with no batches or epochs. Runs with the dense network (the default) fill this in.")
 else:
     window = charts.smoothing("overview_smoothing", batches)
-    st.altair_chart(charts.curves_chart(charts.long_curves(batches, window)), width="stretch")
+    for chart in charts.curves_charts(charts.long_curves(batches, window)):
+        st.altair_chart(chart, width="stretch")
     epochs = queries.training_epochs(ctx.ref, ctx.run_id)
     st.caption("Loss (cross-entropy, nats) and accuracy per training batch of each network's reference model "
                "(trained on the train split, or fold 0 without one), against the share of its batches done so "

@@ -40,12 +40,14 @@ with c[1]:
 long = charts.long_curves(batches, window)
 n_folds = long.loc[long["model_id"] != model_id, "model_id"].nunique()
 if show_folds and n_folds:
-    st.altair_chart(charts.band_chart(long, charts.fold_band(long, model_id), model_id), width="stretch")
+    for chart in charts.band_charts(long, charts.fold_band(long, model_id), model_id):
+        st.altair_chart(chart, width="stretch")
     st.caption(f"Blue: {model_id}, trailing mean over {window} batch(es). Grey band: the lowest to highest of the "
                f"{n_folds} fold models' trailing means at each point of training (dashed: their mean). A curve "
                "outside the band learned differently from the models that scored the out-of-fold predictions.")
 else:
-    st.altair_chart(charts.curves_chart(long[long["model_id"] == model_id], height=170), width="stretch")
+    for chart in charts.curves_charts(long[long["model_id"] == model_id], height=170):
+        st.altair_chart(chart, width="stretch")
 mine_batches = batches[batches["model_id"] == model_id]
 st.caption("Cross-entropy (nats) and accuracy of each training batch, with dropout on where the network "
            "has it; faint: every batch, solid: the trailing mean. Learning rate per epoch: " + ", ".join(
@@ -89,7 +91,8 @@ hist = hist.assign(share=hist["count"] / hist.groupby("epoch")["count"].transfor
 st.altair_chart(alt.Chart(hist[hist["count"] > 0]).mark_rect().encode(
     x=alt.X("lo:Q", title=f"{QUANTITIES[quantity]} of {layer}"), x2="hi:Q",
     y=alt.Y("epoch:O", title="epoch (0: untrained)"),
-    color=alt.Color("share:Q", scale=alt.Scale(type="log", scheme="viridis"), title="share of values (log)"),
+    color=alt.Color("share:Q", scale=alt.Scale(type="log", scheme="viridis"), title="share of values (log)",
+                    legend=alt.Legend(format=".2~%")),
     tooltip=["epoch", alt.Tooltip("lo:Q", format=".4g"), alt.Tooltip("hi:Q", format=".4g"), "count",
              alt.Tooltip("share:Q", format=".2%")],
 ).properties(height=max(160, 40 * hist["epoch"].nunique())), width="stretch")

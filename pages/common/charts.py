@@ -39,25 +39,26 @@ def long_curves(batches: pd.DataFrame, window: int, by: str = "model_id") -> pd.
     return long
 
 
-def curves_chart(long: pd.DataFrame, *, color: str = "model_id", title: str = "model", height: int = 150):
-    """Raw curves (faint) under their trailing means, one panel per metric with its own y axis."""
-    base = alt.Chart(long).encode(
-        x=alt.X("progress:Q", title="share of the model's training batches", axis=alt.Axis(format="%")),
-    )
-    hue = alt.Scale(scheme=MODEL_COLORS)
-    raw = base.mark_line(opacity=0.2, strokeWidth=1).encode(
-        y=alt.Y("value:Q", title=None), color=alt.Color(f"{color}:N", scale=hue, legend=None))
-    mean = base.mark_line(strokeWidth=2).encode(
-        y=alt.Y("smoothed:Q", title=None),
-        color=alt.Color(f"{color}:N", title=title, scale=hue, legend=alt.Legend(orient="bottom", labelLimit=320)),
-        tooltip=[alt.Tooltip(f"{color}:N", title=title), "epoch", "step",
-                 alt.Tooltip("value:Q", format=".3f", title="this batch"),
-                 alt.Tooltip("smoothed:Q", format=".3f", title="trailing mean")])
-    return (raw + mean).properties(height=height).facet(
-        row=alt.Row("metric:N", title=None, sort=list(METRICS),
-                    header=alt.Header(labelExpr="datum.value == 'loss' ? 'loss (nats)' : 'accuracy'",
-                                      labelAngle=0, labelAlign="left")),
-    ).resolve_scale(y="independent")
+def curves_charts(long: pd.DataFrame, *, color: str = "model_id", title: str = "model", height: int = 150) -> list:
+    """Raw curves (faint) under their trailing means: one chart per metric, each with its own y axis (separate
+    charts rather than a facet, so each stretches to the page's width)."""
+    out = []
+    for metric, name in METRICS.items():
+        base = alt.Chart(long[long["metric"] == metric]).encode(
+            x=alt.X("progress:Q", title="share of the model's training batches" if metric == "accuracy" else None,
+                    axis=alt.Axis(format="%")))
+        hue = alt.Scale(scheme=MODEL_COLORS)
+        raw = base.mark_line(opacity=0.2, strokeWidth=1).encode(
+            y=alt.Y("value:Q", title=name), color=alt.Color(f"{color}:N", scale=hue, legend=None))
+        mean = base.mark_line(strokeWidth=2).encode(
+            y=alt.Y("smoothed:Q", title=name),
+            color=alt.Color(f"{color}:N", title=title, scale=hue,
+                            legend=alt.Legend(orient="bottom", labelLimit=320) if metric == "accuracy" else None),
+            tooltip=[alt.Tooltip(f"{color}:N", title=title), "epoch", "step",
+                     alt.Tooltip("value:Q", format=".3f", title="this batch"),
+                     alt.Tooltip("smoothed:Q", format=".3f", title="trailing mean")])
+        out.append((raw + mean).properties(height=height))
+    return out
 
 
 def fold_band(long: pd.DataFrame, reference: str, bins: int = 100) -> pd.DataFrame:
@@ -71,12 +72,13 @@ def fold_band(long: pd.DataFrame, reference: str, bins: int = 100) -> pd.DataFra
     return per_model.groupby(["metric", "progress"])["smoothed"].agg(lo="min", mid="mean", hi="max").reset_index()
 
 
-def band_chart(long: pd.DataFrame, band: pd.DataFrame, reference: str, height: int = 150):
-    """The reference model's smoothed curve over the band of its fold models, one panel per metric."""
+def band_charts(long: pd.DataFrame, band: pd.DataFrame, reference: str, height: int = 150) -> list:
+    """The reference model's smoothed curve over the band of its fold models: one chart per metric."""
     ref = long[long["model_id"] == reference]
-    x = alt.X("progress:Q", title="share of the model's training batches", axis=alt.Axis(format="%"))
-    layers = []
+    out = []
     for metric, name in METRICS.items():
+        x = alt.X("progress:Q", title="share of the model's training batches" if metric == "accuracy" else None,
+                  axis=alt.Axis(format="%"))
         area = alt.Chart(band[band["metric"] == metric]).mark_area(opacity=0.25, color="#64748b").encode(
             x=x, y=alt.Y("lo:Q", title=name, scale=alt.Scale(zero=False)), y2="hi:Q",
             tooltip=[alt.Tooltip("progress:Q", format=".0%"), alt.Tooltip("lo:Q", format=".3f", title="lowest fold"),
@@ -86,5 +88,5 @@ def band_chart(long: pd.DataFrame, band: pd.DataFrame, reference: str, height: i
         line = alt.Chart(ref[ref["metric"] == metric]).mark_line(color="#2563eb", strokeWidth=2).encode(
             x=x, y=alt.Y("smoothed:Q", title=name),
             tooltip=["epoch", "step", alt.Tooltip("smoothed:Q", format=".3f", title="trailing mean")])
-        layers.append((area + mid + line).properties(height=height))
-    return alt.vconcat(*layers)
+        out.append((area + mid + line).properties(height=height))
+    return out

@@ -24,7 +24,7 @@ SHOTS = ROOT / "build" / "screenshots"
 PAGES = {"": "Overview", "samples": "Samples", "population_map": "Population map",
          "mislabel_review": "Mislabel review", "sample_analysis": "Sample analysis", "training": "Training",
          "truncation": "Truncation", "experiments": "Experiments"}
-NEW_PAGE_CHARTS = {"training": 8, "truncation": 3, "experiments": 2}  # Altair charts each page draws
+NEW_PAGE_CHARTS = {"training": 9, "truncation": 3, "experiments": 2}  # Altair charts each page draws
 
 
 def _free_port() -> int:

@@ -286,7 +286,8 @@ def test_training_page_charts_every_layer_of_each_network(app):
     app.selectbox(key="training_quantity").select("grad").run()
     assert not app.exception
     assert any("Shwartz-Ziv" in c.value for c in app.caption)
-    assert len(app.get("vega_lite_chart")) == 8  # batches, accuracy, loss, gap, histograms, dead, grads, plane
+    assert len(app.get("vega_lite_chart")) == 9  # batch loss, batch accuracy, accuracy, loss, gap, histograms, dead,
+    # grads, plane
 
 
 def test_truncation_page_ranks_harmed_reviews_and_marks_the_unseen_part(app):
