@@ -625,3 +625,14 @@ def test_a_page_from_a_shared_link_is_opened(app):
     app.switch_page("pages/samples.py").run()
     assert app.number_input(key="samples_page").value == 3 and not app.warning
     assert any("Rows 201-" in c.value for c in app.caption)
+
+
+def test_an_unknown_sample_id_from_the_url_is_repeated_as_plain_text(app):
+    """Issue 12, point 3: a backtick in ?sample= used to break out of the code span and render a link and image."""
+    app.query_params["sample"] = "`x` [click](https://evil.example) ![i](https://evil.example/i.png) `"
+    app.run()
+    app.switch_page("pages/sample_analysis.py").run()
+    assert not app.exception
+    (warning,) = [w.value for w in app.warning]
+    assert "\\`" in warning and "`x`" not in warning  # every backtick escaped: no code span to break out of
+    assert "](" not in warning and "\\[click\\]" in warning and "\\!\\[i\\]" in warning

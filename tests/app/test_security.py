@@ -50,3 +50,32 @@ def test_the_app_started_plainly_is_not_reachable_from_the_network(app_store):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def _websocket_status(port: int, host: str) -> int:
+    """The HTTP status of a WebSocket handshake on the app's stream with ``host`` in Host and Origin."""
+    import base64
+    import os
+
+    request = (f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}:{port}\r\nOrigin: http://{host}:{port}\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+               f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request.encode())
+        status_line = s.recv(4096).split(b"\r\n", 1)[0].decode()
+    return int(status_line.split()[1])
+
+
+def test_a_rebound_host_name_cannot_open_the_app(app_store):
+    """DNS rebinding: a page on evil.example whose name now points at 127.0.0.1 sends Host: evil.example."""
+    from tests.app.test_browser import start_app
+
+    proc, url = start_app(app_store)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        assert _websocket_status(port, "evil.example") == 403
+        assert _websocket_status(port, "127.0.0.1") == 101
+        assert _websocket_status(port, "localhost") == 101
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
