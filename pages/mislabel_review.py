@@ -3,7 +3,7 @@ undo, batch decisions on the list, and the relabel CSV."""
 
 import streamlit as st
 
-from pages.common import decisions, queries, review, state
+from pages.common import queries, review, state
 from pages.common.widgets import highlight_html, legend_html, plain, rating_text, visible
 
 ctx = state.context()
@@ -15,7 +15,7 @@ if st.session_state.pop("review_scroll_top", False):
 
 suspects, n_flagged = queries.suspects(ctx.ref, ctx.run_id, LISTED)
 n_suspects = n_flagged or len(suspects)
-decided = decisions.current(ctx.decisions, ctx.source)
+decided = review.current_decisions(ctx)
 decided_ids = tuple(decided["sample_id"]) if len(decided) else ()
 done = queries.count_among_flagged(ctx.ref, ctx.run_id, decided_ids) if n_flagged else \
     int(suspects["sample_id"].isin(decided_ids).sum())

@@ -5,12 +5,12 @@ import json
 import altair as alt
 import streamlit as st
 
-from pages.common import charts, decisions, queries, state
+from pages.common import charts, queries, review, state
 from pages.common.widgets import class_colors, pct, plain, visible
 from pipeline.data.dataset import LoadReport
 
 ctx = state.context()
-decided = decisions.current(ctx.decisions, ctx.source)
+decided = review.current_decisions(ctx)
 
 st.title("Overview")
 c = st.columns(6)

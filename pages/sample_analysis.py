@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages.common import decisions, queries, review, state
+from pages.common import queries, review, state
 from pages.common.widgets import (SHOWN_CHARS, class_colors, highlight_html, legend_html, plain,
                                   rating_text, visible)
 from pipeline.names import PROTOCOL_NAMES, predictor_name
@@ -33,7 +33,7 @@ c[2].metric(plain(ctx.rating_name or "Rating"), rating_text(row["rating"], ctx.r
 c[3].metric("Loss (nats)", f"{row['loss']:.3f}")
 c[4].metric("Words", f"{row['n_words']:,}")
 c[5].metric("Issue rank", f"#{row['issue_rank']:,}")
-mine = decisions.current(ctx.decisions, ctx.source)
+mine = review.current_decisions(ctx)
 mine = mine[mine["sample_id"] == sample_id]
 note = ""
 if len(mine):

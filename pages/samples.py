@@ -8,7 +8,7 @@ import math
 
 import streamlit as st
 
-from pages.common import decisions, filters, queries, review, state
+from pages.common import filters, queries, review, state
 from pages.common.widgets import plain, visible
 from pipeline.names import SPACE_NAMES
 
@@ -24,7 +24,7 @@ ctx = state.context()
 review.say_last_recorded()
 limits = queries.filter_bounds(ctx.ref, ctx.run_id)
 metas = filters.meta_filters(queries.meta_columns(ctx.ref, ctx.run_id))
-decided = decisions.current(ctx.decisions, ctx.source)
+decided = review.current_decisions(ctx)
 max_loss = float(math.ceil(limits["loss"] * 10) / 10) or 1.0
 max_words = limits["words"] or 1
 rating = limits["rating"] if limits["rating"] and limits["rating"][0] < limits["rating"][1] else None

@@ -8,7 +8,11 @@ Undoing writes a row too, into ``undos`` (``undo_last``): the decision stays in 
 history, marked undone, and the review's earlier decision (if any) is current again.
 ``record_many`` records a batch (one decision for several reviews) in one transaction. Writes are short
 transactions behind a process-wide lock, retried while another process holds the
-file, so reviewers working at once lose nothing.
+file, so reviewers working at once lose nothing. Reads do not take the write lock
+(a read-only connection), so a notebook reading the file does not block the app.
+A file that cannot be used (damaged, held open for writing by another program, in a
+read-only folder) raises ``DecisionsError`` at once, with what to do; only a lock held
+by another process is waited for (1 s to read, 5 s to write).
 
 Labels are kept by class name (``old_label``, ``new_label``), the way the data names
 them, so a decision means the same after a new run even if the classes are numbered
@@ -47,7 +51,8 @@ CSV_COLUMNS = ["sample_id", "path", "old_label", "new_label", "rating", "decisio
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _WRITE_LOCK = threading.Lock()
-_RETRY_SECONDS = 10.0
+_RETRY_SECONDS = 5.0  # how long a write waits for another process's lock
+_READ_WAIT = 1.0  # how long a read does
 
 _DDL = [
     "CREATE SEQUENCE IF NOT EXISTS decision_seq",
@@ -84,20 +89,48 @@ def decisions_path(store: Path) -> Path:
     return store.with_name(store.stem + ".decisions.duckdb")
 
 
-def _connect(path: Path) -> duckdb.DuckDBPyConnection:
-    deadline = time.monotonic() + _RETRY_SECONDS
+class DecisionsError(Exception):
+    """The decisions file cannot be read or written; the message says why and what to do."""
+
+
+def _connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the decisions file. Only a lock held by another process is waited for (it clears when that
+    process finishes its write): up to ``_READ_WAIT`` seconds to read, ``_RETRY_SECONDS`` to write. Anything else
+    (a damaged file, a folder that cannot be written) is a ``DecisionsError`` at once."""
+    deadline = time.monotonic() + (_READ_WAIT if read_only else _RETRY_SECONDS)
     while True:
         try:
-            con = duckdb.connect(str(path))
+            con = duckdb.connect(str(path), read_only=read_only)
             break
-        except duckdb.IOException:  # another process holds the file: wait a moment
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    for ddl in _DDL:
-        con.execute(ddl)
-    _upgrade(con)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower() and time.monotonic() < deadline:
+                time.sleep(0.05)  # another process is writing: wait a moment
+                continue
+            raise DecisionsError(_explain(path, exc)) from None
+    if read_only:
+        return con
+    try:
+        for ddl in _DDL:
+            con.execute(ddl)
+        _upgrade(con)
+    except duckdb.Error as exc:
+        con.close()
+        raise DecisionsError(_explain(path, exc)) from None
     return con
+
+
+def _explain(path: Path, exc: Exception) -> str:
+    text = str(exc)
+    if "lock" in text.lower():
+        return (f"the decisions file {path} is held open by another program ({text.split('held in', 1)[-1].strip()})"
+                ". Close it there (a notebook's connection, for example), then reload this page.")
+    if "not a valid DuckDB database" in text or "Corrupt" in text or "checksum" in text.lower():
+        return (f"the decisions file {path} is damaged or is not a DuckDB file. Move it aside (keep it: it may "
+                "still hold decisions) and reload; a new file is started on the next decision.")
+    if "Permission denied" in text or "Read-only file system" in text or "read-only" in text.lower():
+        return (f"the decisions file {path} cannot be written (its folder or the file is read-only). Make it "
+                "writable, or start the app on a copy of the store in a writable folder.")
+    return f"the decisions file {path} could not be opened: {text}"
 
 
 def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
@@ -152,6 +185,8 @@ def record_many(path: Path, reviews: list[dict], *, decision: str, run_id: str |
                 [row[:10] + [now, row[10]] for row in rows],
             )
             con.execute("COMMIT")
+        except duckdb.Error as exc:
+            raise DecisionsError(_explain(path, exc)) from None
         finally:
             con.close()
     return len(rows)
@@ -178,6 +213,8 @@ def undo_last(path: Path, *, reviewer: str, source: str | None = None) -> dict |
             con.execute("INSERT INTO undos VALUES (?, ?, ?)", [int(last["decision_id"].iloc[0]), reviewer, now])
             con.execute("COMMIT")
             return last.iloc[0].to_dict()
+        except duckdb.Error as exc:
+            raise DecisionsError(_explain(path, exc)) from None
         finally:
             con.close()
 
@@ -195,15 +232,38 @@ def history(path: Path) -> pd.DataFrame:
 
 
 def _read(path: Path, sql: str, params: dict | None = None) -> pd.DataFrame:
+    """Run a query on the decisions file without taking its write lock (a file of an older layout is brought up to
+    date first, once, with a short write)."""
     if not Path(path).exists():
-        return pd.DataFrame(columns=["decision_id", "sample_id", "decision", "old_label", "new_label", "note",
-                                     "decided_at", "source"])
+        return empty()
     with _WRITE_LOCK:
-        con = _connect(path)
+        con = _connect(path, read_only=True)
         try:
+            if not _up_to_date(con):
+                con.close()
+                _connect(path).close()  # creates undos, adds source, names 0/1 labels
+                con = _connect(path, read_only=True)
             return con.execute(sql, params or {}).df()
+        except duckdb.Error as exc:
+            raise DecisionsError(_explain(path, exc)) from None
         finally:
             con.close()
+
+
+def empty() -> pd.DataFrame:
+    """No decisions: the columns ``current`` returns, no rows."""
+    return pd.DataFrame(columns=["decision_id", "sample_id", "decision", "old_label", "new_label", "note",
+                                 "decided_at", "source"])
+
+
+def _up_to_date(con: duckdb.DuckDBPyConnection) -> bool:
+    tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                        "WHERE table_catalog = current_database()").fetchall()}
+    if not {"decisions", "undos"} <= tables:
+        return False
+    types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_name = 'decisions' AND table_catalog = current_database()").fetchall())
+    return "source" in types and types.get("old_label") == "VARCHAR"
 
 
 def neutralise(value):

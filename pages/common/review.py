@@ -20,6 +20,26 @@ UNDO_KEY = "U"
 SUGGESTED = -1  # the batch relabel target meaning "each review's suggested label"
 
 
+def current_decisions(ctx: Context) -> pd.DataFrame:
+    """The current decisions on the run's data. When the decisions file cannot be read, the page says why and what
+    to do, and goes on without decisions (the analysis itself does not need them)."""
+    try:
+        return decisions.current(ctx.decisions, ctx.source)
+    except decisions.DecisionsError as exc:
+        st.error(f"Decisions are not shown: {plain(exc)}", icon=":material/error:")
+        return decisions.empty()
+
+
+def _saved(write) -> bool:
+    """Run a write to the decisions file; when it cannot be saved, say so (what was typed stays where it is)."""
+    try:
+        write()
+        return True
+    except decisions.DecisionsError as exc:
+        st.error(f"Not saved: {plain(exc)} What you typed is still here.", icon=":material/error:")
+        return False
+
+
 def _review(ctx: Context, row, new_label: str | None, note: str) -> dict:
     rating = row.get("rating")
     return dict(sample_id=row["sample_id"], old_label=ctx.name(row["label"]), new_label=new_label,
@@ -70,9 +90,11 @@ def decision_panel(ctx: Context, row: dict, *, key: str, shortcuts: bool = False
                       type="primary" if value == "mislabeled" else "secondary"):
             chosen = value
     if chosen and chosen != "skip":
-        decisions.record_many(ctx.decisions, [_review(ctx, row, ctx.name(target) if chosen == "mislabeled" else None,
-                                                      st.session_state.get(note_key, ""))],
-                              decision=chosen, run_id=ctx.run_id, reviewer=ctx.reviewer, source=ctx.source)
+        review = _review(ctx, row, ctx.name(target) if chosen == "mislabeled" else None,
+                         st.session_state.get(note_key, ""))
+        if not _saved(lambda: decisions.record_many(ctx.decisions, [review], decision=chosen, run_id=ctx.run_id,
+                                                    reviewer=ctx.reviewer, source=ctx.source)):
+            return None
         st.session_state["last_recorded"] = f"{labels[chosen]} for {plain(sid)}"
     return chosen
 
@@ -84,7 +106,11 @@ def undo_button(ctx: Context, *, key: str, shortcut: bool = False) -> None:
                  shortcut=UNDO_KEY if shortcut else None,
                  help="Takes back the latest decision made in this browser session on this data; the review's "
                       "earlier decision, if any, is current again. The history keeps both."):
-        undone = decisions.undo_last(ctx.decisions, reviewer=ctx.reviewer, source=ctx.source)
+        result = []
+        if not _saved(lambda: result.append(decisions.undo_last(ctx.decisions, reviewer=ctx.reviewer,
+                                                                source=ctx.source))):
+            return
+        undone = result[0]
         if undone:
             note = undone.get("note")  # back in the review's note box on the next run (decision_panel)
             st.session_state["restore_note"] = (undone["sample_id"], note if isinstance(note, str) else "")
@@ -170,9 +196,11 @@ def batch_panel(ctx: Context, rows: pd.DataFrame, *, key: str) -> bool:
         yes, no = st.columns(2)
         if yes.button(f"Confirm: {what} {len(chosen):,}", key=f"batch_yes_{key}", type="primary", width="stretch",
                       disabled=not chosen):
-            recorded = decisions.record_many(
-                ctx.decisions, [_review(ctx, r, None if new is None else ctx.name(new), note) for r, new in chosen],
-                decision=decision, run_id=ctx.run_id, reviewer=ctx.reviewer, source=ctx.source)
+            batch = [_review(ctx, r, None if new is None else ctx.name(new), note) for r, new in chosen]
+            if not _saved(lambda: decisions.record_many(ctx.decisions, batch, decision=decision, run_id=ctx.run_id,
+                                                        reviewer=ctx.reviewer, source=ctx.source)):
+                return False
+            recorded = len(batch)
             st.session_state.pop(pending_key, None)
             st.session_state["last_recorded"] = f"Recorded {plain(decision)} for {recorded:,} reviews"
             return True

@@ -234,3 +234,54 @@ def test_a_note_keeps_its_text_in_the_store_and_is_guarded_only_in_the_csv(path)
     assert decisions.history(path)["note"].tolist() == [note]
     (row,) = _rows(decisions.relabel_csv(path))
     assert row["note"] == "'" + note
+
+
+def _hold_open(path, read_only: bool):
+    """Another program (a notebook) holding the decisions file open."""
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}, "
+                             f"read_only={read_only}); print('open', flush=True); time.sleep(60)"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "open"
+    time.sleep(0.2)
+    return proc
+
+
+def test_a_damaged_decisions_file_is_said_at_once_and_not_retried(path, monkeypatch):
+    path.write_bytes(b"not a database" * 100)
+    waits = []
+    monkeypatch.setattr(decisions.time, "sleep", waits.append)
+    with pytest.raises(decisions.DecisionsError, match="damaged or is not a DuckDB file. Move it aside"):
+        decisions.current(path)
+    with pytest.raises(decisions.DecisionsError, match="damaged"):
+        decisions.record(path, sample_id="a", decision="correct", old_label="x")
+    assert waits == []  # nothing that cannot clear is waited for
+    assert path.read_bytes() == b"not a database" * 100  # and nothing was written over it
+
+
+def test_a_file_a_notebook_reads_can_still_be_read(path):
+    decisions.record(path, sample_id="a", decision="correct", old_label="x")
+    holder = _hold_open(path, read_only=True)
+    try:
+        assert decisions.current(path)["sample_id"].tolist() == ["a"]  # reads take no write lock
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_file_another_program_writes_is_said_with_what_to_do(path, monkeypatch):
+    decisions.record(path, sample_id="a", decision="correct", old_label="x")
+    holder = _hold_open(path, read_only=False)
+    try:
+        with pytest.raises(decisions.DecisionsError, match="held open by another program.*Close it there"):
+            decisions.current(path)
+        monkeypatch.setattr(decisions, "_RETRY_SECONDS", 0.2)
+        with pytest.raises(decisions.DecisionsError, match="held open by another program"):
+            decisions.record(path, sample_id="b", decision="correct", old_label="x")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert decisions.current(path)["sample_id"].tolist() == ["a"]

@@ -636,3 +636,21 @@ def test_an_unknown_sample_id_from_the_url_is_repeated_as_plain_text(app):
     (warning,) = [w.value for w in app.warning]
     assert "\\`" in warning and "`x`" not in warning  # every backtick escaped: no code span to break out of
     assert "](" not in warning and "\\[click\\]" in warning and "\\!\\[i\\]" in warning
+
+
+def test_a_damaged_decisions_file_leaves_the_pages_working_and_keeps_what_was_typed(app, store):
+    """Issue 12, point 2: one clear message, the analysis still shown, a decision that cannot be saved said."""
+    path = decisions.decisions_path(store)
+    path.write_bytes(b"not a database" * 100)
+    app.run()
+    assert not app.exception and any("damaged" in e.value for e in app.error)
+    assert {m.label: m.value for m in app.metric}["Decisions made"] == "0"
+    app.switch_page("pages/samples.py").run()
+    assert not app.exception and len(_table(app)) == 100 and any("damaged" in e.value for e in app.error)
+    app.switch_page("pages/mislabel_review.py").run()
+    first = _suspect_id(app)
+    app.text_input(key=f"note_review_{first}").input("praise, clearly").run()
+    _decide(app, "mislabeled").click().run()
+    assert not app.exception and any(e.value.startswith("Not saved") for e in app.error)
+    assert _suspect_id(app) == first and app.text_input(key=f"note_review_{first}").value == "praise, clearly"
+    assert path.read_bytes() == b"not a database" * 100
