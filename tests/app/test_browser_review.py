@@ -33,6 +33,13 @@ def _heading_id(page) -> str:
     return page.locator("h3").filter(has_text=" · ").first.inner_text().split(" · ", 1)[1].strip()
 
 
+def _keys_ready(page) -> None:
+    """Wait until the decision buttons (which hold the keys) are on the page, with no text box focused."""
+    page.get_by_role("button", name="Correct as is").wait_for()
+    _idle(page)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+
+
 def _next_heading(page, old: str) -> str:
     """Wait until Mislabel review shows another suspect than ``old``; its id."""
     expect(page.locator("h3").filter(has_text=" · ").first).not_to_contain_text(f" · {old}", timeout=30_000)
@@ -79,7 +86,7 @@ def test_a_note_stays_with_its_review_and_keys_decide(served, page):
     second = _heading_id(page)
     assert second != first
     expect(page.get_by_role("textbox", name="Note (optional)")).to_have_value("")  # the note left with review one
-    page.evaluate("() => document.activeElement && document.activeElement.blur()")  # out of the note: keys decide
+    _keys_ready(page)  # out of the note: keys decide
     page.keyboard.press("k")
     page.get_by_text("Reviewed 2 of").wait_for()
     third = _heading_id(page)
@@ -98,6 +105,7 @@ def test_a_double_key_press_decides_once(served, page):
     url, store = served
     _open(page, f"{url}/mislabel_review", "Mislabel review")
     first = _heading_id(page)
+    _keys_ready(page)
     page.keyboard.press("k")
     page.wait_for_timeout(60)
     page.keyboard.press("k")
@@ -122,6 +130,7 @@ def test_after_a_decision_the_next_suspect_shows_from_its_header(served, page):
     page.wait_for_timeout(500)
     header = page.locator("h3").filter(has_text=" · ").first
     assert header.bounding_box()["y"] < 0  # scrolled out of sight
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
     page.keyboard.press("k")  # decide by key, where the buttons are out of sight too
     page.get_by_text("Reviewed 1 of").wait_for()
     _next_heading(page, first)
