@@ -49,13 +49,17 @@ def _next_heading(page, old: str) -> str:
 def _cells(page, table: int = 0) -> list[list[str]]:
     """The visible rows of a dataframe, from the grid's accessible table (what a screen reader reads)."""
     grid = page.locator('[data-testid="stDataFrame"]').nth(table)
-    grid.locator('[role="gridcell"]').first.wait_for(state="attached")
-    rows = grid.locator('[role="row"]')
-    out = []
-    for i in range(rows.count()):
-        cells = rows.nth(i).locator('[role="gridcell"], [role="columnheader"]')
-        out.append([cells.nth(j).text_content() for j in range(cells.count())])
-    return out
+    for _ in range(100):  # the grid redraws its accessible table after each rerun: read it once it is whole
+        grid.locator('[role="gridcell"]').first.wait_for(state="attached")
+        rows = grid.locator('[role="row"]')
+        out = []
+        for i in range(rows.count()):
+            cells = rows.nth(i).locator('[role="gridcell"], [role="columnheader"]')
+            out.append([cells.nth(j).text_content() for j in range(cells.count())])
+        if len(out) > 1 and all(out):
+            return out
+        page.wait_for_timeout(100)
+    raise AssertionError("the table did not settle")
 
 
 def _select_rows(page, rows: list[int], table: int = 0) -> None:
