@@ -40,6 +40,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from pipeline.store import guard
+
 DECISIONS = {
     "mislabeled": "Mislabeled: relabel",
     "correct": "Correct as is",
@@ -54,6 +56,7 @@ _WRITE_LOCK = threading.Lock()
 _RETRY_SECONDS = 5.0  # how long a write waits for another process's lock
 _READ_WAIT = 1.0  # how long a read does
 
+_OWN_SEQUENCE = "sequence decision_seq"  # the one object besides tables that the file holds
 _DDL = [
     "CREATE SEQUENCE IF NOT EXISTS decision_seq",
     """CREATE TABLE IF NOT EXISTS decisions (
@@ -100,13 +103,19 @@ def _connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnectio
     deadline = time.monotonic() + (_READ_WAIT if read_only else _RETRY_SECONDS)
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only, config=guard.LOCKED)
             break
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower() and time.monotonic() < deadline:
                 time.sleep(0.05)  # another process is writing: wait a moment
                 continue
             raise DecisionsError(_explain(path, exc)) from None
+    foreign = [o for o in guard.foreign_objects(con) if o != _OWN_SEQUENCE]
+    if foreign:
+        con.close()
+        raise DecisionsError(f"the decisions file {path} holds {guard.describe(foreign)}, which Lossmap never writes: "
+                             "it was made or changed outside Lossmap. Move it aside and reload; a new file is started "
+                             "on the next decision.")
     if read_only:
         return con
     try:

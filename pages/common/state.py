@@ -93,19 +93,18 @@ def sidebar() -> None:
         st.text_input("Store", key="db_path", help=f"DuckDB file written by the pipeline (or set {DB_ENV})")
         db = Path(ss.db_path)
         if not db.exists():
-            ss.ctx_error = (f"No store at `{db}` yet. Make one with:\n\n"
-                            f"```\npython -m pipeline run --db {db}\n```\n\n"
-                            f"(`--sample 2000` for a quick run), then reload this page.")
+            ss.ctx_error = (f"No store at {plain(db)} yet. Make one with `python -m pipeline run --db PATH` "
+                            "(`--sample 2000` for a quick run), then reload this page.")
             return
         try:
             ref = queries.StoreRef.of(db)
             runs = queries.runs(ref)
         except StoreError as exc:
-            ss.ctx_error = str(exc)
+            ss.ctx_error = plain(str(exc))  # names paths and, for a crafted store, what it holds: plain text
             return
         ss.store_ref = ref
         if runs.empty:
-            ss.ctx_error = f"The store `{db}` has no complete run yet. Run `python -m pipeline run --db {db}`."
+            ss.ctx_error = f"The store {plain(db)} has no complete run yet. Run `python -m pipeline run --db PATH`."
             return
         ids = runs["run_id"].tolist()
         wanted = st.query_params.get("run")

@@ -27,6 +27,7 @@ from typing import Callable
 import duckdb
 import pandas as pd
 
+from pipeline.store import guard
 from pipeline.store.schema import StoreError, check_version, ensure_schema
 
 _TMP_SUFFIX = ".incomplete"
@@ -37,14 +38,9 @@ def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     if not path.exists():
         raise StoreError(f"no store at {path}. Make one with `python -m pipeline run --db {path}`.")
-    # A private in-memory instance that attaches the file: duckdb.connect(path) would
-    # reuse a cached instance still bound to a file the pipeline has since replaced.
-    con = duckdb.connect(":memory:")
     try:
-        con.execute("ATTACH ? AS store (READ_ONLY)", [str(path)])
-        _use_store(con)
+        con = _attach(path, read_only=True)
     except duckdb.Error as exc:
-        con.close()
         raise StoreError(f"{path} cannot be opened as a DuckDB store ({_first_line(exc)}).") from None
     try:
         check_version(con)
@@ -56,12 +52,24 @@ def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
 
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """A cursor of a connection from ``open_readonly``, reading the store (one per query or thread)."""
-    return _use_store(con.cursor())
+    cur = con.cursor()
+    cur.execute(guard.BUILTINS_FIRST)  # a cursor starts with the default search path
+    return cur
 
 
-def _use_store(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    con.execute("USE store")
-    con.execute("SET python_enable_replacements = false")  # a table name never resolves to a Python variable
+def _attach(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """A private in-memory instance with the file attached AS store, locked down (``guard``), built-ins first.
+
+    Attaching (rather than ``duckdb.connect(path)``) also avoids DuckDB's instance cache, which would hand back an
+    instance still bound to a file the pipeline has since replaced."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("ATTACH ? AS store" + (" (READ_ONLY)" if read_only else ""), [str(path)])
+        guard.lock_down(con)
+        con.execute(guard.BUILTINS_FIRST)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -89,7 +97,7 @@ def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None]) -
                 _fold_wal(db_path)
                 shutil.copyfile(db_path, tmp)
         try:
-            con = duckdb.connect(str(tmp))
+            con = _attach(tmp, read_only=False)
         except duckdb.Error as exc:
             _remove(tmp)
             if _is_disk_full(exc):
@@ -98,6 +106,8 @@ def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None]) -
         try:
             with _disk_errors(db_path, tmp):
                 try:
+                    check_version(con, allow_empty=True)  # with built-ins first, before anything in the file runs
+                    con.execute("USE store")  # new tables go into the store; it holds no macros to shadow built-ins
                     ensure_schema(con)
                 except StoreError as exc:
                     raise StoreError(f"{db_path}: {exc}") from None
@@ -171,7 +181,7 @@ def _fold_wal(db_path: Path) -> None:
     if not db_path.with_name(db_path.name + ".wal").exists():
         return
     try:
-        con = duckdb.connect(str(db_path))
+        con = duckdb.connect(str(db_path), config=guard.LOCKED)
         con.execute("CHECKPOINT")
         con.close()
     except duckdb.Error as exc:

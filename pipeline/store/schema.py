@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import duckdb
 
+from pipeline.store import guard
+
 SCHEMA_VERSION = 5
 
 META = """
@@ -468,9 +470,16 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def check_version(con: duckdb.DuckDBPyConnection, *, allow_empty: bool = False) -> None:
-    """Raise StoreError unless the store was written with SCHEMA_VERSION."""
+    """Raise StoreError unless the store was written with SCHEMA_VERSION and holds nothing but tables."""
+    objects = guard.foreign_objects(con)
+    if objects:
+        raise StoreError(
+            f"this file holds {guard.describe(objects)}, which a Lossmap store never has: it was made or changed "
+            "outside Lossmap, and what it defines would run in every query. Lossmap does not open it; ask whoever "
+            "shared it for a store written by `python -m pipeline run`, or make your own."
+        )
     tables = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
+        "SELECT table_name FROM system.main.duckdb_tables() WHERE database_name NOT IN ('system', 'temp')").fetchall()}
     if "lossmap_meta" not in tables:
         if allow_empty and not tables:
             return

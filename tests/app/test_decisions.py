@@ -285,3 +285,18 @@ def test_a_file_another_program_writes_is_said_with_what_to_do(path, monkeypatch
         holder.kill()
         holder.wait()
     assert decisions.current(path)["sample_id"].tolist() == ["a"]
+
+
+def test_a_decisions_file_with_a_macro_is_refused_and_left_as_it_is(path):
+    import duckdb
+
+    decisions.record(path, sample_id="a", decision="correct", old_label="x")
+    con = duckdb.connect(str(path))
+    con.execute("CREATE MACRO lower(x) AS 'pwned'")
+    con.close()
+    before = path.read_bytes()
+    for act in (lambda: decisions.current(path),
+                lambda: decisions.record(path, sample_id="b", decision="correct", old_label="x")):
+        with pytest.raises(decisions.DecisionsError, match="holds 'macro lower', which Lossmap never writes.*Move it"):
+            act()
+    assert path.read_bytes() == before

@@ -79,3 +79,18 @@ def test_a_rebound_host_name_cannot_open_the_app(app_store):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_a_store_made_outside_lossmap_is_refused_in_plain_words(app, store):
+    """A shared store whose macro is named like a Markdown link: refused, and the name shown as text."""
+    import duckdb
+
+    con = duckdb.connect(str(store))
+    con.execute('CREATE MACRO "[open me](https://evil.example)"(x) AS x')
+    con.close()
+    app.run()
+    assert not app.exception
+    shown = " ".join(i.value for i in app.info)
+    assert "which a Lossmap store never has" in shown
+    assert "[open me](" not in shown and "https://evil" not in shown  # escaped: no link is rendered
+    assert "open me" in shown
