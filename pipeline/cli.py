@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep N texts, a seeded class-stratified sample, for a quick run (default: all)")
     g.add_argument("--memory-limit-mib", type=float, default=None, metavar="MIB",
                    help="refuse data whose run would need more memory than this (default: what is available)")
+    g.add_argument("--max-member-mib", type=float, default=d.max_member_mib, metavar="MIB",
+                   help="refuse an archive member or folder file larger than this unpacked, a sign of a "
+                        "decompression bomb (default: %(default)g)")
+    g.add_argument("--max-input-mib", type=float, default=d.max_input_mib, metavar="MIB",
+                   help="refuse an archive or .gz table that unpacks to more than this (the IMDB archive: 102 MiB; "
+                        "default: %(default)g)")
     g.add_argument("--seed", type=int, default=d.seed, help="seed for sampling, folds, SVD and clusters (default: %(default)s)")
     g = run.add_argument_group("model")
     g.add_argument("--folds", type=int, default=d.folds, help="cross-fitting folds, grouped by movie or --group "

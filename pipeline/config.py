@@ -34,6 +34,8 @@ class Config:
     group_column: str | None = None  # tables: rows sharing a value never sit on both sides of a fold
     score_column: str | None = None  # tables: a numeric column such as a star rating (charts and filters)
     memory_limit_mib: float | None = None  # refuse data whose run would need more memory; None: what is available
+    max_member_mib: float = 16.0  # refuse an archive member or folder file larger than this, MiB (bombs)
+    max_input_mib: float = 2048.0  # refuse an archive or .gz table that unpacks to more than this, MiB
     data_dir: Path = Path("data")  # where the IMDB archive is searched for and downloaded to
     sample: int | None = None  # rows to keep (seeded, class-stratified); None keeps all
     seed: int = 0  # seed for sampling, folds, SVD and UMAP
@@ -117,6 +119,9 @@ class Config:
         for name in ("C", "C_multiclass", "nb_alpha", "dense_lr", "seq_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
+        for name in ("max_member_mib", "max_input_mib"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
         if self.memory_limit_mib is not None and not self.memory_limit_mib > 0:
             raise ValueError(f"memory_limit_mib must be positive; got {self.memory_limit_mib}")
 
@@ -126,6 +131,12 @@ class Config:
             return Path(self.data)
         env = os.environ.get(DATA_ENV)
         return Path(env) if env else None
+
+    def limits(self):
+        """What the input may unpack to (``data.unpack.Limits``)."""
+        from pipeline.data.unpack import Limits
+
+        return Limits(member_mib=self.max_member_mib, input_mib=self.max_input_mib)
 
     def families(self) -> list[str]:
         """The network families this run trains, in training order (the linear model always runs)."""

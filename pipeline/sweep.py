@@ -63,7 +63,8 @@ def run_sweep(cfg: Config, *, epochs: int = 20, val_size: int = 10_000, quick: b
     if data_kind(path) != "imdb":
         raise load.LoadError(f"{path}: the sweep trains Chollet's dense network on the IMDB archive's train split "
                              "only; pass --data the IMDB archive (aclImdb_v1.tar.gz or aclImdb_v1_labeled.tar.gz).")
-    loaded = load.load_reviews(path, sample=2 * sample if sample else None, seed=cfg.seed, progress=cfg.progress)
+    loaded = load.load_reviews(path, sample=2 * sample if sample else None, seed=cfg.seed, progress=cfg.progress,
+                               limits=cfg.limits())
     frame = loaded.frame[loaded.frame["split"] == "train"].reset_index(drop=True)
     if frame["label"].nunique() != 2:
         raise ValueError("the sweep needs positive and negative reviews in the train split")

@@ -71,6 +71,10 @@ class LoadReport:
         "rating_contradicts_folder": "rating contradicts its pos/neg folder: kept with the folder's label",
         "no_movie_id": "no movie id in urls_*.txt: kept, grouped on its own in the folds",
         "ignored_file": "not a .txt file, or a link out of the folder: ignored",
+        "skipped_member": "not a regular file (a link, FIFO or device in the archive or folder): skipped",
+        "duplicate_member": "the same review twice in the archive (the same file, or under another folder): "
+                            "the first kept",
+        "rating_out_of_range": "a star rating outside 1-10 in its file name: left out",
         "non_finite_score": "an infinite --score value: kept without a score",
     }
 

@@ -21,12 +21,13 @@ import pandas as pd
 
 from pipeline.data.dataset import LoadError, LoadReport
 from pipeline.data.tables import MEMORY_FACTOR, available_mib
+from pipeline.data.unpack import Limits
 
 LAYOUTS = "label/*.txt or split/label/*.txt"
 
 
-def read_folder(path: Path, *, report: LoadReport, memory_limit_mib: float | None = None
-                ) -> tuple[pd.DataFrame, pd.Series]:
+def read_folder(path: Path, *, report: LoadReport, memory_limit_mib: float | None = None,
+                limits: Limits = Limits()) -> tuple[pd.DataFrame, pd.Series]:
     """(table with text, label, split columns; the relative path of each file)."""
     path = Path(path)
     root = path.resolve()
@@ -57,6 +58,8 @@ def read_folder(path: Path, *, report: LoadReport, memory_limit_mib: float | Non
                 report.add("ignored_file", file.relative_to(path).as_posix())
     if not files:
         raise LoadError(f"{path} holds no .txt files in its class folders ({LAYOUTS}).")
+    for _, _, file in files:
+        limits.check_member(path, file.relative_to(path).as_posix(), file.stat().st_size)
     size = sum(f.stat().st_size for _, _, f in files)
     budget = memory_limit_mib if memory_limit_mib is not None else available_mib()
     rows, paths, read = [], [], 0

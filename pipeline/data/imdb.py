@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from pipeline.config import DATA_ENV, Config
 from pipeline.data.dataset import HTML_BREAK, Dataset, LoadError, LoadReport, display_text  # noqa: F401
+from pipeline.data.unpack import Limits
 
 PUBLISHED_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 ARCHIVE_NAMES = ("aclImdb_v1.tar.gz", "aclImdb_v1_labeled.tar.gz")
@@ -72,11 +73,12 @@ def locate_data(cfg: Config) -> Path:
     return _download(PUBLISHED_URL, Path(cfg.data_dir) / ARCHIVE_NAMES[0], progress=cfg.progress)
 
 
-def load_reviews(path: Path, *, sample: int | None = None, seed: int = 0, progress: bool = True) -> Loaded:
+def load_reviews(path: Path, *, sample: int | None = None, seed: int = 0, progress: bool = True,
+                 limits: Limits = Limits()) -> Loaded:
     """Read every labeled review under ``path`` (archive or folder).
 
-    ``sample``: keep this many reviews, a seeded sample stratified by label.
-    Raises ``LoadError`` with a message a user can act on.
+    ``sample``: keep this many reviews, a seeded sample stratified by label. ``limits``: what a member and the
+    whole input may unpack to (``unpack.Limits``). Raises ``LoadError`` with a message a user can act on.
     """
     path = Path(path)
     if not path.exists():
@@ -86,14 +88,14 @@ def load_reviews(path: Path, *, sample: int | None = None, seed: int = 0, progre
     if path.is_file() and path.stat().st_size == 0:
         raise LoadError(f"{path} is an empty file. Download the archive again or point --data at another copy.")
     report = LoadReport()
-    members = _iter_dir(path) if path.is_dir() else _iter_tar(path, progress)
+    members = _iter_dir(path, limits, report) if path.is_dir() else _iter_tar(path, progress, limits, report)
     frame = _build_frame(members, report, path)
     if sample is not None and sample < len(frame):
         frame = _stratified_sample(frame, sample, seed)
     return Loaded(frame.reset_index(drop=True), report, path)
 
 
-def _iter_tar(path: Path, progress: bool) -> Iterator[tuple[str, bytes]]:
+def _iter_tar(path: Path, progress: bool, limits: Limits, report: LoadReport) -> Iterator[tuple[str, bytes]]:
     size = path.stat().st_size
     try:
         with open(path, "rb") as raw, tqdm(
@@ -105,11 +107,18 @@ def _iter_tar(path: Path, progress: bool) -> Iterator[tuple[str, bytes]]:
             # gzip is decoded here, not by tarfile, so a stream cut short raises EOFError
             stream = gzip.GzipFile(fileobj=reader) if gzipped else reader
             with tarfile.open(fileobj=stream, mode="r|") as tar:
+                total = 0
                 for member in tar:
-                    if not member.isfile():
+                    total += member.size  # what it unpacks to, skipped or not (a sparse member may declare any)
+                    limits.check_total(path, total)
+                    if member.isdir():
+                        continue
+                    if not member.isfile():  # a symbolic or hard link, a FIFO, a device
+                        report.add("skipped_member", member.name)
                         continue
                     if not (_REVIEW.match(member.name) or _URLS.match(member.name)):
                         continue
+                    limits.check_member(path, member.name, member.size)
                     handle = tar.extractfile(member)
                     yield member.name, handle.read() if handle else b""
             while stream.read(1 << 20):  # the rest of the stream, to check the gzip trailer
@@ -133,18 +142,27 @@ class _CountingReader:
         return data
 
 
-def _iter_dir(path: Path) -> Iterator[tuple[str, bytes]]:
+def _iter_dir(path: Path, limits: Limits, report: LoadReport) -> Iterator[tuple[str, bytes]]:
     root = path if path.name == "aclImdb" else path / "aclImdb"
     if not root.is_dir():
         raise LoadError(f"{path} holds no aclImdb/ folder. Point --data at the archive or the extracted aclImdb/ folder.")
+    total = 0
     for file in sorted(root.glob("*/*/*.txt")) + sorted(root.glob("*/urls_*.txt")):
         name = "aclImdb/" + file.relative_to(root).as_posix()
-        if _REVIEW.match(name) or _URLS.match(name):
-            yield name, file.read_bytes()
+        if not (_REVIEW.match(name) or _URLS.match(name)):
+            continue
+        if file.is_symlink() or not file.is_file():  # a link could point anywhere; a FIFO would block the read
+            report.add("skipped_member", name)
+            continue
+        size = file.stat().st_size
+        limits.check_member(path, name, size)
+        total += size
+        limits.check_total(path, total)
+        yield name, file.read_bytes()
 
 
 def _build_frame(members: Iterator[tuple[str, bytes]], report: LoadReport, source: Path) -> pd.DataFrame:
-    rows, urls = [], {}
+    rows, urls, seen = [], {}, set()
     for name, payload in members:
         m = _URLS.match(name)
         if m:
@@ -154,9 +172,16 @@ def _build_frame(members: Iterator[tuple[str, bytes]], report: LoadReport, sourc
         split, folder, stem = _REVIEW.match(name).groups()
         report.reviews_read += 1
         sample_id = f"{split}/{folder}/{stem}"
+        if sample_id in seen:  # the same file twice, or under another prefix (x/aclImdb/... and aclImdb/...)
+            report.add("duplicate_member", name)
+            continue
+        seen.add(sample_id)
         parsed = _NAME.match(stem)
         if not parsed:
             report.add("no_rating", sample_id)
+            continue
+        if not 1 <= int(parsed.group(2)) <= 10:
+            report.add("rating_out_of_range", sample_id)
             continue
         try:
             text = payload.decode("utf-8")

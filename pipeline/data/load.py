@@ -42,17 +42,20 @@ def load_dataset(cfg: Config, frame: pd.DataFrame | None = None) -> Dataset:
                    else "the IMDB archive, whose columns are fixed. To use its star rating as the label, save it "
                         "as a table first (bench/rating_task.py shows how)."))
         if kind == "imdb":
-            loaded = imdb.load_reviews(path, sample=cfg.sample, seed=cfg.seed, progress=cfg.progress)
+            loaded = imdb.load_reviews(path, sample=cfg.sample, seed=cfg.seed, progress=cfg.progress,
+                                       limits=cfg.limits())
             data = imdb.to_dataset(loaded)
         elif kind == "folder":
             report = LoadReport()
-            table, relative = folders.read_folder(path, report=report, memory_limit_mib=cfg.memory_limit_mib)
+            table, relative = folders.read_folder(path, report=report, memory_limit_mib=cfg.memory_limit_mib,
+                                                 limits=cfg.limits())
             data = dataset.from_table(table, {"text": "text", "label": "label",
                                               "split": "split" if "split" in table else None},
                                       source=str(path), report=report, paths=relative + ".txt", sample_ids=relative)
         else:
             report = LoadReport()
-            table = tables.read_table(path, report=report, memory_limit_mib=cfg.memory_limit_mib)
+            table = tables.read_table(path, report=report, memory_limit_mib=cfg.memory_limit_mib,
+                                      limits=cfg.limits())
             data = _from_table(table, cfg, source=str(path), report=report)
     if cfg.sample is not None:
         data = dataset.stratified_sample(data, cfg.sample, cfg.seed)

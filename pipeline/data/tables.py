@@ -18,15 +18,15 @@ fix is a ``LoadError`` naming the file and what to do.
 
 from __future__ import annotations
 
-import gzip
 import io
-import zlib
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
+from pipeline.data import unpack
 from pipeline.data.dataset import LoadError, LoadReport
+from pipeline.data.unpack import Limits
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -57,7 +57,8 @@ def available_mib() -> float:
     return float("inf")
 
 
-def read_table(path: Path, *, report: LoadReport, memory_limit_mib: float | None = None) -> pd.DataFrame:
+def read_table(path: Path, *, report: LoadReport, memory_limit_mib: float | None = None,
+               limits: Limits = Limits()) -> pd.DataFrame:
     path = Path(path)
     fmt = table_format(path)
     if fmt is None:
@@ -66,14 +67,14 @@ def read_table(path: Path, *, report: LoadReport, memory_limit_mib: float | None
     if path.stat().st_size == 0:
         raise LoadError(f"{path} is an empty file. Point --data at a table with a header row and one row per text.")
     budget = memory_limit_mib if memory_limit_mib is not None else available_mib()
-    guard = _Guard(path, budget)
+    guard = _Guard(path, budget, limits)
     try:
         if fmt == "parquet":
             batches = _parquet(path, guard)
         elif path.stat().st_size * MEMORY_FACTOR / 2**20 > budget:
             batches = _stream_text(path, fmt, guard)  # raises once the rows read are too many, and says how many
         else:
-            data = _utf8(path, report)
+            data = _utf8(path, report, limits)
             batches = _jsonl(data, guard) if fmt == "jsonl" else _csv(data, fmt, guard)
         table = pa.Table.from_batches(batches) if batches else None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
@@ -87,12 +88,14 @@ def read_table(path: Path, *, report: LoadReport, memory_limit_mib: float | None
 class _Guard:
     """Stops reading once the table read so far shows the whole run would not fit in memory."""
 
-    def __init__(self, path: Path, budget_mib: float):
-        self.path, self.budget_mib, self.rows, self.bytes = path, budget_mib, 0, 0
+    def __init__(self, path: Path, budget_mib: float, limits: Limits):
+        self.path, self.budget_mib, self.limits, self.rows, self.bytes = path, budget_mib, limits, 0, 0
 
     def add(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         self.rows += batch.num_rows
         self.bytes += batch.nbytes
+        if self.path.name.lower().endswith(".gz"):
+            self.limits.check_total(self.path, self.bytes)
         need = self.bytes * MEMORY_FACTOR / 2**20
         if need > self.budget_mib:
             raise LoadError(
@@ -105,14 +108,9 @@ class _Guard:
         return batch
 
 
-def _utf8(path: Path, report: LoadReport) -> bytes:
+def _utf8(path: Path, report: LoadReport, limits: Limits) -> bytes:
     """The file's bytes as UTF-8, with undecodable ones replaced by U+FFFD and the lines holding them reported."""
-    raw = path.read_bytes()
-    if path.name.lower().endswith(".gz"):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise LoadError(f"{path} is not a whole gzip file ({exc}); decompress it or fetch it again.") from None
+    raw = unpack.gunzip(path, limits) if path.name.lower().endswith(".gz") else path.read_bytes()
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark, as some spreadsheets save
         raw = raw.decode("utf-16", errors="replace").encode("utf-8")
     if raw.startswith(b"\xef\xbb\xbf"):

@@ -1,3 +1,5 @@
+import io
+import tarfile
 import urllib.error
 
 import pytest
@@ -150,3 +152,47 @@ def test_real_archive_has_50000_reviews_and_movie_ids():
     assert frame.groupby(["split", "label"]).size().tolist() == [12_500] * 4
     assert frame["movie_id"].notna().all()
     assert frame.loc[frame["sample_id"] == "test/neg/10003_3", "rating"].item() == 3
+
+
+def _integrity_archive(path):
+    """Good reviews plus: one review twice (again under another prefix), a rating of 300, and a symbolic link, a hard
+    link and a FIFO named like reviews."""
+    good = balanced_reviews(3)
+    with tarfile.open(path, "w:gz") as tar:
+        def add(name, payload=b"", kind=tarfile.REGTYPE, link=""):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.size = kind, link, len(payload)
+            tar.addfile(info, io.BytesIO(payload) if payload else None)
+
+        for sample_id, payload in good.items():
+            add(f"aclImdb/{sample_id}.txt", payload)
+        add("aclImdb/train/pos/0_7.txt", b"A second copy, different words. " * 3)
+        add("copy/aclImdb/train/neg/0_1.txt", good["train/neg/0_1"])
+        add("aclImdb/train/pos/50_300.txt", POSITIVE.encode())
+        add("aclImdb/train/pos/51_8.txt", kind=tarfile.SYMTYPE, link="/etc/passwd")
+        add("aclImdb/train/pos/52_8.txt", kind=tarfile.LNKTYPE, link="aclImdb/train/pos/0_7.txt")
+        add("aclImdb/train/neg/53_2.txt", kind=tarfile.FIFOTYPE)
+    return path
+
+
+def test_duplicates_bad_ratings_and_links_are_reported_not_silently_mixed_in(tmp_path):
+    loaded = load_reviews(_integrity_archive(tmp_path / "a.tar.gz"), progress=False)
+    frame, problems = loaded.frame, loaded.report.problems
+    assert frame["sample_id"].is_unique and len(frame) == 12
+    assert frame.set_index("sample_id").loc["train/pos/0_7", "text"].startswith(POSITIVE)  # the first copy kept
+    assert problems["duplicate_member"] == ["aclImdb/train/pos/0_7.txt", "copy/aclImdb/train/neg/0_1.txt"]
+    assert problems["rating_out_of_range"] == ["train/pos/50_300"]
+    assert frame["rating"].between(1, 10).all()
+    assert problems["skipped_member"] == ["aclImdb/train/pos/51_8.txt", "aclImdb/train/pos/52_8.txt",
+                                          "aclImdb/train/neg/53_2.txt"]
+    lines = loaded.report.lines()
+    assert any(line.startswith("3 text(s) not a regular file (a link, FIFO or device") for line in lines)
+    assert any(line.startswith("2 text(s) the same review twice") for line in lines)
+    assert any(line.startswith("1 text(s) a star rating outside 1-10") for line in lines)
+
+
+def test_a_run_on_such_an_archive_keeps_the_warnings(tmp_path):
+    from pipeline.data.load import load_dataset
+
+    data = load_dataset(Config(data=_integrity_archive(tmp_path / "a.tar.gz"), folds=2, progress=False))
+    assert {"duplicate_member", "rating_out_of_range", "skipped_member"} <= set(data.report.problems)

@@ -1,0 +1,59 @@
+"""Caps on what compressed input may unpack to, checked before the bytes are read.
+
+A few KiB of gzip can unpack to gigabytes (deflate reaches about 1,000:1, and a sparse
+tar member declares any size it likes), so every archive member and every ``.gz`` table
+is checked against two limits, both options of ``python -m pipeline run``:
+
+- ``--max-member-mib`` (``Config.max_member_mib``): one file inside an archive, or one
+  file of a text folder (an IMDB review is a few KiB, its urls files 0.6 MiB);
+- ``--max-input-mib`` (``Config.max_input_mib``): everything the input unpacks to
+  (the labeled IMDB archive is 106 MB unpacked).
+
+Past either, loading stops with one line (a ``LoadError``) that names the file, the
+size and the option that raises the cap. Nothing larger than a cap is ever held.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import zlib
+from pathlib import Path
+
+from pipeline.data.dataset import LoadError
+
+_MIB = 2**20
+_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    member_mib: float = 16.0  # largest file inside an archive or a text folder
+    input_mib: float = 2048.0  # most that a whole input may unpack to
+
+    def check_member(self, source: Path, name: str, size: int) -> None:
+        """Refuse a member whose declared (or on-disk) size is past the member cap."""
+        if size > self.member_mib * _MIB:
+            raise LoadError(f"{source}: {name!r} would unpack to {size / _MIB:,.0f} MiB, more than the "
+                            f"{self.member_mib:g} MiB a file may be (--max-member-mib); the input may be a "
+                            "decompression bomb. If you trust it, raise --max-member-mib.")
+
+    def check_total(self, source: Path, total: int) -> None:
+        """Refuse an input once what it has unpacked to so far is past the input cap."""
+        if total > self.input_mib * _MIB:
+            raise LoadError(f"{source} unpacks to more than {self.input_mib:g} MiB (--max-input-mib); it may be a "
+                            "decompression bomb. If you trust it, raise --max-input-mib.")
+
+
+def gunzip(path: Path, limits: Limits) -> bytes:
+    """The content of a ``.gz`` file, read in chunks and refused as soon as it passes ``limits.input_mib``."""
+    out, total = [], 0
+    try:
+        with gzip.open(path, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                total += len(chunk)
+                limits.check_total(path, total)
+                out.append(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise LoadError(f"{path} is not a whole gzip file ({exc}); decompress it or fetch it again.") from None
+    return b"".join(out)
