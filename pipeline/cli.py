@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pipeline.data.dataset import LoadError
+    from pipeline.models.run_folder import FolderError
     from pipeline.store.schema import StoreError
 
     try:
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sweep":
             return _sweep(args)
         return _runs(args)
-    except (LoadError, StoreError, ValueError) as exc:
+    except (LoadError, StoreError, FolderError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -23,8 +23,10 @@ from pipeline.config import Config
 from pipeline.data.load import load_dataset
 from pipeline.models import export, linear, outputs, sequences, train_nn
 from pipeline.models.folds import make_folds
+from pipeline.models.run_folder import run_folder
 from pipeline.models.text import tokenize
 from pipeline.names import FAMILY_NAMES, SEQUENCE_NETWORKS
+from pipeline.store import files
 from pipeline.store.write import RunRecord, write_run
 
 
@@ -90,9 +92,17 @@ def _peak_mib() -> float:
 
 
 def run_pipeline(cfg: Config, frame: pd.DataFrame | None = None) -> RunSummary:
-    """Run every stage on ``cfg.data`` (or on ``frame``, a pandas DataFrame) and write one run to ``cfg.db``."""
+    """Run every stage on ``cfg.data`` (or on ``frame``, a pandas DataFrame) and write one run to ``cfg.db``.
+
+    The store and the models folder are checked and held before the first stage (``files.reserve``,
+    ``run_folder``): a store that cannot be written, or another run writing it, is said before any work."""
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     run_id = started.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
+    with files.reserve(Path(cfg.db)), run_folder(Path(cfg.models_dir), run_id) as model_dir:
+        return _run(cfg, frame, started, run_id, model_dir)
+
+
+def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: str, model_dir: Path) -> RunSummary:
     timer = _Timer(cfg.progress, stages=9 + len(cfg.families()))  # load .. score, one per network, explain .. store
     with timer.stage("load"):
         data = load_dataset(cfg, frame)
@@ -102,7 +112,6 @@ def run_pipeline(cfg: Config, frame: pd.DataFrame | None = None) -> RunSummary:
         folds = make_folds(data.labels, data.frame["group"], data.frame["sample_id"], n_folds=cfg.folds,
                            seed=cfg.seed)
         models = linear.train_models(corpus, data, folds, cfg)
-    model_dir = Path(cfg.models_dir) / run_id
     with timer.stage("export"):
         paths = {m.model_id: export.export_onnx(m, model_dir / f"{m.model_id}.onnx", classes=data.classes,
                                                 tokenizer_spec=corpus.tokenizer_spec()) for m in models.all()}

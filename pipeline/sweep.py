@@ -55,6 +55,12 @@ def grid(quick: bool = False) -> list[dict]:
 
 
 def run_sweep(cfg: Config, *, epochs: int = 20, val_size: int = 10_000, quick: bool = False) -> SweepSummary:
+    """Train every network of the grid and write the sweep; the store is checked and held before any training."""
+    with store.reserve(cfg.db):
+        return _sweep(cfg, epochs, val_size, quick)
+
+
+def _sweep(cfg: Config, epochs: int, val_size: int, quick: bool) -> SweepSummary:
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     clock = time.perf_counter()
     sweep_id = started.strftime("sweep-%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)

@@ -4,7 +4,8 @@
 ``Context`` it chose, or stop with a helpful message when there is no store or run.
 The store path comes from ``streamlit run app.py -- --db PATH``, else
 ``$LOSSMAP_DB``, else the pipeline's default ``data/lossmap.duckdb``; the run from
-the URL (``?run=...``), else the latest complete run.
+the URL (``?run=...``), else the latest complete run. The Store box opens only regular
+files in that store's folder or a ``--store-folder DIR`` (``--any-store`` lifts this).
 """
 
 from __future__ import annotations
@@ -67,12 +68,44 @@ class Context:
         return columns.get("score")
 
 
-def default_db() -> Path:
+def _args() -> argparse.Namespace:
+    """The app's own options, after ``--`` on the streamlit command line."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--db", default=None)
-    args, _ = parser.parse_known_args(sys.argv[1:])
-    chosen = args.db or os.environ.get(DB_ENV)
+    parser.add_argument("--store-folder", action="append", default=[])
+    parser.add_argument("--any-store", action="store_true")
+    return parser.parse_known_args(sys.argv[1:])[0]
+
+
+def default_db() -> Path:
+    chosen = _args().db or os.environ.get(DB_ENV)
     return Path(chosen) if chosen else ROOT / DEFAULT_DB
+
+
+def store_folders() -> list[Path] | None:
+    """Where the sidebar's Store box may open files: the default store's folder and each ``--store-folder DIR``
+    (resolved); None when the person who started the server allowed any path (``--any-store``)."""
+    args = _args()
+    if args.any_store:
+        return None
+    return [Path(p).resolve() for p in (default_db().parent, *args.store_folder)]
+
+
+def store_problem(db: Path) -> str | None:
+    """Why the Store box may not open ``db`` (as plain text), or None. A path outside the served folders gets the
+    same answer whether or not it exists, so no session can probe the disk; only regular files are opened (a FIFO
+    would hang the session)."""
+    folders = store_folders()
+    target = db.resolve()
+    if folders is not None and not any(target == f or f in target.parents for f in folders):
+        return (f"{plain(db)} is outside the folders this app serves stores from ({', '.join(plain(f) for f in folders)})."
+                " Whoever starts the app can add one: `streamlit run app.py -- --store-folder DIR`.")
+    if not target.exists():
+        return (f"No store at {plain(db)} yet. Make one with `python -m pipeline run --db PATH` "
+                "(`--sample 2000` for a quick run), then reload this page.")
+    if not target.is_file():
+        return f"{plain(db)} is not a regular file, so it cannot be a store. Enter the path of a .duckdb file."
+    return None
 
 
 def init() -> None:
@@ -92,9 +125,8 @@ def sidebar() -> None:
     with st.sidebar:
         st.text_input("Store", key="db_path", help=f"DuckDB file written by the pipeline (or set {DB_ENV})")
         db = Path(ss.db_path)
-        if not db.exists():
-            ss.ctx_error = (f"No store at {plain(db)} yet. Make one with `python -m pipeline run --db PATH` "
-                            "(`--sample 2000` for a quick run), then reload this page.")
+        ss.ctx_error = store_problem(db)
+        if ss.ctx_error:
             return
         try:
             ref = queries.StoreRef.of(db)

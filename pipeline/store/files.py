@@ -9,7 +9,8 @@ reopen. A lock file stops two pipelines writing one store at once.
 
 ``open_readonly(path)`` is how everything that only reads opens the store (each call
 sees the file as it is now, even in a process that opened an older version);
-``list_runs(path)`` returns the runs, newest first. All errors are ``StoreError``
+``list_runs(path)`` returns the runs, newest first; ``reserve(path)`` checks, before a
+run's first stage, that the store can be written, and holds it for the run. All errors are ``StoreError``
 with a message that says what to do; a disk that fills up while the copy is written
 is one of them, and it too leaves the store as it was.
 """
@@ -20,6 +21,9 @@ import errno
 import fcntl
 import os
 import shutil
+import stat
+import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -85,10 +89,24 @@ def list_runs(path: Path) -> pd.DataFrame:
         con.close()
 
 
-def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
-    """Run ``write(con)`` on a copy of the store in one transaction, then swap it in."""
+@contextmanager
+def reserve(db_path: Path):
+    """Hold the store for a whole run, checked first: the store can be written and read, and no other run holds it.
+
+    A run calls this before its first stage, so a folder it cannot write, a store it could not add to, or another
+    run writing the same store is said at the start, not after the work. ``publish`` inside it uses the hold."""
     db_path = Path(db_path)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    _check_folder(db_path)
+    with _lock(db_path):
+        if db_path.exists():
+            open_readonly(db_path).close()  # a store of another version, another program or someone else: now
+        yield
+
+
+def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+    """Run ``write(con)`` on a copy of the store in one transaction, then swap it in (keeping the file's mode)."""
+    db_path = Path(db_path)
+    _check_folder(db_path)
     tmp = db_path.with_name(db_path.name + _TMP_SUFFIX)
     with _lock(db_path):
         _remove(tmp)  # left by a run that was killed
@@ -121,6 +139,8 @@ def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None]) -
             raise
         with _disk_errors(db_path, tmp):
             con.close()
+            if db_path.exists():  # a store kept private (600) stays private
+                os.chmod(tmp, stat.S_IMODE(os.stat(db_path).st_mode))
             _fsync(tmp)
         os.replace(tmp, db_path)
         _fsync(db_path.parent)
@@ -162,18 +182,45 @@ def _close_quietly(con: duckdb.DuckDBPyConnection) -> None:
         pass  # closing flushes; on a full disk that fails too, and the copy is removed anyway
 
 
+_HELD: set[Path] = set()  # stores whose lock this process holds (flock is per open file: do not take it twice)
+
+
 @contextmanager
 def _lock(db_path: Path):
+    key = db_path.resolve()
+    if key in _HELD:
+        yield
+        return
     lock_path = db_path.with_name(db_path.name + ".lock")
-    with open(lock_path, "a") as handle:
+    with open(lock_path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StoreError(f"another pipeline run is writing {db_path}; wait for it to finish.") from None
+            handle.seek(0)
+            holder = handle.read().strip()[:200]
+            raise StoreError(f"another pipeline run{f' ({holder})' if holder else ''} is writing {db_path}; wait "
+                             "for it to finish, or pass another --db.") from None
+        handle.truncate(0)
+        handle.write(f"process {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        _HELD.add(key)
         try:
             yield
         finally:
+            _HELD.discard(key)
+            handle.truncate(0)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _check_folder(db_path: Path) -> None:
+    """The store's folder exists (or is made) and a file can be written in it: the copy and the lock go there."""
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=db_path.parent, prefix=f".{db_path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise StoreError(f"cannot write the store {db_path}: its folder {db_path.parent} is not writable "
+                         f"({exc.strerror or exc}). Pass --db in a folder you can write.") from None
 
 
 def _fold_wal(db_path: Path) -> None:

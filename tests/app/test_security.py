@@ -6,6 +6,9 @@ import sys
 import time
 import tomllib
 import urllib.request
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
 
 from tests.app.test_browser import _free_port
 from tests.conftest import ROOT
@@ -94,3 +97,57 @@ def test_a_store_made_outside_lossmap_is_refused_in_plain_words(app, store):
     assert "which a Lossmap store never has" in shown
     assert "[open me](" not in shown and "https://evil" not in shown  # escaped: no link is rendered
     assert "open me" in shown
+
+
+def _open_in_sidebar(app, path) -> str:
+    """A session whose Store box holds ``path`` (AppTest drops the router's sidebar on later runs: a first run)."""
+    app.session_state["db_path"] = str(path)
+    app.run(timeout=20)  # a FIFO opened would hang here
+    assert not app.exception
+    return " ".join(i.value for i in app.info)
+
+
+def test_the_store_box_opens_only_regular_files_in_the_served_folders(store, tmp_path, monkeypatch):
+    import os
+
+    from pages.common.state import store_problem
+
+    monkeypatch.setenv("LOSSMAP_DB", str(store))
+    outside = "is outside the folders this app serves stores from"
+    for path in ("/etc/passwd", "/no/such/file.duckdb", tmp_path / ".." / "elsewhere.duckdb"):
+        assert outside in store_problem(Path(path)), path  # the same answer whether it exists or not
+    (tmp_path / "hostname.duckdb").symlink_to("/etc/hostname")
+    assert outside in store_problem(tmp_path / "hostname.duckdb")  # a link out is judged by its target
+    os.mkfifo(tmp_path / "pipe.duckdb")
+    assert "is not a regular file" in store_problem(tmp_path / "pipe.duckdb")
+    assert "No store at" in store_problem(tmp_path / "later.duckdb")
+    assert store_problem(store) is None
+
+
+def test_the_store_box_says_so_in_the_app_and_a_fifo_does_not_hang_it(store, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("LOSSMAP_DB", str(store))
+    os.mkfifo(tmp_path / "pipe.duckdb")
+    for path, said in (("/etc/passwd", "is outside the folders this app serves stores from"),
+                       (tmp_path / "pipe.duckdb", "is not a regular file")):
+        app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        assert said in _open_in_sidebar(app, path)
+
+
+def test_the_person_who_starts_the_app_can_serve_more_folders(store, tmp_path_factory, monkeypatch):
+    import shutil
+    import sys
+
+    from pages.common.state import store_problem
+
+    monkeypatch.setenv("LOSSMAP_DB", str(store))
+    other = tmp_path_factory.mktemp("other")
+    shutil.copyfile(store, other / "copy.duckdb")
+    assert "is outside the folders" in store_problem(other / "copy.duckdb")
+    monkeypatch.setattr(sys, "argv", ["app.py", "--store-folder", str(other)])
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    assert _open_in_sidebar(app, other / "copy.duckdb") == ""
+    assert app.metric  # the Overview of the copy
+    monkeypatch.setattr(sys, "argv", ["app.py", "--any-store"])
+    assert "is not a regular file" in store_problem(Path("/dev/null"))

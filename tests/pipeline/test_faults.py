@@ -90,3 +90,5 @@ def test_sigkill_at_ten_points_loses_nothing_and_the_next_run_works(tmp_path, mo
     after = subprocess.run(_run_cmd(db, tmp_path) + ["--no-progress"], cwd=ROOT, capture_output=True, text=True)
     assert after.returncode == 0, after.stderr
     assert len(_snapshot(db)) == len(before) + 1 and not list(tmp_path.glob("*.incomplete*"))
+    kept = {p.name for p in (tmp_path / "models").iterdir()}
+    assert kept == set(_snapshot(db)), "ONNX folders of killed runs were left behind"  # swept by the last run

@@ -116,10 +116,19 @@ def test_missing_store_says_how_to_make_one(tmp_path):
 
 
 def test_second_writer_is_refused_while_the_first_holds_the_lock(db):
-    with store._lock(db):
-        with pytest.raises(StoreError, match="another pipeline run is writing"):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time, pathlib\nfrom pipeline.store import files\n"
+                               "with files._lock(pathlib.Path(sys.argv[1])):\n    print('held', flush=True)\n"
+                               "    time.sleep(60)", str(db)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreError, match=rf"another pipeline run \(process {holder.pid}, started .*\) is writing"):
             store.publish(db, lambda con: _add_run(con, "x"))
+    finally:
+        holder.kill()
+        holder.wait()
     assert _run_ids(db) == ["first"]
+    store.publish(db, lambda con: _add_run(con, "after"))  # a lock left by a killed run does not hold
+    assert sorted(_run_ids(db)) == ["after", "first"]
 
 
 def test_readonly_connection_cannot_write(db):
