@@ -50,7 +50,10 @@ DECISIONS = {
 _OLD_NAMES = ("negative", "positive")  # what 0 and 1 meant in decision files of schema 4 and before (IMDB only)
 CSV_COLUMNS = ["sample_id", "path", "old_label", "new_label", "rating", "decision", "score", "note", "decided_at",
                "source"]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")  # and full-width =+-@
+# what a spreadsheet skips before it reads a formula: spaces (ASCII, no-break, ideographic), line breaks,
+# zero-width characters and the byte-order mark
+_LEADING = " \t\r\n\u00a0\u3000\u200b\u200c\u200d\u2060\ufeff"
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _WRITE_LOCK = threading.Lock()
 _RETRY_SECONDS = 5.0  # how long a write waits for another process's lock
@@ -278,8 +281,11 @@ def _up_to_date(con: duckdb.DuckDBPyConnection) -> bool:
 def neutralise(value):
     """Prefix a cell a spreadsheet would run as a formula with a quote; a plain number ('-1', '+2.5') is data and is
     left as it is, so ids and class names such as -1 survive the export."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
-        return "'" + value
+    if not isinstance(value, str):
+        return value
+    if value.startswith(_FORMULA_START) or value.lstrip(_LEADING).startswith(_FORMULA_START):
+        if not _NUMBER.fullmatch(value.strip(_LEADING)):
+            return "'" + value
     return value
 
 

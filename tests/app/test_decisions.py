@@ -71,7 +71,8 @@ def test_a_decisions_file_of_an_older_version_is_converted_to_class_names(path):
     assert len(decisions.history(path)) == 3
 
 
-@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", " =", "\u00a0=", "\n=", "\u3000=", "\uff1d",
+                                   "\u200b@", " \ufeff+", "\uff20", "  -"])
 def test_formula_cells_are_neutralised(path, start):
     note = f"{start}SUM(A1:A9)"
     decisions.record(path, sample_id="test/pos/3_9", decision="mislabeled", old_label="positive",
