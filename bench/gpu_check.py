@@ -46,9 +46,8 @@ def prepare(run_dir: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stored = {}
     for model_id, family in MODELS.items():
-        path = run_dir / con.execute("SELECT onnx_path FROM models WHERE run_id = ? AND model_id = ?",
-                                     [run_id, model_id]).fetchall()[0][0]
-        shutil.copyfile(path, out / f"{model_id}.onnx")
+        checked = score.load_stored(run_dir / "lossmap.duckdb", run_id, model_id, device="cpu")  # sha256 as stored
+        shutil.copyfile(checked.path, out / f"{model_id}.onnx")
         ref = con.execute("SELECT sample_id, probs[2] AS p FROM predictions WHERE run_id = ? AND model_id = ? "
                           "AND protocol = 'conventional'", [run_id, model_id]).df().set_index("sample_id")
         stored[model_id] = ref.loc[rows["sample_id"], "p"].to_numpy()

@@ -115,7 +115,8 @@ HOSTILE_TEXT = ("<script>window.__pwned = 1; document.title = 'pwned'</script>"
 # overrides (which would reorder what a reviewer reads), and a review of 1 MB.
 HOSTILE_VARIANTS = {
     "train/neg/99990_2": "Dreadful. " + "A" * 60_000 + " The end; a bad film.",
-    "train/neg/99991_3": "Bad\x00film\x01 \x07\x08\x1b[31m red \x7f terrible acting.\r\nworst <b>ever</b>.",
+    "train/neg/99991_3": ("Bad\x00film\x01 \x07\x08\x1b[31m red \x7f terrible acting.\r\nworst <b>ever</b>. "
+                          "C1\x85\x9b controls, zero\u200bwidth\u2060 and \U000E0041\U000E007F tags."),
     "train/pos/99992_9": "Great film \u202eevil txet\u202c and \u200f\u2067isolated\u2069 wonderful, loved it.",
     "test/neg/99993_1": ("This movie is dull and the plot is weak. " * 12_500
                          + "<script>window.__pwned = 3</script> The middle is no better. "

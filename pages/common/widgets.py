@@ -20,13 +20,16 @@ import pandas as pd
 
 SHOWN_CHARS = 15_000  # longest text a page renders as HTML; the rest is elided, with a note
 _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_ZERO_WIDTH = "\u00ad\u180e\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff"
+_MARKED = [*map(ord, _BIDI + _ZERO_WIDTH), *range(0x80, 0xA0), *range(0xE0000, 0xE0080)]  # + C1 controls, tags
 _SHOW = {**{c: chr(0x2400 + c) for c in range(32) if chr(c) not in "\n\t"}, 0x7F: "\u2421",
-         **{ord(c): f"\u27e6U+{ord(c):04X}\u27e7" for c in _BIDI}}
+         **{c: f"\u27e6U+{c:04X}\u27e7" for c in _MARKED}}
 
 
 def visible(text: str) -> str:
     """``text`` with C0 control characters as their Control Pictures (NUL as U+2400) and
-    bidirectional controls as '⟦U+202E⟧' marks, so nothing invisible changes what is shown."""
+    bidirectional controls, C1 controls, zero-width and tag characters as '⟦U+202E⟧' marks,
+    so nothing invisible changes what is shown."""
     return text.translate(_SHOW)
 
 

@@ -38,6 +38,7 @@ from pipeline.data.dataset import HTML_BREAK, Dataset, LoadError, LoadReport, di
 from pipeline.data.unpack import Limits
 
 PUBLISHED_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+PUBLISHED_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"  # of that file, as published
 ARCHIVE_NAMES = ("aclImdb_v1.tar.gz", "aclImdb_v1_labeled.tar.gz")
 COLUMNS = ["sample_id", "path", "split", "label", "rating", "movie_id", "text", "display_text", "n_words"]
 
@@ -260,6 +261,11 @@ def _download(url: str, dest: Path, *, progress: bool) -> Path:
             f"Put aclImdb_v1.tar.gz (or aclImdb_v1_labeled.tar.gz, or the extracted aclImdb/ folder) "
             f"in {dest.parent}/, or pass --data PATH, or set {DATA_ENV}=PATH."
         ) from None
+    if digest.hexdigest() != PUBLISHED_SHA256:
+        partial.unlink(missing_ok=True)
+        raise LoadError(f"The download of {url} is not the published file (sha256 {digest.hexdigest()[:16]}..., "
+                        f"expected {PUBLISHED_SHA256[:16]}...): it was damaged or altered on the way, and is deleted. "
+                        "Run the command again, or download it yourself and pass --data PATH.")
     _check_archive(partial)
     shutil.move(partial, dest)
     return dest

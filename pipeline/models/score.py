@@ -9,7 +9,8 @@ and also returns the embedding. Every model returns (N, K) class probabilities
 1 - p(class 1) in float64 (``_two_classes``), as the binary models always computed it,
 so the IMDB figures do not move with the float32 subtraction in the graph.
 
-``check_parity`` compares ONNX and native probabilities and raises ``ParityError``
+``load_stored(db, run_id, model_id)`` opens a model a run wrote, only if its file still has
+the sha256 the run recorded (``ModelFileError`` otherwise). ``check_parity`` compares ONNX and native probabilities and raises ``ParityError``
 past the tolerance. ``Scored`` holds what one family's scoring produced: model rows
 (``model_row``), prediction rows (``pipeline.models.outputs``) and the (N, K)
 out-of-fold probabilities in the dataset's row order.
@@ -42,6 +43,30 @@ class ParityError(RuntimeError):
     """ONNX Runtime and the native model disagree beyond PARITY_ATOL."""
 
 
+class ModelFileError(RuntimeError):
+    """A stored model's file is missing or is not the file its run wrote."""
+
+
+def load_stored(db: Path, run_id: str, model_id: str, *, device: str = "auto") -> "_OnnxModel":
+    """A model of a stored run (``OnnxTextModel`` or ``OnnxNetwork``), checked against the sha256 the run recorded.
+
+    Paths in the store are relative to its folder (or absolute when the models folder was elsewhere)."""
+    from pipeline.store.files import cursor, open_readonly
+
+    con = open_readonly(Path(db))
+    try:
+        row = cursor(con).execute("SELECT family, onnx_path, onnx_sha256 FROM models WHERE run_id = ? AND model_id = ?",
+                                  [run_id, model_id]).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        raise ModelFileError(f"run {run_id} of {db} has no model {model_id!r}.")
+    family, stored_path, digest = row
+    path = Path(stored_path) if Path(stored_path).is_absolute() else Path(db).parent / stored_path
+    kind = OnnxTextModel if family == "nblr" else OnnxNetwork
+    return kind.load(path, device=device, sha256=digest)
+
+
 class _OnnxModel:
     """An ONNX Runtime session plus the vocabulary, classes and tokenizer shipped in the file."""
 
@@ -55,11 +80,25 @@ class _OnnxModel:
         self.classes = tuple(json.loads(meta[META_CLASSES]))
 
     @classmethod
-    def load(cls, path: Path, *, device: str = "auto"):
+    def load(cls, path: Path, *, device: str = "auto", sha256: str | None = None):
+        """Open ``path``; with ``sha256``, only if the file's bytes have that digest (the bytes checked are the
+        bytes loaded), else ``ModelFileError``."""
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
         chosen = [(name, CUDA_OPTIONS) if name == "CUDAExecutionProvider" else name for name in providers(device)]
-        return cls(ort.InferenceSession(str(path), options, providers=chosen), path)
+        if sha256 is None:
+            return cls(ort.InferenceSession(str(path), options, providers=chosen), path)
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ModelFileError(f"the model file {path} cannot be read ({exc.strerror or exc}); run the pipeline "
+                                 "again to rebuild it.") from None
+        found = hashlib.sha256(data).hexdigest()
+        if found != sha256:
+            raise ModelFileError(f"{path} is not the model file the run wrote (sha256 {found[:16]}..., the run "
+                                 f"recorded {sha256[:16]}...): it was changed or replaced since. Run the pipeline "
+                                 "again to rebuild it.")
+        return cls(ort.InferenceSession(data, options, providers=chosen), path)
 
     @property
     def provider(self) -> str:

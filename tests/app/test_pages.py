@@ -323,6 +323,8 @@ def test_hostile_variants_render_as_visible_text(app, sample_id):
     if "\x00" in original:
         assert "\u2400" in text and "\u241b" in text and "\x00" not in text and "\x1b" not in text  # NUL, ESC
         assert "<b>ever</b>" in text
+        for hidden in ("\x85", "\x9b", "\u200b", "\u2060", "\U000E0041", "\U000E007F"):  # C1, zero-width, tags
+            assert hidden not in text and f"\u27e6U+{ord(hidden):04X}\u27e7" in text
     if "\u202e" in original:
         assert "\u27e6U+202E\u27e7" in text and "\u202e" not in text and "\u2067" not in text
         assert "evil txet" in text

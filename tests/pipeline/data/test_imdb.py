@@ -196,3 +196,26 @@ def test_a_run_on_such_an_archive_keeps_the_warnings(tmp_path):
 
     data = load_dataset(Config(data=_integrity_archive(tmp_path / "a.tar.gz"), folds=2, progress=False))
     assert {"duplicate_member", "rating_out_of_range", "skipped_member"} <= set(data.report.problems)
+
+
+def test_a_download_that_is_not_the_published_file_is_deleted_and_said(tiny_archive, tmp_path, monkeypatch):
+    """A well-formed archive served in place of the published one (a mirror, a proxy): refused on its checksum."""
+    import hashlib
+
+    monkeypatch.delenv("IMDB_DATA", raising=False)
+    served = tiny_archive.read_bytes()
+
+    def serve(*args, **kwargs):
+        response = io.BytesIO(served)
+        response.headers = {"Content-Length": str(len(served))}
+        return response
+
+    monkeypatch.setattr(load.urllib.request, "urlopen", serve)
+    data_dir = tmp_path / "data"
+    with pytest.raises(LoadError, match=r"is not the published file \(sha256 [0-9a-f]{16}\.\.\., expected "
+                                        r"c40f74a18d3b61f9\.\.\.\).*deleted.*--data PATH"):
+        load.locate_data(Config(data_dir=data_dir, progress=False))
+    assert list(data_dir.iterdir()) == []  # neither the archive nor a .part is left
+    monkeypatch.setattr(load, "PUBLISHED_SHA256", hashlib.sha256(served).hexdigest())
+    with pytest.raises(LoadError, match="holds 24 labeled reviews, not 50,000"):  # checksum passes, content checked
+        load.locate_data(Config(data_dir=data_dir, progress=False))

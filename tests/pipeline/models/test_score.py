@@ -88,3 +88,26 @@ def test_a_gpu_session_asks_for_full_float32(trained, monkeypatch):
     monkeypatch.setattr(ort, "InferenceSession", recording)
     score.OnnxTextModel.load(path)
     assert seen["providers"] == [("CUDAExecutionProvider", {"use_tf32": "0"}), "CPUExecutionProvider"]
+
+
+def test_a_stored_model_is_loaded_only_if_its_file_is_the_one_the_run_wrote(sample_run, sample_config, tmp_path):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(sample_config.db.parent, folder)
+    db = folder / sample_config.db.name
+    run_id, model_id = sample_run.run_id, "nblr-train"
+    model = score.load_stored(db, run_id, model_id, device="cpu")
+    assert model.model_id == model_id and model.score_texts(["A wonderful film."]).shape == (1, 2)
+
+    path = next(folder.glob(f"**/{run_id}/{model_id}.onnx"))
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1  # one bit of the last initializer: still a valid model, a different one
+    path.write_bytes(bytes(data))
+    with pytest.raises(score.ModelFileError, match=rf"{model_id}.onnx is not the model file the run wrote \(sha256 "
+                                                   r"[0-9a-f]{16}\.\.\., the run recorded [0-9a-f]{16}\.\.\.\).*"
+                                                   "Run the pipeline again"):
+        score.load_stored(db, run_id, model_id, device="cpu")
+    path.unlink()
+    with pytest.raises(score.ModelFileError, match="cannot be read"):
+        score.load_stored(db, run_id, model_id, device="cpu")
