@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse an archive member or folder file larger than this unpacked, a sign of a "
                         "decompression bomb (default: %(default)g)")
     g.add_argument("--max-input-mib", type=float, default=d.max_input_mib, metavar="MIB",
-                   help="refuse an archive or .gz table that unpacks to more than this (the IMDB archive: 102 MiB; "
+                   help="refuse an archive or .gz table that unpacks to more than this (the labeled IMDB archive: 102 MiB; "
                         "default: %(default)g)")
     g.add_argument("--seed", type=int, default=d.seed, help="seed for sampling, folds, SVD and clusters (default: %(default)s)")
     g = run.add_argument_group("model")
