@@ -23,6 +23,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -182,12 +183,12 @@ def _close_quietly(con: duckdb.DuckDBPyConnection) -> None:
         pass  # closing flushes; on a full disk that fails too, and the copy is removed anyway
 
 
-_HELD: set[Path] = set()  # stores whose lock this process holds (flock is per open file: do not take it twice)
+_HELD: set[tuple[Path, int]] = set()  # (store, thread) holding its lock: a run's publish reuses the run's hold
 
 
 @contextmanager
 def _lock(db_path: Path):
-    key = db_path.resolve()
+    key = (db_path.resolve(), threading.get_ident())  # another thread, like another process, is refused
     if key in _HELD:
         yield
         return

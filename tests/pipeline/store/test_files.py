@@ -184,3 +184,23 @@ def test_a_full_disk_gives_a_clear_error_and_loses_nothing(small_disk):
     assert not list(folder.glob("*.incomplete*"))  # the partial copy is gone, so the space is free again
     store.publish(db, lambda con: _add_run(con, "after"))  # a small run still fits
     assert sorted(_run_ids(db)) == ["after", "first"]
+
+
+def test_a_run_holds_its_store_against_other_threads_and_publishes_inside_its_hold(db):
+    import threading
+
+    refused = []
+
+    def other_thread():
+        try:
+            store.publish(db, lambda con: _add_run(con, "other"))
+        except StoreError as exc:
+            refused.append(str(exc))
+
+    with store.reserve(db):
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        store.publish(db, lambda con: _add_run(con, "mine"))  # the holder itself is not refused
+    assert len(refused) == 1 and "another pipeline run" in refused[0]
+    assert sorted(_run_ids(db)) == ["first", "mine"]
