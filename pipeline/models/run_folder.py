@@ -3,8 +3,9 @@
 ``run_folder(models_dir, run_id)`` makes the folder before the first stage (so a folder
 that cannot be written is said at once), marks it ``.incomplete`` and holds a lock on
 that mark while the run works. A run that fails removes its folder; one that is killed
-(SIGKILL, a power cut) cannot, so each new run first sweeps every folder whose mark is
-no longer locked by a living run. A completed run removes its mark.
+(SIGKILL, a power cut) cannot, so each new run first sweeps every run folder whose mark is
+no longer locked by a living run (only folders named like a run id, holding a mark this
+module wrote; never a link). A completed run removes its mark.
 
     with run_folder(Path("data/models"), run_id) as folder:
         ...  # write folder / "nblr.onnx", publish the run
@@ -13,11 +14,13 @@ no longer locked by a living run. A completed run removes its mark.
 from __future__ import annotations
 
 import fcntl
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-MARK = ".incomplete"
+MARK = ".lossmap-incomplete"
+_RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{4}")  # what run ids look like (pipeline.run)
 
 
 class FolderError(Exception):
@@ -37,6 +40,8 @@ def run_folder(models_dir: Path, run_id: str):
                           "a folder you can write.") from None
     with mark:
         fcntl.flock(mark, fcntl.LOCK_EX)
+        mark.write(_signature(run_id))
+        mark.flush()
         try:
             yield folder
         except BaseException:
@@ -51,13 +56,22 @@ def sweep_orphans(models_dir: Path) -> list[Path]:
     if not models_dir.is_dir():
         return removed
     for mark in models_dir.glob(f"*/{MARK}"):
+        folder = mark.parent
+        if not _RUN_ID.fullmatch(folder.name) or folder.is_symlink() or mark.is_symlink():
+            continue  # only a run's own folder, never a link to somewhere else
         try:
             with open(mark) as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if handle.read() != _signature(folder.name):
+                    continue  # not a mark this pipeline wrote
         except BlockingIOError:
             continue  # a living run holds it
         except OSError:
             continue  # gone meanwhile, or not ours to read
-        shutil.rmtree(mark.parent, ignore_errors=True)
-        removed.append(mark.parent)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
     return removed
+
+
+def _signature(run_id: str) -> str:
+    return f"lossmap run {run_id}, incomplete while this file exists\n"
