@@ -17,6 +17,7 @@ Nothing here is timed inside a test: the tests assert the messages, this prints 
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -81,6 +82,13 @@ def _row(case: str, result: tuple[float, float, str]) -> None:
 
 def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="lossmap-hostile-"))
+    try:
+        _cases(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _cases(folder: Path) -> None:
     run = ["-m", "pipeline", "run", "--no-progress", "--sample", "60", "--models-dir", str(folder / "models")]
     print(f"{'case':<46} {'seconds':>7} {'peak MiB':>9}  what it said")
     _row("baseline: python -m pipeline runs --help", _child(["-m", "pipeline", "runs", "--help"]))

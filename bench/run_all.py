@@ -41,6 +41,9 @@ BENCHES = [  # (title, arguments after `python`, needs the full run)
     ("App pages in headless Chromium, 50,000-review store (target < 2 s)", ["bench/app_render.py", "--db", FULL], True),
     ("App pages in headless Chromium, 1,000,000-review store (measured against the same 2 s)",
      ["bench/app_render.py", "--db", MIL], True),
+    ("Hostile inputs: what refusing a decompression bomb, an unwritable folder, a held store or a crafted store "
+     "costs", ["bench/hostile_inputs.py"], False),
+    ("Decisions file: how fast a damaged or busy file is reported", ["bench/decisions_file.py"], False),
     ("Label issues: methods and sources across four noise scenarios (NB-LR and the dense network; "
      "the CNN is left out for time, see README)", ["bench/label_noise.py", "--models", "nblr,dense"], True),
 ]

@@ -73,12 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep N texts, a seeded class-stratified sample, for a quick run (default: all)")
     g.add_argument("--memory-limit-mib", type=float, default=None, metavar="MIB",
                    help="refuse data whose run would need more memory than this (default: what is available)")
-    g.add_argument("--max-member-mib", type=float, default=d.max_member_mib, metavar="MIB",
-                   help="refuse an archive member or folder file larger than this unpacked, a sign of a "
-                        "decompression bomb (default: %(default)g)")
-    g.add_argument("--max-input-mib", type=float, default=d.max_input_mib, metavar="MIB",
-                   help="refuse an archive or .gz table that unpacks to more than this (the labeled IMDB archive: 102 MiB; "
-                        "default: %(default)g)")
+    _unpack_options(g, d)
     g.add_argument("--seed", type=int, default=d.seed, help="seed for sampling, folds, SVD and clusters (default: %(default)s)")
     g = run.add_argument_group("model")
     g.add_argument("--folds", type=int, default=d.folds, help="cross-fitting folds, grouped by movie or --group "
@@ -137,11 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seed", type=int, default=d.seed, help="seed for the split and the networks (default: %(default)s)")
     sweep.add_argument("--db", type=Path, default=DEFAULT_DB, help="the DuckDB store (created if missing) (default: %(default)s)")
     sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _unpack_options(sweep, d)
 
     runs = sub.add_parser("runs", help="list the complete runs in a store",
                           description="List the complete runs in a store, newest first.")
     runs.add_argument("--db", type=Path, default=DEFAULT_DB, help="the DuckDB store (default: %(default)s)")
     return parser
+
+
+def _unpack_options(group, d: Config) -> None:
+    """The caps on what the input may unpack to (``data.unpack``), shared by run and sweep."""
+    group.add_argument("--max-member-mib", type=float, default=d.max_member_mib, metavar="MIB",
+                       help="refuse an archive member or folder file larger than this unpacked, a sign of a "
+                            "decompression bomb (default: %(default)g)")
+    group.add_argument("--max-input-mib", type=float, default=d.max_input_mib, metavar="MIB",
+                       help="refuse an archive or .gz table whose files total more than this unpacked (the labeled "
+                            "IMDB archive's: 65 MiB; default: %(default)g)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,7 +205,8 @@ def _sweep(args) -> int:
 
     if args.epochs < 1:
         raise ValueError(f"--epochs must be at least 1 (got {args.epochs})")
-    cfg = Config(data=args.data, seed=args.seed, db=args.db, progress=not args.no_progress)
+    cfg = Config(data=args.data, seed=args.seed, db=args.db, progress=not args.no_progress,
+                 max_member_mib=args.max_member_mib, max_input_mib=args.max_input_mib)
     s = run_sweep(cfg, epochs=args.epochs, val_size=args.val, quick=args.quick)
     print(f"\nsweep {s.sweep_id} complete: {len(s.runs)} runs in {s.seconds:.0f} s "
           f"({s.n_train:,} training and {s.n_val:,} validation reviews)")

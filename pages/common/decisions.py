@@ -34,6 +34,7 @@ import datetime as dt
 import io
 import re
 import threading
+import unicodedata
 import time
 from pathlib import Path
 
@@ -51,9 +52,10 @@ _OLD_NAMES = ("negative", "positive")  # what 0 and 1 meant in decision files of
 CSV_COLUMNS = ["sample_id", "path", "old_label", "new_label", "rating", "decision", "score", "note", "decided_at",
                "source"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")  # and full-width =+-@
-# what a spreadsheet skips before it reads a formula: spaces (ASCII, no-break, ideographic), line breaks,
-# zero-width characters and the byte-order mark
-_LEADING = " \t\r\n\u00a0\u3000\u200b\u200c\u200d\u2060\ufeff"
+# what a spreadsheet may skip before it reads a formula: any white space (ASCII, no-break, ideographic, em...),
+# line breaks, and invisible format characters (zero-width, direction marks, soft hyphen, the byte-order mark)
+_LEADING = "".join(c for c in map(chr, range(0x3000 + 1)) if c.isspace() or unicodedata.category(c) == "Cf") \
+    + "\ufeff\ufff9\ufffa\ufffb" + "".join(map(chr, range(0xE0000, 0xE0080)))  # + tag characters
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _WRITE_LOCK = threading.Lock()
 _RETRY_SECONDS = 5.0  # how long a write waits for another process's lock

@@ -68,13 +68,17 @@ class Context:
         return columns.get("score")
 
 
-def _args() -> argparse.Namespace:
-    """The app's own options, after ``--`` on the streamlit command line."""
-    parser = argparse.ArgumentParser(add_help=False)
+APP_OPTIONS = "--db PATH, --store-folder DIR (repeatable), --any-store"
+
+
+def _args(*, unknown: bool = False):
+    """The app's own options, after ``--`` on the streamlit command line (with ``unknown``: those it does not know)."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--db", default=None)
     parser.add_argument("--store-folder", action="append", default=[])
     parser.add_argument("--any-store", action="store_true")
-    return parser.parse_known_args(sys.argv[1:])[0]
+    args, rest = parser.parse_known_args(sys.argv[1:])
+    return rest if unknown else args
 
 
 def default_db() -> Path:
@@ -95,6 +99,8 @@ def store_problem(db: Path) -> str | None:
     """Why the Store box may not open ``db`` (as plain text), or None. A path outside the served folders gets the
     same answer whether or not it exists, so no session can probe the disk; only regular files are opened (a FIFO
     would hang the session)."""
+    if not str(db).strip() or str(db) == ".":
+        return "Enter the path of a store (a .duckdb file a pipeline run wrote) in the Store box."
     folders = store_folders()
     target = db.resolve()
     if folders is not None and not any(target == f or f in target.parents for f in folders):
@@ -124,6 +130,9 @@ def sidebar() -> None:
     ss.ctx, ss.ctx_error, ss.store_ref = None, None, None
     with st.sidebar:
         st.text_input("Store", key="db_path", help=f"DuckDB file written by the pipeline (or set {DB_ENV})")
+        if _args(unknown=True):
+            st.warning(f"The app was started with options it does not know: {plain(' '.join(_args(unknown=True)))}. "
+                       f"It knows {plain(APP_OPTIONS)}, after `--`.")
         db = Path(ss.db_path)
         ss.ctx_error = store_problem(db)
         if ss.ctx_error:

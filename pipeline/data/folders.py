@@ -59,7 +59,7 @@ def read_folder(path: Path, *, report: LoadReport, memory_limit_mib: float | Non
     if not files:
         raise LoadError(f"{path} holds no .txt files in its class folders ({LAYOUTS}).")
     for _, _, file in files:
-        limits.check_member(path, file.relative_to(path).as_posix(), file.stat().st_size)
+        limits.check_member(path, file.relative_to(path).as_posix(), file.stat().st_size, packed=False)
     size = sum(f.stat().st_size for _, _, f in files)
     budget = memory_limit_mib if memory_limit_mib is not None else available_mib()
     rows, paths, read = [], [], 0

@@ -156,7 +156,7 @@ def _iter_dir(path: Path, limits: Limits, report: LoadReport) -> Iterator[tuple[
             report.add("skipped_member", name)
             continue
         size = file.stat().st_size
-        limits.check_member(path, name, size)
+        limits.check_member(path, name, size, packed=False)
         total += size
         limits.check_total(path, total)
         yield name, file.read_bytes()

@@ -43,10 +43,14 @@ def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     if not path.exists():
         raise StoreError(f"no store at {path}. Make one with `python -m pipeline run --db {path}`.")
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder; pass the .duckdb file a pipeline run wrote, such as {path / 'lossmap.duckdb'}.")
     try:
         con = _attach(path, read_only=True)
     except duckdb.Error as exc:
-        raise StoreError(f"{path} cannot be opened as a DuckDB store ({_first_line(exc)}).") from None
+        raise StoreError(f"{path} cannot be opened as a DuckDB store ({_first_line(exc)}): it is not a file a "
+                         "pipeline run wrote. Pass the store's .duckdb file, or make one with "
+                         "`python -m pipeline run --db PATH`.") from None
     try:
         check_version(con)
     except StoreError as exc:
@@ -98,9 +102,9 @@ def reserve(db_path: Path):
     run writing the same store is said at the start, not after the work. ``publish`` inside it uses the hold."""
     db_path = Path(db_path)
     _check_folder(db_path)
+    if db_path.exists():  # a store of another version, another program or someone else: now, before any lock file
+        open_readonly(db_path).close()
     with _lock(db_path):
-        if db_path.exists():
-            open_readonly(db_path).close()  # a store of another version, another program or someone else: now
         yield
 
 
@@ -215,6 +219,12 @@ def _lock(db_path: Path):
 
 def _check_folder(db_path: Path) -> None:
     """The store's folder exists (or is made) and a file can be written in it: the copy and the lock go there."""
+    if db_path.is_dir():
+        raise StoreError(f"{db_path} is a folder; --db takes the store's file, such as {db_path / 'lossmap.duckdb'}.")
+    blocking = next((p for p in db_path.parents if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise StoreError(f"cannot write the store {db_path}: {blocking} is a file, not a folder. Pass --db in a "
+                         "folder you can write.")
     try:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=db_path.parent, prefix=f".{db_path.name}.", suffix=".probe"):

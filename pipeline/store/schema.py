@@ -489,6 +489,11 @@ def check_version(con: duckdb.DuckDBPyConnection, *, allow_empty: bool = False) 
         )
     row = con.execute("SELECT value FROM lossmap_meta WHERE key = 'schema_version'").fetchone()
     found = row[0] if row else "unknown"
+    if found.isdigit() and int(found) > SCHEMA_VERSION:
+        raise StoreError(
+            f"this store was written by a newer Lossmap (schema version {found}; this one reads version "
+            f"{SCHEMA_VERSION}). Update Lossmap (git pull, then pip install -r requirements.txt) to read it."
+        )
     if found != str(SCHEMA_VERSION):
         raise StoreError(
             f"this store was written with schema version {found}; this Lossmap reads version {SCHEMA_VERSION}. "

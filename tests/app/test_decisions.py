@@ -72,7 +72,7 @@ def test_a_decisions_file_of_an_older_version_is_converted_to_class_names(path):
 
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", " =", "\u00a0=", "\n=", "\u3000=", "\uff1d",
-                                   "\u200b@", " \ufeff+", "\uff20", "  -"])
+                                   "\u200b@", " \ufeff+", "\uff20", "  -", "\u2003=", "\u202f=", "\u00ad=", "\u200e="])
 def test_formula_cells_are_neutralised(path, start):
     note = f"{start}SUM(A1:A9)"
     decisions.record(path, sample_id="test/pos/3_9", decision="mislabeled", old_label="positive",

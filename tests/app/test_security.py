@@ -151,3 +151,17 @@ def test_the_person_who_starts_the_app_can_serve_more_folders(store, tmp_path_fa
     assert app.metric  # the Overview of the copy
     monkeypatch.setattr(sys, "argv", ["app.py", "--any-store"])
     assert "is not a regular file" in store_problem(Path("/dev/null"))
+
+
+def test_an_empty_store_box_and_unknown_app_options_are_said(store, monkeypatch):
+    import sys
+
+    from pages.common.state import store_problem
+
+    monkeypatch.setenv("LOSSMAP_DB", str(store))
+    for empty in ("", " ", "."):
+        assert store_problem(Path(empty)).startswith("Enter the path of a store")
+    monkeypatch.setattr(sys, "argv", ["app.py", "--store-folders", "/x", "--any_store"])
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    warned = " ".join(w.value for w in app.sidebar.warning).replace("\\", "")
+    assert "options it does not know: --store-folders /x --any_store" in warned and "--store-folder DIR" in warned

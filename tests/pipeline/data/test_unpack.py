@@ -78,7 +78,7 @@ def test_a_file_of_a_text_folder_past_the_member_cap_is_refused(tmp_path):
         (tmp_path / "texts" / label).mkdir(parents=True)
         (tmp_path / "texts" / label / "1.txt").write_text(f"a {label} text")
     (tmp_path / "texts" / "good" / "huge.txt").write_bytes(b"x" * (2 * _MIB))
-    with pytest.raises(LoadError, match=r"'good/huge.txt' would unpack to 2 MiB, more than the 1 MiB"):
+    with pytest.raises(LoadError, match=r"'good/huge.txt' is 2 MiB, more than the 1 MiB a text file may be \(--max-member-mib\)\. Split"):
         read_folder(tmp_path / "texts", report=LoadReport(), limits=Limits(member_mib=1))
 
 

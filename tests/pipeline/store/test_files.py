@@ -204,3 +204,27 @@ def test_a_run_holds_its_store_against_other_threads_and_publishes_inside_its_ho
         store.publish(db, lambda con: _add_run(con, "mine"))  # the holder itself is not refused
     assert len(refused) == 1 and "another pipeline run" in refused[0]
     assert sorted(_run_ids(db)) == ["first", "mine"]
+
+
+def test_a_store_of_a_newer_lossmap_says_to_update(db):
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE lossmap_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION + 1)])
+    con.close()
+    with pytest.raises(StoreError, match=f"written by a newer Lossmap \\(schema version {SCHEMA_VERSION + 1}.*"
+                                         "Update Lossmap"):
+        store.open_readonly(db)
+
+
+def test_a_wrong_db_path_says_what_to_pass_and_leaves_no_lock_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("a file")
+    (tmp_path / "tickets.csv").write_text("text,label\nhello,a\n")
+    cases = {tmp_path: "is a folder; --db takes the store's file",
+             tmp_path / "notes.txt" / "x.duckdb": "notes.txt is a file, not a folder",
+             tmp_path / "tickets.csv": "not a file a pipeline run wrote. Pass the store's .duckdb file"}
+    for path, said in cases.items():
+        with pytest.raises(StoreError, match=said):
+            with store.reserve(path):
+                pass
+    with pytest.raises(StoreError, match="Pass the store's .duckdb file"):
+        store.list_runs(tmp_path / "tickets.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "tickets.csv"]  # no .lock left beside them
