@@ -2,16 +2,18 @@
 
 from pathlib import Path
 
+import duckdb
 import streamlit as st
 
 from pages.common import state
+from pages.common.widgets import plain
+from pipeline.store.schema import StoreError
 
 ICON = Path(__file__).resolve().parent / "pages" / "common" / "icon.png"
 
 # A local icon: a ':material/...:' page icon makes the browser fetch it from Google's font servers.
 st.set_page_config(page_title="Lossmap", page_icon=str(ICON), layout="wide")
-state.sidebar()
-st.navigation([
+pages = st.navigation([
     st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("pages/samples.py", title="Samples", icon=":material/table_rows:"),
     st.Page("pages/population_map.py", title="Population map", icon=":material/scatter_plot:"),
@@ -20,4 +22,10 @@ st.navigation([
     st.Page("pages/training.py", title="Training", icon=":material/monitoring:"),
     st.Page("pages/truncation.py", title="Truncation", icon=":material/content_cut:"),
     st.Page("pages/experiments.py", title="Experiments", icon=":material/science:"),
-]).run()
+])
+try:
+    state.sidebar()
+    pages.run()
+except (StoreError, duckdb.Error) as exc:  # a store damaged, truncated or swapped while a page read it
+    st.error(f"The store could not be read ({plain(str(exc).strip().splitlines()[0][:300])}). It may be damaged: "
+             "reload the page, and if this stays, run the pipeline again to write a new store.")

@@ -165,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     except (LoadError, StoreError, FolderError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("error: this machine ran out of memory; the store is unchanged. Try --sample N, a smaller input, or "
+              "--memory-limit-mib to refuse such inputs before reading them whole.", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: the store is unchanged.", file=sys.stderr)
         return 130

@@ -54,8 +54,8 @@ CSV_COLUMNS = ["sample_id", "path", "old_label", "new_label", "rating", "decisio
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")  # and full-width =+-@
 # what a spreadsheet may skip before it reads a formula: any white space (ASCII, no-break, ideographic, em...),
 # line breaks, and invisible format characters (zero-width, direction marks, soft hyphen, the byte-order mark)
-_LEADING = "".join(c for c in map(chr, range(0x3000 + 1)) if c.isspace() or unicodedata.category(c) == "Cf") \
-    + "\ufeff\ufff9\ufffa\ufffb" + "".join(map(chr, range(0xE0000, 0xE0080)))  # + tag characters
+_LEADING = "".join(c for c in map(chr, (*range(0x30000), *range(0xE0000, 0xE1000)))
+                   if c.isspace() or unicodedata.category(c) in ("Cf", "Cc", "Zs", "Zl", "Zp"))
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _WRITE_LOCK = threading.Lock()
 _RETRY_SECONDS = 5.0  # how long a write waits for another process's lock
@@ -105,6 +105,10 @@ def _connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnectio
     """A connection to the decisions file. Only a lock held by another process is waited for (it clears when that
     process finishes its write): up to ``_READ_WAIT`` seconds to read, ``_RETRY_SECONDS`` to write. Anything else
     (a damaged file, a folder that cannot be written) is a ``DecisionsError`` at once."""
+    path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO would block the open, and every session behind the lock
+        raise DecisionsError(f"the decisions file {path} is not a regular file. Move it aside and reload; a new file is "
+                             "started on the next decision.")
     deadline = time.monotonic() + (_READ_WAIT if read_only else _RETRY_SECONDS)
     while True:
         try:
@@ -115,7 +119,7 @@ def _connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnectio
                 time.sleep(0.05)  # another process is writing: wait a moment
                 continue
             raise DecisionsError(_explain(path, exc)) from None
-    foreign = [o for o in guard.foreign_objects(con) if o != _OWN_SEQUENCE]
+    foreign = _foreign(con, path)
     if foreign:
         con.close()
         raise DecisionsError(f"the decisions file {path} holds {guard.describe(foreign)}, which Lossmap never writes: "
@@ -131,6 +135,43 @@ def _connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnectio
         con.close()
         raise DecisionsError(_explain(path, exc)) from None
     return con
+
+
+_CHECKED: set[tuple] = set()  # identities (inode, size, mtime) of files found to hold only what _DDL makes
+
+
+def _foreign(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """What the file holds that Lossmap does not write (``guard``); checked once per version of the file."""
+    try:
+        stat = path.stat()
+        identity = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        identity = None
+    if identity is not None and identity in _CHECKED:
+        return []
+    foreign = [o for o in guard.foreign_objects(con) if o != _OWN_SEQUENCE]
+    if not foreign:
+        foreign = guard.foreign_expressions(con, tuple(_DDL))
+    if not foreign and not _own_sequence_is_plain(con):
+        foreign = ["sequence decision_seq (changed)"]
+    if not foreign and identity is not None:
+        _CHECKED.add(identity)
+    return foreign
+
+
+def _trust(path: Path) -> None:
+    try:
+        stat = Path(path).stat()
+        _CHECKED.add((str(Path(path)), stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    except OSError:
+        pass
+
+
+def _own_sequence_is_plain(con: duckdb.DuckDBPyConnection) -> bool:
+    """decision_seq counts up by one without cycling, as _DDL makes it (undo takes the latest id as the latest)."""
+    rows = con.execute("SELECT increment_by, cycle FROM system.main.duckdb_sequences() "
+                       "WHERE sequence_name = 'decision_seq'").fetchall()
+    return all(step == 1 and not cycle for step, cycle in rows)
 
 
 def _explain(path: Path, exc: Exception) -> str:
@@ -203,6 +244,7 @@ def record_many(path: Path, reviews: list[dict], *, decision: str, run_id: str |
             raise DecisionsError(_explain(path, exc)) from None
         finally:
             con.close()
+            _trust(path)  # our own write adds nothing foreign: no need to check again
     return len(rows)
 
 
@@ -231,6 +273,7 @@ def undo_last(path: Path, *, reviewer: str, source: str | None = None) -> dict |
             raise DecisionsError(_explain(path, exc)) from None
         finally:
             con.close()
+            _trust(path)  # our own write adds nothing foreign: no need to check again
 
 
 def current(path: Path, source: str | None = None) -> pd.DataFrame:

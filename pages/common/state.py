@@ -101,6 +101,13 @@ def store_problem(db: Path) -> str | None:
     would hang the session)."""
     if not str(db).strip() or str(db) == ".":
         return "Enter the path of a store (a .duckdb file a pipeline run wrote) in the Store box."
+    try:
+        return _store_problem(db)
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the file system
+        return f"{plain(str(db)[:200])} cannot be a store path ({plain(getattr(exc, 'strerror', None) or exc)})."
+
+
+def _store_problem(db: Path) -> str | None:
     folders = store_folders()
     target = db.resolve()
     if folders is not None and not any(target == f or f in target.parents for f in folders):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 
 import altair as alt
 import pandas as pd
@@ -20,8 +21,10 @@ import pandas as pd
 
 SHOWN_CHARS = 15_000  # longest text a page renders as HTML; the rest is elided, with a note
 _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-_ZERO_WIDTH = "\u00ad\u180e\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff"
-_MARKED = [*map(ord, _BIDI + _ZERO_WIDTH), *range(0x80, 0xA0), *range(0xE0000, 0xE0080)]  # + C1 controls, tags
+# every format character (Unicode category Cf: zero-width, direction, soft hyphen, tags, ...), the C1 controls and
+# the line and paragraph separators; the C0 controls get their Control Pictures instead
+_MARKED = [c for c in (*range(0x80, 0x30000), *range(0xE0000, 0xE1000))
+           if unicodedata.category(chr(c)) in ("Cf", "Cc", "Zl", "Zp")]
 _SHOW = {**{c: chr(0x2400 + c) for c in range(32) if chr(c) not in "\n\t"}, 0x7F: "\u2421",
          **{c: f"\u27e6U+{c:04X}\u27e7" for c in _MARKED}}
 

@@ -35,9 +35,10 @@ from tqdm.auto import tqdm
 
 from pipeline.config import DATA_ENV, Config
 from pipeline.data.dataset import HTML_BREAK, Dataset, LoadError, LoadReport, display_text  # noqa: F401
-from pipeline.data.unpack import Limits
+from pipeline.data.unpack import CappedStream, Limits
 
 PUBLISHED_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+_DOWNLOAD_MAX = 256 << 20  # bytes; the published archive is about 80 MiB
 PUBLISHED_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"  # of that file, as published
 ARCHIVE_NAMES = ("aclImdb_v1.tar.gz", "aclImdb_v1_labeled.tar.gz")
 COLUMNS = ["sample_id", "path", "split", "label", "rating", "movie_id", "text", "display_text", "n_words"]
@@ -106,12 +107,13 @@ def _iter_tar(path: Path, progress: bool, limits: Limits, report: LoadReport) ->
             gzipped = raw.read(2) == b"\x1f\x8b"
             raw.seek(0)
             # gzip is decoded here, not by tarfile, so a stream cut short raises EOFError
-            stream = gzip.GzipFile(fileobj=reader) if gzipped else reader
+            stream = CappedStream(gzip.GzipFile(fileobj=reader) if gzipped else reader, limits, path)
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 total = 0
                 for member in tar:
                     total += member.size  # what it unpacks to, skipped or not (a sparse member may declare any)
                     limits.check_total(path, total)
+                    stream.allow(member.size)
                     if member.isdir():
                         continue
                     if not member.isfile():  # a symbolic or hard link, a FIFO, a device
@@ -147,12 +149,13 @@ def _iter_dir(path: Path, limits: Limits, report: LoadReport) -> Iterator[tuple[
     root = path if path.name == "aclImdb" else path / "aclImdb"
     if not root.is_dir():
         raise LoadError(f"{path} holds no aclImdb/ folder. Point --data at the archive or the extracted aclImdb/ folder.")
-    total = 0
+    total, inside = 0, root.resolve()
     for file in sorted(root.glob("*/*/*.txt")) + sorted(root.glob("*/urls_*.txt")):
         name = "aclImdb/" + file.relative_to(root).as_posix()
         if not (_REVIEW.match(name) or _URLS.match(name)):
             continue
-        if file.is_symlink() or not file.is_file():  # a link could point anywhere; a FIFO would block the read
+        if file.is_symlink() or not file.is_file() or inside not in file.resolve().parents:
+            # a link (or a linked folder) could point anywhere; a FIFO would block the read
             report.add("skipped_member", name)
             continue
         size = file.stat().st_size
@@ -251,6 +254,8 @@ def _download(url: str, dest: Path, *, progress: bool) -> Path:
         ) as bar:
             digest = hashlib.sha256()
             while chunk := resp.read(1 << 20):
+                if out.tell() + len(chunk) > _DOWNLOAD_MAX:
+                    raise OSError(f"the server sent more than {_DOWNLOAD_MAX >> 20} MiB; the published archive is about 80 MiB")
                 out.write(chunk)
                 digest.update(chunk)
                 bar.update(len(chunk))

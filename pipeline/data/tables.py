@@ -74,9 +74,12 @@ def read_table(path: Path, *, report: LoadReport, memory_limit_mib: float | None
         elif path.stat().st_size * MEMORY_FACTOR / 2**20 > budget:
             batches = _stream_text(path, fmt, guard)  # raises once the rows read are too many, and says how many
         else:
-            data = _utf8(path, report, limits)
+            data = _utf8(path, report, limits, budget / MEMORY_FACTOR)
             batches = _jsonl(data, guard) if fmt == "jsonl" else _csv(data, fmt, guard)
         table = pa.Table.from_batches(batches) if batches else None
+    except (pa.ArrowMemoryError, MemoryError):  # a Parquet dictionary that decodes to far more than its file
+        raise LoadError(f"{path} is too large to analyse in this machine's memory: decoding it needed more than is "
+                        "available. Analyse a sample of it (fewer rows, or shorter texts).") from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
         raise LoadError(f"{path} cannot be read as {fmt.upper()} ({_first_line(exc)}). Check the file's format, "
                         "or save it as CSV, Parquet or JSON Lines.") from None
@@ -108,9 +111,10 @@ class _Guard:
         return batch
 
 
-def _utf8(path: Path, report: LoadReport, limits: Limits) -> bytes:
+def _utf8(path: Path, report: LoadReport, limits: Limits, memory_mib: float) -> bytes:
     """The file's bytes as UTF-8, with undecodable ones replaced by U+FFFD and the lines holding them reported."""
-    raw = unpack.gunzip(path, limits) if path.name.lower().endswith(".gz") else path.read_bytes()
+    gz = path.name.lower().endswith(".gz")
+    raw = unpack.gunzip(path, limits, memory_mib=memory_mib) if gz else path.read_bytes()
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark, as some spreadsheets save
         raw = raw.decode("utf-16", errors="replace").encode("utf-8")
     if raw.startswith(b"\xef\xbb\xbf"):

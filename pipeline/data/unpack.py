@@ -53,14 +53,45 @@ def _mib(size: int) -> str:
     return f"{size / _MIB:,.0f}" if size >= 10 * _MIB else f"{size / _MIB:.2g}"
 
 
-def gunzip(path: Path, limits: Limits) -> bytes:
-    """The content of a ``.gz`` file, read in chunks and refused as soon as it passes ``limits.input_mib``."""
+class CappedStream:
+    """A decompressed stream that counts what it yields against ``limits.input_mib``, tar headers and trailing
+    bytes included, and refuses more than ``allow``ed between two members (a header is a few hundred bytes; a
+    PAX or long-name header of gigabytes is a bomb that tarfile would hold whole)."""
+
+    SLACK = 1 << 20  # bytes a header may take beyond the data it follows
+
+    def __init__(self, stream, limits: Limits, source: Path):
+        self.stream, self.limits, self.source, self.total, self.left = stream, limits, source, 0, self.SLACK
+
+    def allow(self, size: int) -> None:
+        """The next gap: ``size`` bytes of the current member's data, then the next header."""
+        self.left = size + self.SLACK
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.total += len(data)
+        self.left -= len(data)
+        self.limits.check_total(self.source, self.total)
+        if self.left < 0:
+            raise LoadError(f"{self.source} holds more than {self.SLACK // 1024:,} KiB outside any file, in a tar "
+                            "header or after the archive's end (a real archive has under 1 KiB there): it may be a "
+                            "decompression bomb, and is not read further.")
+        return data
+
+
+def gunzip(path: Path, limits: Limits, *, memory_mib: float | None = None) -> bytes:
+    """The content of a ``.gz`` file, read in chunks and refused as soon as it passes ``limits.input_mib`` (or
+    ``memory_mib``, what this machine could analyse, with a message that says so)."""
     out, total = [], 0
     try:
         with gzip.open(path, "rb") as handle:
             while chunk := handle.read(_CHUNK):
                 total += len(chunk)
                 limits.check_total(path, total)
+                if memory_mib is not None and total > memory_mib * _MIB:
+                    raise LoadError(f"{path} is too large to analyse in this machine's memory: it unpacks to more "
+                                    f"than {memory_mib:,.0f} MiB, the most a run here can hold. Analyse a sample of "
+                                    "it, or raise --memory-limit-mib if you know there is room.")
                 out.append(chunk)
     except (OSError, EOFError, zlib.error) as exc:
         raise LoadError(f"{path} is not a whole gzip file ({exc}); decompress it or fetch it again.") from None

@@ -35,6 +35,7 @@ from pipeline.models.export import META_CLASSES, META_MODEL, META_TOKENIZER, MET
 from pipeline.models.outputs import predicted_class
 from pipeline.names import CONVENTIONAL, FOLD
 
+_MAX_MODEL_BYTES = 2 << 30  # a stored model larger than this is not one a run wrote (ONNX's protobuf limit)
 PARITY_ATOL = 1e-4  # largest allowed |p_onnx - p_native|
 _BATCH = 512
 
@@ -89,6 +90,8 @@ class _OnnxModel:
         if sha256 is None:
             return cls(ort.InferenceSession(str(path), options, providers=chosen), path)
         try:
+            if not Path(path).is_file() or Path(path).stat().st_size > _MAX_MODEL_BYTES:
+                raise OSError(f"not a regular file under {_MAX_MODEL_BYTES >> 30} GiB")
             data = Path(path).read_bytes()
         except OSError as exc:
             raise ModelFileError(f"the model file {path} cannot be read ({exc.strerror or exc}); run the pipeline "

@@ -45,6 +45,9 @@ def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
         raise StoreError(f"no store at {path}. Make one with `python -m pipeline run --db {path}`.")
     if path.is_dir():
         raise StoreError(f"{path} is a folder; pass the .duckdb file a pipeline run wrote, such as {path / 'lossmap.duckdb'}.")
+    if not path.is_file():  # a FIFO or a device would block the open
+        raise StoreError(f"{path} is not a regular file, so it cannot be a store; pass the .duckdb file a pipeline "
+                         "run wrote.")
     try:
         con = _attach(path, read_only=True)
     except duckdb.Error as exc:
@@ -71,9 +74,12 @@ def _attach(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
 
     Attaching (rather than ``duckdb.connect(path)``) also avoids DuckDB's instance cache, which would hand back an
     instance still bound to a file the pipeline has since replaced."""
-    con = duckdb.connect(":memory:")
+    # Extensions are off before the ATTACH: a SQLite file named like a store would make DuckDB fetch sqlite_scanner.
+    # File access stays on until the file is attached, then goes off with the rest (guard.lock_down).
+    early = {k: v for k, v in guard.LOCKED.items() if k not in ("enable_external_access", "lock_configuration")}
+    con = duckdb.connect(":memory:", config=early)
     try:
-        con.execute("ATTACH ? AS store" + (" (READ_ONLY)" if read_only else ""), [str(path)])
+        con.execute("ATTACH ? AS store (TYPE DUCKDB" + (", READ_ONLY)" if read_only else ")"), [str(path)])
         guard.lock_down(con)
         con.execute(guard.BUILTINS_FIRST)
     except BaseException:
@@ -100,7 +106,7 @@ def reserve(db_path: Path):
 
     A run calls this before its first stage, so a folder it cannot write, a store it could not add to, or another
     run writing the same store is said at the start, not after the work. ``publish`` inside it uses the hold."""
-    db_path = Path(db_path)
+    db_path = _real(db_path)
     _check_folder(db_path)
     if db_path.exists():  # a store of another version, another program or someone else: now, before any lock file
         open_readonly(db_path).close()
@@ -110,7 +116,7 @@ def reserve(db_path: Path):
 
 def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
     """Run ``write(con)`` on a copy of the store in one transaction, then swap it in (keeping the file's mode)."""
-    db_path = Path(db_path)
+    db_path = _real(db_path)
     _check_folder(db_path)
     tmp = db_path.with_name(db_path.name + _TMP_SUFFIX)
     with _lock(db_path):
@@ -197,7 +203,12 @@ def _lock(db_path: Path):
         yield
         return
     lock_path = db_path.with_name(db_path.name + ".lock")
-    with open(lock_path, "a+") as handle:
+    try:  # never through a link: truncating it would empty whatever it points at
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot use the lock file {lock_path} ({exc.strerror or exc}); if it is a link, remove it "
+                         "and run again.") from None
+    with os.fdopen(fd, "r+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -205,6 +216,7 @@ def _lock(db_path: Path):
             holder = handle.read().strip()[:200]
             raise StoreError(f"another pipeline run{f' ({holder})' if holder else ''} is writing {db_path}; wait "
                              "for it to finish, or pass another --db.") from None
+        handle.seek(0)
         handle.truncate(0)
         handle.write(f"process {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
         handle.flush()
@@ -217,10 +229,17 @@ def _lock(db_path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _real(db_path: Path) -> Path:
+    """The store's path with links resolved, so a run through a link writes (and locks) the file it points at."""
+    return Path(os.path.realpath(db_path))
+
+
 def _check_folder(db_path: Path) -> None:
     """The store's folder exists (or is made) and a file can be written in it: the copy and the lock go there."""
     if db_path.is_dir():
         raise StoreError(f"{db_path} is a folder; --db takes the store's file, such as {db_path / 'lossmap.duckdb'}.")
+    if db_path.exists() and not db_path.is_file():
+        raise StoreError(f"{db_path} is not a regular file, so it cannot be a store; pass another --db.")
     blocking = next((p for p in db_path.parents if p.exists()), None)
     if blocking is not None and not blocking.is_dir():
         raise StoreError(f"cannot write the store {db_path}: {blocking} is a file, not a folder. Pass --db in a "

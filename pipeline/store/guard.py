@@ -13,7 +13,10 @@ the file's schema. Lossmap's own files hold tables only, so:
 - ``BUILTINS_FIRST`` is a search path that resolves every name to DuckDB's built-ins
   before anything in the attached store;
 - ``foreign_objects(con)`` lists the views, macros, sequences and types a file holds,
-  so a file that has any is refused with a message before a single query of it runs.
+  so a file that has any is refused with a message before a single query of it runs;
+- ``foreign_expressions(con, ddl)`` lists the SQL a file's tables carry that Lossmap's own
+  DDL does not: a generated column or a DEFAULT runs when its table is read or written,
+  a CHECK when a row is added, an index expression on every write.
 
 Tests: tests/pipeline/store/test_guard.py.
 """
@@ -43,6 +46,32 @@ UNION ALL
 SELECT 'type', type_name FROM system.main.duckdb_types() WHERE NOT internal AND database_name NOT IN ('system', 'temp')
 ORDER BY kind, name
 """
+
+
+_EXPRESSIONS = """
+SELECT 'column ' || table_name || '.' || column_name || ' = ' || column_default FROM system.main.duckdb_columns()
+ WHERE database_name NOT IN ('system', 'temp') AND column_default IS NOT NULL
+UNION ALL
+SELECT 'check on ' || table_name || ': ' || expression FROM system.main.duckdb_constraints()
+ WHERE database_name NOT IN ('system', 'temp') AND constraint_type = 'CHECK'
+UNION ALL
+SELECT 'index ' || index_name || ' on ' || table_name FROM system.main.duckdb_indexes()
+ WHERE database_name NOT IN ('system', 'temp')
+"""
+_EXPECTED: dict[tuple[str, ...], set[str]] = {}
+
+
+def foreign_expressions(con: duckdb.DuckDBPyConnection, ddl: tuple[str, ...]) -> list[str]:
+    """The defaults, generated columns, CHECKs and indexes in the connection's files that ``ddl`` does not make.
+
+    Run only once ``foreign_objects`` is empty: no macro can then stand in for ``||``."""
+    if ddl not in _EXPECTED:
+        fresh = duckdb.connect(":memory:")
+        for statement in ddl:
+            fresh.execute(statement)
+        _EXPECTED[ddl] = {r[0] for r in fresh.execute(_EXPRESSIONS).fetchall()}
+        fresh.close()
+    return sorted({r[0] for r in con.execute(_EXPRESSIONS).fetchall()} - _EXPECTED[ddl])
 
 
 def lock_down(con: duckdb.DuckDBPyConnection) -> None:

@@ -478,6 +478,13 @@ def check_version(con: duckdb.DuckDBPyConnection, *, allow_empty: bool = False) 
             "outside Lossmap, and what it defines would run in every query. Lossmap does not open it; ask whoever "
             "shared it for a store written by `python -m pipeline run`, or make your own."
         )
+    added = guard.foreign_expressions(con, tuple(TABLES.values()))
+    if added:
+        raise StoreError(
+            f"this file's tables carry SQL that a Lossmap store never has ({guard.describe(added)}): it was made or "
+            "changed outside Lossmap, and that SQL would run when the tables are read or written. Lossmap does not "
+            "open it; ask whoever shared it for a store written by `python -m pipeline run`, or make your own."
+        )
     tables = {r[0] for r in con.execute(
         "SELECT table_name FROM system.main.duckdb_tables() WHERE database_name NOT IN ('system', 'temp')").fetchall()}
     if "lossmap_meta" not in tables:

@@ -301,3 +301,22 @@ def test_a_decisions_file_with_a_macro_is_refused_and_left_as_it_is(path):
         with pytest.raises(decisions.DecisionsError, match="holds 'macro lower', which Lossmap never writes.*Move it"):
             act()
     assert path.read_bytes() == before
+
+
+def test_a_decisions_file_that_is_a_fifo_or_has_a_changed_sequence_is_refused(path, tmp_path):
+    import os
+
+    import duckdb
+
+    os.mkfifo(path)
+    with pytest.raises(decisions.DecisionsError, match="is not a regular file. Move it aside"):
+        decisions.current(path)
+    path.unlink()
+    decisions.record(path, sample_id="a", decision="correct", old_label="x")
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE decisions")
+    con.execute("DROP SEQUENCE decision_seq")
+    con.execute("CREATE SEQUENCE decision_seq START 1000 INCREMENT BY -1 MAXVALUE 1000")
+    con.close()
+    with pytest.raises(decisions.DecisionsError, match="'sequence decision_seq \\(changed\\)'"):
+        decisions.current(path)

@@ -165,3 +165,20 @@ def test_an_empty_store_box_and_unknown_app_options_are_said(store, monkeypatch)
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     warned = " ".join(w.value for w in app.sidebar.warning).replace("\\", "")
     assert "options it does not know: --store-folders /x --any_store" in warned and "--store-folder DIR" in warned
+
+
+def test_a_store_path_no_file_system_takes_is_said_in_one_line(store, monkeypatch):
+    from pages.common.state import store_problem
+
+    monkeypatch.setenv("LOSSMAP_DB", str(store))
+    assert "cannot be a store path" in store_problem(Path(str(store.parent) + "/a\x00b.duckdb"))
+    assert "cannot be a store path" in store_problem(store.parent / ("x" * 5000 + ".duckdb"))
+
+
+def test_a_truncated_store_is_said_not_raised(app, store):
+    data = store.read_bytes()
+    store.write_bytes(data[: len(data) // 3])
+    app.run()
+    assert not app.exception
+    said = " ".join(e.value for e in app.error) + " ".join(i.value for i in app.info)
+    assert "store" in said.lower()

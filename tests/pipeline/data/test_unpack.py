@@ -94,3 +94,42 @@ def test_the_cli_refuses_a_bomb_in_one_line_and_writes_no_store(tmp_path):
     help_text = subprocess.run([sys.executable, "-m", "pipeline", "run", "--help"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120).stdout
     assert "--max-member-mib" in help_text and "--max-input-mib" in help_text
+
+
+def _raw_archive(path, blocks: list[bytes]):
+    """A gzip of hand-made tar blocks."""
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        for block in blocks:
+            out.write(block)
+    return path
+
+
+def test_a_huge_long_name_header_and_data_after_the_end_are_refused_without_being_held(tmp_path):
+    def header(name: str, size: int, kind: bytes) -> bytes:
+        info = tarfile.TarInfo(name)
+        info.size, info.type = size, kind
+        return info.tobuf(format=tarfile.GNU_FORMAT)
+
+    long_name = 64 * _MIB  # tarfile would hold a GNU long-name payload whole
+    bomb = _raw_archive(tmp_path / "longname.tar.gz", [header("././@LongLink", long_name, tarfile.GNUTYPE_LONGNAME),
+                                                      bytes(long_name)])
+    message, peak = _refused(lambda: load_reviews(bomb, progress=False))
+    assert "outside any file, in a tar header or after the archive's end" in message and peak < 8, (message, peak)
+
+    good = io.BytesIO()
+    with tarfile.open(fileobj=good, mode="w") as tar:
+        for sample_id, payload in balanced_reviews(3).items():
+            info = tarfile.TarInfo(f"aclImdb/{sample_id}.txt")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    trailing = _raw_archive(tmp_path / "trailing.tar.gz", [good.getvalue(), bytes(64 * _MIB)])
+    message, peak = _refused(lambda: load_reviews(trailing, progress=False))
+    assert "outside any file" in message and peak < 8, (message, peak)
+
+
+def test_a_gzipped_table_past_what_memory_allows_is_refused_early(tmp_path):
+    path = tmp_path / "big.csv.gz"
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(b"text,label\n" + b"spam spam spam,a\n" * (20 * _MIB // 17))
+    message, peak = _refused(lambda: tables.read_table(path, report=LoadReport(), memory_limit_mib=100))
+    assert "too large to analyse in this machine's memory" in message and peak < 16, (message, peak)

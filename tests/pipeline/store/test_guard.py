@@ -85,3 +85,59 @@ def test_a_store_of_tables_only_opens_and_reads_as_before(db):
     assert store.cursor(con).execute("SELECT run_id FROM runs").fetchall() == [("first",)]
     store.publish(db, lambda c: _add_run(c, "second"))
     assert sorted(store.list_runs(db)["run_id"]) == ["first", "second"]
+
+
+def test_a_sqlite_file_named_like_a_store_is_refused_without_fetching_an_extension(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "shared.duckdb"
+    sqlite3.connect(path).execute("CREATE TABLE t (a)").connection.commit()
+    started = time.perf_counter()
+    with pytest.raises(StoreError, match="not a valid DuckDB database file.*not a file a pipeline run wrote") as refused:
+        store.open_readonly(path)
+    assert "download" not in str(refused.value).lower() and time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize("column", [
+    "source VARCHAR GENERATED ALWAYS AS (repeat(run_id, 200000000))",
+    "source VARCHAR DEFAULT (repeat('x', 200000000))",
+])
+def test_a_table_carrying_sql_is_refused_before_it_is_read(db, column):
+    _craft(db, "ALTER TABLE runs RENAME TO old_runs",
+           f"CREATE TABLE runs (run_id VARCHAR, {column}, CHECK (length(run_id) < 1000))")
+    with pytest.raises(StoreError, match="tables carry SQL that a Lossmap store never has .*[\"']column runs.source = "):
+        store.open_readonly(db)
+
+
+def test_a_check_constraint_is_refused_before_a_run_does_any_work(db):
+    _craft(db, "CREATE TABLE extra (a INT CHECK (a > 0))")
+    with pytest.raises(StoreError, match="'check on extra: \\(a > 0\\)'"):
+        with store.reserve(db):
+            pass
+
+
+def test_a_lock_file_that_is_a_link_is_not_followed(db, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (db.parent / (db.name + ".lock")).unlink()  # left by the fixture's run
+    (db.parent / (db.name + ".lock")).symlink_to(victim)
+    with pytest.raises(StoreError, match="cannot use the lock file .*if it is a link, remove it"):
+        store.publish(db, lambda con: _add_run(con, "second"))
+    assert victim.read_text() == "keep me"
+
+
+def test_a_run_through_a_link_to_the_store_writes_the_store(db, tmp_path):
+    link = tmp_path / "link.duckdb"
+    link.symlink_to(db)
+    store.publish(link, lambda con: _add_run(con, "second"))
+    assert link.is_symlink() and sorted(store.list_runs(db)["run_id"]) == ["first", "second"]
+
+
+def test_a_fifo_given_as_the_store_is_refused_not_waited_on(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.duckdb")
+    for act in (lambda: store.open_readonly(tmp_path / "pipe.duckdb"),
+                lambda: store.reserve(tmp_path / "pipe.duckdb").__enter__()):
+        with pytest.raises(StoreError, match="is not a regular file"):
+            act()
