@@ -23,7 +23,7 @@ from pipeline.config import Config
 from pipeline.data.load import load_dataset
 from pipeline.models import export, linear, outputs, sequences, train_nn
 from pipeline.models.folds import make_folds
-from pipeline.models.run_folder import RunFolder, run_folder
+from pipeline.models.run_folder import run_folder
 from pipeline.models.text import tokenize
 from pipeline.names import FAMILY_NAMES, SEQUENCE_NETWORKS
 from pipeline.store import files
@@ -98,12 +98,11 @@ def run_pipeline(cfg: Config, frame: pd.DataFrame | None = None) -> RunSummary:
     ``run_folder``): a store that cannot be written, or another run writing it, is said before any work."""
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     run_id = started.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
-    with files.reserve(Path(cfg.db)), run_folder(Path(cfg.models_dir), run_id) as folder:
-        return _run(cfg, frame, started, run_id, folder)
+    with files.reserve(Path(cfg.db)), run_folder(Path(cfg.models_dir), run_id, Path(cfg.db)) as model_dir:
+        return _run(cfg, frame, started, run_id, model_dir)
 
 
-def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: str, folder: RunFolder) -> RunSummary:
-    model_dir = folder.path
+def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: str, model_dir: Path) -> RunSummary:
     timer = _Timer(cfg.progress, stages=9 + len(cfg.families()))  # load .. score, one per network, explain .. store
     with timer.stage("load"):
         data = load_dataset(cfg, frame)
@@ -143,7 +142,6 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
         max(s.parity_max_abs for s in scored), timer.seconds, data.report.lines(), list(data.report.notes),
         {FAMILY_NAMES[s.family]: s.test_accuracy() for s in scored[1:] if s.test_accuracy() is not None})
     with timer.stage("store"):
-        folder.keep()  # from here the store may hold the run: its models are never removed
         write_run(RunRecord(
             run_id, started, dataclasses.asdict(cfg), Path(cfg.db), data, folds, scored, networks, maps, shap_tokens,
             shap_base, found, f"{cfg.issue_method} on {source}", summary.test_accuracy, summary.oof_accuracy,

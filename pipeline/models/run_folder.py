@@ -1,19 +1,17 @@
 """The folder of one run's ONNX files (``<models_dir>/<run_id>/``), kept only if the run completes.
 
-``run_folder(models_dir, run_id)`` makes the folder before the first stage (so a folder
-that cannot be written is said at once), marks it ``.lossmap-incomplete`` and holds a lock
-on that mark while the run works. Just before the run is published it calls ``keep()``,
-which removes the mark: from then on the folder is never removed, even if the run is
-interrupted while its store is being swapped in (a folder too many beats a stored run
-without its models). A run that fails before that removes its folder; one that is killed
-(SIGKILL, a power cut) cannot, so each new run first sweeps every run folder whose mark is
-no longer locked by a living run (only folders named like a run id, holding a mark this
-module wrote; never a link). A completed run removes its mark.
+``run_folder(models_dir, run_id, db)`` makes the folder before the first stage (so a folder
+that cannot be written is said at once), marks it ``.lossmap-incomplete`` (naming the run
+and its store) and holds a lock on that mark while the run works. A completed run removes
+its mark. A run that fails removes its folder, unless its store already holds it (it was
+interrupted after the swap): then only the mark goes. A killed run (SIGKILL, a power cut)
+can do neither, so each new run first sweeps every run folder whose mark is no longer
+locked by a living run, the same way: removed if its store does not hold the run, kept
+(mark removed) if it does, left alone if the store cannot be read. Only folders named like
+a run id with a mark this module wrote are touched; never a link.
 
-    with run_folder(Path("data/models"), run_id) as folder:
-        ...  # write folder.path / "nblr.onnx"
-        folder.keep()
-        ...  # publish the run
+    with run_folder(Path("data/models"), run_id, Path("data/lossmap.duckdb")) as folder:
+        ...  # write folder / "nblr.onnx", publish the run
 """
 
 from __future__ import annotations
@@ -33,20 +31,10 @@ class FolderError(Exception):
     """The models folder cannot be written; the message says what to do."""
 
 
-class RunFolder:
-    """A run's models folder while the run works: ``path``, and ``keep()`` once the run is about to be published."""
-
-    def __init__(self, path: Path):
-        self.path, self.kept = path, False
-
-    def keep(self) -> None:
-        (self.path / MARK).unlink(missing_ok=True)
-        self.kept = True
-
-
 @contextmanager
-def run_folder(models_dir: Path, run_id: str):
-    models_dir = Path(models_dir)
+def run_folder(models_dir: Path, run_id: str, db: Path):
+    """The folder ``models_dir/run_id`` of a run that will be published to the store ``db``."""
+    models_dir, db = Path(models_dir), Path(os.path.realpath(db))
     sweep_orphans(models_dir)
     folder = models_dir / run_id
     try:
@@ -55,22 +43,24 @@ def run_folder(models_dir: Path, run_id: str):
     except OSError as exc:
         raise FolderError(f"cannot write ONNX files in {models_dir} ({exc.strerror or exc}). Pass --models-dir "
                           "a folder you can write.") from None
-    handle = RunFolder(folder)
     with mark:
         fcntl.flock(mark, fcntl.LOCK_EX)
-        mark.write(_signature(run_id))
+        mark.write(_signature(run_id, db))
         mark.flush()
         try:
-            yield handle
+            yield folder
         except BaseException:
-            if not handle.kept:
+            if _stored(db, run_id) is not True:  # interrupted after its store was swapped in: the models stay
                 shutil.rmtree(folder, ignore_errors=True)
+                raise
+            (folder / MARK).unlink(missing_ok=True)
             raise
-        handle.keep()
+        (folder / MARK).unlink()
 
 
 def sweep_orphans(models_dir: Path) -> list[Path]:
-    """Remove the folders of runs that were killed (marked, mark not locked); return them."""
+    """Remove the folders of runs that were killed (marked, mark not locked, run not in its store); return them.
+    A killed run that its store holds (killed between the swap and the mark's removal) only loses its mark."""
     removed = []
     if not models_dir.is_dir():
         return removed
@@ -82,16 +72,39 @@ def sweep_orphans(models_dir: Path) -> list[Path]:
             fd = os.open(mark, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
             with os.fdopen(fd) as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if handle.read() != _signature(folder.name):
-                    continue  # not a mark this pipeline wrote
+                found = _SIGNATURE.fullmatch(handle.read())
         except BlockingIOError:
             continue  # a living run holds it
         except OSError:
             continue  # gone meanwhile, or not ours to read
+        if found is None or found["run"] != folder.name:
+            continue  # not a mark this pipeline wrote
+        stored = _stored(Path(found["db"]), folder.name)
+        if stored is None:
+            continue  # its store cannot be read now: keep the folder rather than guess
+        if stored:
+            mark.unlink(missing_ok=True)
+            continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed
 
 
-def _signature(run_id: str) -> str:
-    return f"lossmap run {run_id}, incomplete while this file exists\n"
+def _stored(db: Path, run_id: str) -> bool | None:
+    """Whether the store ``db`` holds the run (False when there is no store yet; None when it cannot be read)."""
+    from pipeline.store.files import list_runs
+    from pipeline.store.schema import StoreError
+
+    if not db.exists():
+        return False
+    try:
+        return run_id in set(list_runs(db)["run_id"])
+    except StoreError:
+        return None
+
+
+_SIGNATURE = re.compile(r"lossmap run (?P<run>\S+) of store (?P<db>.+), incomplete while this file exists\n")
+
+
+def _signature(run_id: str, db: Path) -> str:
+    return f"lossmap run {run_id} of store {db}, incomplete while this file exists\n"
