@@ -107,8 +107,8 @@ def _connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnectio
     (a damaged file, a folder that cannot be written) is a ``DecisionsError`` at once."""
     path = Path(path)
     if path.exists() and not path.is_file():  # a FIFO would block the open, and every session behind the lock
-        raise DecisionsError(f"the decisions file {path} is not a regular file. Move it aside and reload; a new file is "
-                             "started on the next decision.")
+        raise DecisionsError(f"the decisions file {path} is not a regular file. Move it aside and reload; a new "
+                             "file is started on the next decision.")
     deadline = time.monotonic() + (_READ_WAIT if read_only else _RETRY_SECONDS)
     while True:
         try:
@@ -142,11 +142,7 @@ _CHECKED: set[tuple] = set()  # identities (inode, size, mtime) of files found t
 
 def _foreign(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     """What the file holds that Lossmap does not write (``guard``); checked once per version of the file."""
-    try:
-        stat = path.stat()
-        identity = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    except OSError:
-        identity = None
+    identity = _identity(path)
     if identity is not None and identity in _CHECKED:
         return []
     foreign = [o for o in guard.foreign_objects(con) if o != _OWN_SEQUENCE]
@@ -160,11 +156,18 @@ def _foreign(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
 
 
 def _trust(path: Path) -> None:
+    identity = _identity(Path(path))
+    if identity is not None:
+        _CHECKED.add(identity)
+
+
+def _identity(path: Path) -> tuple | None:
+    """(path, inode, size, mtime): a version of the file; None when it cannot be read."""
     try:
-        stat = Path(path).stat()
-        _CHECKED.add((str(Path(path)), stat.st_ino, stat.st_size, stat.st_mtime_ns))
+        stat = path.stat()
     except OSError:
-        pass
+        return None
+    return str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _own_sequence_is_plain(con: duckdb.DuckDBPyConnection) -> bool:

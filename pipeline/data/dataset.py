@@ -47,6 +47,12 @@ HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)  # reviews use <br /> for l
 _MAX_EXAMPLES = 5
 
 
+def examples(items) -> str:
+    """Up to ``_MAX_EXAMPLES`` items for a message, ', ...' marking that there are more: 'a, b, c, d, e, ...'."""
+    shown = [str(v) for v in list(items)[:_MAX_EXAMPLES + 1]]
+    return ", ".join(shown[:_MAX_EXAMPLES]) + (", ..." if len(shown) > _MAX_EXAMPLES else "")
+
+
 class LoadError(Exception):
     """The data cannot be used; the message says what to do."""
 
@@ -88,8 +94,7 @@ class LoadReport:
         """Human-readable warnings, one per kind, with up to five examples."""
         out = []
         for kind, items in sorted(self.problems.items()):
-            shown = ", ".join(items[:_MAX_EXAMPLES]) + (", ..." if len(items) > _MAX_EXAMPLES else "")
-            out.append(f"{len(items)} text(s) {self.KINDS[kind]} ({shown})")
+            out.append(f"{len(items)} text(s) {self.KINDS[kind]} ({examples(items)})")
         return out
 
 

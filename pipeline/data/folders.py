@@ -58,9 +58,10 @@ def read_folder(path: Path, *, report: LoadReport, memory_limit_mib: float | Non
                 report.add("ignored_file", file.relative_to(path).as_posix())
     if not files:
         raise LoadError(f"{path} holds no .txt files in its class folders ({LAYOUTS}).")
-    for _, _, file in files:
-        limits.check_member(path, file.relative_to(path).as_posix(), file.stat().st_size, packed=False)
-    size = sum(f.stat().st_size for _, _, f in files)
+    sizes = [file.stat().st_size for _, _, file in files]
+    for (_, _, file), n in zip(files, sizes):
+        limits.check_member(path, file.relative_to(path).as_posix(), n, packed=False)
+    size = sum(sizes)
     budget = memory_limit_mib if memory_limit_mib is not None else available_mib()
     rows, paths, read = [], [], 0
     for split, label, file in files:

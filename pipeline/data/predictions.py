@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.data import tables
-from pipeline.data.dataset import LoadError, LoadReport
+from pipeline.data.dataset import LoadError, LoadReport, examples
 from pipeline.data.unpack import Limits
 
 SUM_TOLERANCE = 1e-3  # how far a row's probabilities may sum from 1
@@ -35,7 +35,6 @@ _ID_COLUMNS = ("sample_id", "id")
 _LIST_COLUMNS = ("probs", "probabilities")
 _EMBEDDING = "embedding"
 _OUT_OF_SAMPLE = ("out_of_sample", "oof")
-_EXAMPLES = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,11 +65,11 @@ def _row_order(raw: pd.DataFrame, ids: pd.Series, path: Path, id_column: str | N
     column = id_column or next((c for c in _ID_COLUMNS if c in raw.columns), None)
     if column is None or column not in raw.columns:
         raise LoadError(f"{path} has no id column ({id_column or ' or '.join(_ID_COLUMNS)}); its columns are "
-                        f"{_listed(raw.columns)}. Add the data's ids in a column named sample_id.")
+                        f"{examples(raw.columns)}. Add the data's ids in a column named sample_id.")
     found = raw[column].astype(str)
     repeated = found[found.duplicated()]
     if len(repeated):
-        raise LoadError(f"{path}: {repeated.nunique():,} id(s) appear more than once ({_listed(repeated.unique())}); "
+        raise LoadError(f"{path}: {repeated.nunique():,} id(s) appear more than once ({examples(repeated.unique())}); "
                         "give one row per text.")
     wanted = ids.astype(str)
     position = pd.Index(found).get_indexer(wanted)
@@ -79,9 +78,9 @@ def _row_order(raw: pd.DataFrame, ids: pd.Series, path: Path, id_column: str | N
     if len(missing) or len(unknown):
         parts = []
         if len(missing):
-            parts.append(f"{len(missing):,} of the data's {len(wanted):,} ids have no prediction ({_listed(missing)})")
+            parts.append(f"{len(missing):,} of the data's {len(wanted):,} ids have no prediction ({examples(missing)})")
         if len(unknown):
-            parts.append(f"{len(unknown):,} ids are not in the data ({_listed(unknown)})")
+            parts.append(f"{len(unknown):,} ids are not in the data ({examples(unknown)})")
         raise LoadError(f"{path}: " + "; ".join(parts) + ". Predictions must cover exactly the texts analysed: "
                         "the same ids (and the same --sample, if one is used).")
     return position
@@ -94,16 +93,16 @@ def _probabilities(raw: pd.DataFrame, classes: tuple[str, ...], path: Path) -> n
         rows = [_vector(v) for v in raw[listed]]
         widths = {len(r) for r in rows if r is not None}
         if widths != {len(classes)}:
-            raise LoadError(f"{path}: the {listed!r} lists hold {_listed(sorted(widths))} values, but the data has "
-                            f"{len(classes)} classes ({_listed(classes)}), in that order.")
+            raise LoadError(f"{path}: the {listed!r} lists hold {examples(sorted(widths))} values, but the data has "
+                            f"{len(classes)} classes ({examples(classes)}), in that order.")
         probs = np.array([r if r is not None else [np.nan] * len(classes) for r in rows], dtype=float)
     elif all(named):
         probs = np.column_stack([pd.to_numeric(raw[c], errors="coerce").to_numpy(dtype=float) for c in named])
     else:
         absent = [k for k, c in zip(classes, named) if c is None]
         raise LoadError(f"{path} has no probabilities for {len(absent)} of the data's {len(classes)} classes "
-                        f"({_listed(absent)}). Give one column per class, named as the class (or p_<class>), or "
-                        f"one list column 'probs'; its columns are {_listed(raw.columns)}.")
+                        f"({examples(absent)}). Give one column per class, named as the class (or p_<class>), or "
+                        f"one list column 'probs'; its columns are {examples(raw.columns)}.")
     bad = ~np.isfinite(probs).all(axis=1)
     if bad.any():
         raise LoadError(f"{path}: {bad.sum():,} row(s) hold a probability that is missing or not a number "
@@ -126,7 +125,7 @@ def _embedding(raw: pd.DataFrame, path: Path) -> np.ndarray | None:
     rows = [_vector(v) for v in raw[_EMBEDDING]]
     widths = {len(r) if r is not None else 0 for r in rows}
     if len(widths) != 1 or 0 in widths:
-        raise LoadError(f"{path}: the embedding vectors have {_listed(sorted(widths))} values; every text needs one "
+        raise LoadError(f"{path}: the embedding vectors have {examples(sorted(widths))} values; every text needs one "
                         "vector of the same length.")
     vectors = np.array(rows, dtype=np.float32)
     bad = ~np.isfinite(vectors).all(axis=1)
@@ -167,9 +166,6 @@ def _vector(value) -> list[float] | None:
 def _rows(raw: pd.DataFrame, mask: np.ndarray) -> str:
     column = next((c for c in _ID_COLUMNS if c in raw.columns), None)
     where = raw.loc[mask, column].astype(str) if column else pd.Series(np.flatnonzero(mask) + 1).astype(str)
-    return ("ids " if column else "rows ") + _listed(where)
+    return ("ids " if column else "rows ") + examples(where)
 
 
-def _listed(values) -> str:
-    values = [str(v) for v in list(values)[:_EXAMPLES + 1]]
-    return ", ".join(values[:_EXAMPLES]) + (", ..." if len(values) > _EXAMPLES else "")

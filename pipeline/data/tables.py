@@ -45,6 +45,10 @@ def table_format(path: Path) -> str | None:
     return FORMATS.get(Path(name).suffix)
 
 
+def _gzipped(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
+
 def available_mib() -> float:
     """Memory this machine has available now (MemAvailable), MiB; infinite where unknown."""
     try:
@@ -97,7 +101,7 @@ class _Guard:
     def add(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         self.rows += batch.num_rows
         self.bytes += batch.nbytes
-        if self.path.name.lower().endswith(".gz"):
+        if _gzipped(self.path):
             self.limits.check_total(self.path, self.bytes)
         need = self.bytes * MEMORY_FACTOR / 2**20
         if need > self.budget_mib:
@@ -113,8 +117,7 @@ class _Guard:
 
 def _utf8(path: Path, report: LoadReport, limits: Limits, memory_mib: float) -> bytes:
     """The file's bytes as UTF-8, with undecodable ones replaced by U+FFFD and the lines holding them reported."""
-    gz = path.name.lower().endswith(".gz")
-    raw = unpack.gunzip(path, limits, memory_mib=memory_mib) if gz else path.read_bytes()
+    raw = unpack.gunzip(path, limits, memory_mib=memory_mib) if _gzipped(path) else path.read_bytes()
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark, as some spreadsheets save
         raw = raw.decode("utf-16", errors="replace").encode("utf-8")
     if raw.startswith(b"\xef\xbb\xbf"):

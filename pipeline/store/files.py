@@ -33,7 +33,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.store import guard
-from pipeline.store.schema import StoreError, check_version, ensure_schema
+from pipeline.store.schema import StoreError, check_version, create_tables
 
 _TMP_SUFFIX = ".incomplete"
 
@@ -44,7 +44,8 @@ def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
     if not path.exists():
         raise StoreError(f"no store at {path}. Make one with `python -m pipeline run --db {path}`.")
     if path.is_dir():
-        raise StoreError(f"{path} is a folder; pass the .duckdb file a pipeline run wrote, such as {path / 'lossmap.duckdb'}.")
+        raise StoreError(f"{path} is a folder; pass the .duckdb file a pipeline run wrote, such as "
+                         f"{path / 'lossmap.duckdb'}.")
     if not path.is_file():  # a FIFO or a device would block the open
         raise StoreError(f"{path} is not a regular file, so it cannot be a store; pass the .duckdb file a pipeline "
                          "run wrote.")
@@ -137,7 +138,7 @@ def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None]) -
                 try:
                     check_version(con, allow_empty=True)  # with built-ins first, before anything in the file runs
                     con.execute("USE store")  # new tables go into the store; it holds no macros to shadow built-ins
-                    ensure_schema(con)
+                    create_tables(con)
                 except StoreError as exc:
                     raise StoreError(f"{db_path}: {exc}") from None
                 con.execute("BEGIN TRANSACTION")

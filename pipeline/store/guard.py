@@ -37,9 +37,11 @@ LOCKED = {  # settings of every connection to a file someone else may have made
 BUILTINS_FIRST = "SET search_path = 'system.main,store.main'"  # for a store attached AS store
 
 _OBJECTS = """
-SELECT 'view' AS kind, view_name AS name FROM system.main.duckdb_views() WHERE NOT internal AND database_name NOT IN ('system', 'temp')
+SELECT 'view' AS kind, view_name AS name FROM system.main.duckdb_views()
+ WHERE NOT internal AND database_name NOT IN ('system', 'temp')
 UNION ALL
-SELECT 'macro', function_name FROM system.main.duckdb_functions() WHERE NOT internal AND database_name NOT IN ('system', 'temp')
+SELECT 'macro', function_name FROM system.main.duckdb_functions()
+ WHERE NOT internal AND database_name NOT IN ('system', 'temp')
 UNION ALL
 SELECT 'sequence', sequence_name FROM system.main.duckdb_sequences() WHERE database_name NOT IN ('system', 'temp')
 UNION ALL

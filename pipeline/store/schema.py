@@ -459,8 +459,14 @@ class StoreError(Exception):
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every table that is missing and stamp the schema version (idempotent)."""
+    """Check the store, then create every table that is missing and stamp the schema version (idempotent)."""
     check_version(con, allow_empty=True)
+    create_tables(con)
+
+
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """``ensure_schema`` without its check, for a store already checked (``files.publish`` checks it with the
+    built-ins first, then switches to the store's schema to create tables)."""
     for ddl in TABLES.values():
         con.execute(ddl)
     con.execute(
