@@ -53,20 +53,21 @@ def read_predictions(path: Path, *, ids: pd.Series, classes: tuple[str, ...], na
     if not name.strip():
         raise LoadError("--predictor-name must not be empty: it names the model on every page.")
     raw = tables.read_table(path, report=LoadReport(), limits=limits)
-    order = _row_order(raw, ids, path, id_column)
+    column = id_column or next((c for c in _ID_COLUMNS if c in raw.columns), None)
+    if column is None or column not in raw.columns:
+        raise LoadError(f"{path} has no id column ({id_column or ' or '.join(_ID_COLUMNS)}); its columns are "
+                        f"{examples(raw.columns)}. Add the data's ids in a column named sample_id.")
+    raw = raw.set_index(raw[column].astype(str))  # examples in messages name rows by id
+    order = _row_order(raw, ids, path)
     probs = _probabilities(raw, classes, path)[order]
     embedding = _embedding(raw, path)
     return Predictions(name.strip(), probs, None if embedding is None else embedding[order],
                        _out_of_sample(raw, path, order), str(path))
 
 
-def _row_order(raw: pd.DataFrame, ids: pd.Series, path: Path, id_column: str | None) -> np.ndarray:
-    """For each of the data's ids, the row of the file that holds it."""
-    column = id_column or next((c for c in _ID_COLUMNS if c in raw.columns), None)
-    if column is None or column not in raw.columns:
-        raise LoadError(f"{path} has no id column ({id_column or ' or '.join(_ID_COLUMNS)}); its columns are "
-                        f"{examples(raw.columns)}. Add the data's ids in a column named sample_id.")
-    found = raw[column].astype(str)
+def _row_order(raw: pd.DataFrame, ids: pd.Series, path: Path) -> np.ndarray:
+    """For each of the data's ids, the row of the file (indexed by id) that holds it."""
+    found = raw.index.to_series()
     repeated = found[found.duplicated()]
     if len(repeated):
         raise LoadError(f"{path}: {repeated.nunique():,} id(s) appear more than once ({examples(repeated.unique())}); "
@@ -164,8 +165,6 @@ def _vector(value) -> list[float] | None:
 
 
 def _rows(raw: pd.DataFrame, mask: np.ndarray) -> str:
-    column = next((c for c in _ID_COLUMNS if c in raw.columns), None)
-    where = raw.loc[mask, column].astype(str) if column else pd.Series(np.flatnonzero(mask) + 1).astype(str)
-    return ("ids " if column else "rows ") + examples(where)
+    return "ids " + examples(raw.index[mask])
 
 

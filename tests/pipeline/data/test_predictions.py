@@ -91,3 +91,15 @@ def test_embeddings_of_different_lengths_and_bad_flags_are_refused(tmp_path):
     frame = _frame()
     frame["out_of_sample"] = ["true", "false", "maybe", "1", "0", "yes"]
     _refused(tmp_path, frame, r"'out_of_sample' must be true or false; 1 row\(s\) hold something else \(ids t2\)")
+
+
+def test_a_named_id_column_is_used_and_named_in_messages(tmp_path):
+    frame = _frame().rename(columns={"sample_id": "ticket"})
+    frame.loc[4, "bug"] = 0.5
+    path = tmp_path / "named.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(LoadError, match=r"1 row\(s\) are not probabilities .*ids t4\)"):
+        _read(path, id_column="ticket")
+    frame.loc[4, "bug"] = 0.0
+    frame.to_csv(path, index=False)
+    np.testing.assert_allclose(_read(path, id_column="ticket").probs, PROBS)
