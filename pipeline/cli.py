@@ -110,8 +110,41 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--issue-method", default=d.issue_method, choices=METHODS,
                    help="cleanlab label-quality score used to rank suspects (default: %(default)s)")
     g.add_argument("--issue-source", default=d.issue_source, choices=SOURCES,
-                   help="out-of-fold probabilities the suspects are ranked on: the linear model's, or the mean of "
-                        "every model's (default: %(default)s; it ranked injected label flips better)")
+                   help="probabilities the suspects are ranked on: the linear model's (out of fold), the mean of "
+                        "every model's (ensemble, your own included), or your own model's: imported (--predictions) "
+                        "or onnx (--model) (default: %(default)s; it ranked injected label flips better)")
+    g = run.add_argument_group(
+        "your own model", "Bring the classifier you already have: its predictions, or the ONNX model itself. It is "
+                          "stored as a predictor of its own beside Lossmap's models (Models page), its embedding as a "
+                          "map. Every file is checked before training starts.")
+    g.add_argument("--predictions", type=Path, metavar="FILE",
+                   help="your model's predictions (CSV, TSV, Parquet or JSON Lines): an id column (sample_id or id) "
+                        "matching the data's ids, one probability column per class (named as the class or "
+                        "p_<class>) or one list column 'probs', optionally an 'embedding' list column and an "
+                        "'out_of_sample' true/false column")
+    g.add_argument("--predictor-name", metavar="NAME", help="how the app names those predictions (default: the file's name)")
+    g.add_argument("--predictions-id", dest="predictions_id_column", metavar="COLUMN",
+                   help="the predictions file's id column (default: sample_id or id)")
+    g.add_argument("--model", type=Path, metavar="FILE.onnx",
+                   help="your ONNX classifier, scored by ONNX Runtime on every text: a graph taking strings (e.g. a "
+                        "scikit-learn pipeline converted with skl2onnx) or input_ids/attention_mask (a transformer, "
+                        "with --tokenizer)")
+    g.add_argument("--model-name", metavar="NAME", help="how the app names that model (default: the file's name)")
+    g.add_argument("--tokenizer", type=Path, metavar="tokenizer.json",
+                   help="the tokenizer a transformer graph was trained with (a tokenizers / Hugging Face tokenizer.json)")
+    g.add_argument("--model-outputs", default=d.model_outputs, choices=("auto", "logits", "probs"),
+                   help="what the model's class output holds; auto: probabilities when every row lies in [0, 1] and "
+                        "sums to 1, else logits (default: %(default)s)")
+    g.add_argument("--max-tokens", type=int, default=d.max_tokens, metavar="N",
+                   help="transformer graphs: tokens per text, longer ones truncated (default: %(default)s)")
+    g.add_argument("--trained-on", metavar="SPLIT",
+                   help="the split (of --split) your model was trained on: its predictions there are marked seen in "
+                        "training, the others as unseen. Without it (or an out_of_sample column) every prediction "
+                        "counts as seen, and its losses as optimistic")
+    g.add_argument("--relabel", type=Path, metavar="FILE",
+                   help="apply reviewers' decisions as label overrides before training: the app's decisions file "
+                        "(<store>.decisions.duckdb) or its relabel CSV. The data's labels are kept in the store "
+                        "(samples.original_label), and the run records which labels it changed")
     g = run.add_argument_group("output")
     g.add_argument("--db", type=Path, default=DEFAULT_DB, help="the DuckDB store (created if missing) (default: %(default)s)")
     g.add_argument("--models-dir", type=Path, default=d.models_dir, help="where ONNX files go, one folder per run (default: %(default)s)")
@@ -133,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--db", type=Path, default=DEFAULT_DB, help="the DuckDB store (created if missing) (default: %(default)s)")
     sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _unpack_options(sweep, d)
+
+    upgrade = sub.add_parser("upgrade", help="bring a store written by an earlier Lossmap up to date, in place",
+                             description="Upgrade a store written by an earlier Lossmap to this version's schema, "
+                                         "keeping its runs (the decisions file beside it needs nothing). The store is "
+                                         "rewritten as a run writes it: on a copy, swapped in when complete.")
+    upgrade.add_argument("--db", type=Path, default=DEFAULT_DB, help="the DuckDB store (default: %(default)s)")
 
     runs = sub.add_parser("runs", help="list the complete runs in a store",
                           description="List the complete runs in a store, newest first.")
@@ -161,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "upgrade":
+            return _upgrade(args)
         return _runs(args)
     except (LoadError, StoreError, FolderError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -196,6 +237,11 @@ def _run(args) -> int:
     others = "".join(f", {m} {a:.2%}" for m, a in s.model_test_accuracy.items())
     print(f"  test accuracy (trained on train, scored on the rest): {test}{others}")
     print(f"  out-of-fold accuracy of the linear model (all texts): {s.oof_accuracy:.2%}")
+    for name, (acc, unseen) in s.own_accuracy.items():
+        told = (f"{acc:.2%} on the {unseen:,} texts it never saw" if acc is not None and acc == acc
+                else "not known: every text counts as seen in training (give --trained-on SPLIT or an out_of_sample "
+                     "column)")
+        print(f"  your model {name!r}: accuracy {told}")
     print(f"  flagged as likely mislabeled: {s.n_flagged:,} ({s.n_flagged / s.n_samples:.1%})")
     print(f"  ONNX Runtime: {s.provider}, largest gap to the native models {s.parity_max_abs:.1e} in probability")
     print("  time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in s.stage_seconds.items()))
@@ -219,6 +265,19 @@ def _sweep(args) -> int:
         print(f"    {r.best_val_accuracy:.2%} at epoch {r.best_epoch}: {r.activation}, {r.loss}, "
               f"{r.hidden_layers} x {r.hidden_units} units")
     print(f"  store: {s.db}  (the Experiments page shows every run)")
+    return 0
+
+
+def _upgrade(args) -> int:
+    from pipeline.store.files import open_readonly, upgrade_store
+    from pipeline.store.schema import SCHEMA_VERSION
+
+    open_readonly(args.db, upgradable=True).close()  # no store there, or not one of ours: said before any lock file
+    was = upgrade_store(args.db)
+    if was is None:
+        print(f"{args.db} is already at schema version {SCHEMA_VERSION}; nothing to do.")
+    else:
+        print(f"{args.db} upgraded from schema version {was} to {SCHEMA_VERSION}; its runs are kept.")
     return 0
 
 

@@ -40,6 +40,18 @@ class Config:
     sample: int | None = None  # rows to keep (seeded, class-stratified); None keeps all
     seed: int = 0  # seed for sampling, folds, SVD and UMAP
     flip_fraction: float = 0.0  # share of labels changed at random before training (benchmarks only)
+    relabel: Path | None = None  # decisions (the app's decisions file or its relabel CSV) applied as label overrides
+
+    # --- the user's own model (issue 13): its predictions, or the model itself ---
+    predictions: Path | None = None  # a predictions file: ids, per-class probabilities, optional embedding
+    predictor_name: str | None = None  # how pages name it; None: the file's name
+    predictions_id_column: str | None = None  # its id column; None: sample_id or id
+    model: Path | None = None  # an ONNX classifier scored on every text (string input or input_ids/attention_mask)
+    model_name: str | None = None  # how pages name it; None: the file's name
+    tokenizer: Path | None = None  # tokenizer.json for a transformer graph (the tokenizers library reads it)
+    model_outputs: str = "auto"  # what the model's class output holds: auto | logits | probs
+    max_tokens: int = 512  # transformer graphs: tokens per text (longer texts are truncated)
+    trained_on: str | None = None  # the split the user's model trained on (those rows are marked seen in training)
 
     # --- model: TF-IDF (word n-grams) + NB log-count ratio + logistic regression ---
     ngram_max: int = 2  # longest word n-gram used as a feature
@@ -86,7 +98,7 @@ class Config:
     clusters: int = 12  # k-means clusters on the embedding
     neighbours: int = 10  # most similar reviews stored per review (cosine, TF-IDF embedding)
     issue_method: str = "self_confidence"  # cleanlab ranking, one of analyses.issues.METHODS
-    issue_source: str = "nblr"  # out-of-fold probabilities ranked, one of analyses.issues.SOURCES: nblr ranked
+    issue_source: str = "nblr"  # probabilities ranked, one of analyses.issues.SOURCES (imported/onnx: your model's); nblr ranked
     # injected flips better than the ensemble (AP 0.706 vs 0.675, bench/label_noise.py), so it is the default
 
     # --- runtime ---
@@ -99,17 +111,27 @@ class Config:
         from pipeline.analyses.issues import METHODS, SOURCES
         from pipeline.models.devices import DEVICES
         from pipeline.models.sequences import TRUNCATIONS
+        from pipeline.models.user_onnx import OUTPUTS
+        from pipeline.names import IMPORTED, ONNX
 
         _choice("truncation", self.truncation, TRUNCATIONS)
         _choice("issue_method", self.issue_method, METHODS)
         _choice("issue_source", self.issue_source, SOURCES)
         _choice("device", self.device, DEVICES)
+        _choice("model_outputs", self.model_outputs, OUTPUTS)
+        if self.issue_source == IMPORTED and self.predictions is None:
+            raise ValueError("--issue-source imported ranks on your predictions: give them with --predictions FILE")
+        if self.issue_source == ONNX and self.model is None:
+            raise ValueError("--issue-source onnx ranks on your ONNX model: give it with --model FILE.onnx")
+        if self.tokenizer is not None and self.model is None:
+            raise ValueError("--tokenizer goes with --model FILE.onnx (a transformer graph)")
         for name, least in (("folds", 2), ("ngram_max", 1), ("min_df", 1), ("max_features", 1), ("dense_vocab", 1),
                             ("dense_hidden", 1), ("dense_layers", 1), ("dense_epochs", 1), ("dense_batch", 1),
                             ("max_len", 2), ("seq_vocab", 1), ("seq_embed", 1), ("cnn_filters", 1), ("cnn_kernel", 1),
                             ("lstm_units", 1), ("seq_hidden", 1), ("cnn_epochs", 1), ("bilstm_epochs", 1),
                             ("seq_batch", 1), ("window_stride", 1), ("probe_size", 2), ("shap_top_k", 1),
-                            ("svd_dim", 1), ("umap_neighbors", 2), ("clusters", 1), ("neighbours", 1)):
+                            ("svd_dim", 1), ("umap_neighbors", 2), ("clusters", 1), ("neighbours", 1),
+                            ("max_tokens", 2)):
             if getattr(self, name) < least:
                 raise ValueError(f"{name} must be at least {least}; got {getattr(self, name)}")
         if self.sample is not None and self.sample < 2:

@@ -6,12 +6,17 @@ keeps the family, the role and the fold in columns of their own.
 
 - family: ``nblr`` (linear: TF-IDF n-grams, NB ratios, logistic regression), ``dense``
   (Chollet's multi-hot network), ``cnn`` and ``bilstm`` (sequence networks over word ids);
-- role of a model: ``fold`` (cross-fitting: trained without one fold, scores that fold)
-  or ``conventional`` (trained on the train split, scores every review);
-- protocol of a prediction: ``oof`` (by the fold model that never saw the review) or
-  ``conventional`` (by the conventional model; optimistic on the reviews it trained on);
-- space of a map: ``tfidf-svd`` (the linear model's features) or ``<family>-hidden``
-  (a network's penultimate layer).
+  the user's own: ``imported`` (a predictions file, ``--predictions``) and ``onnx`` (their
+  ONNX classifier, ``--model``), each named by the user (``models.name``);
+- role of a model: ``fold`` (cross-fitting: trained without one fold, scores that fold),
+  ``conventional`` (trained on the train split, scores every review) or ``own`` (the
+  user's model, trained elsewhere);
+- protocol of a prediction: ``oof`` (by the fold model that never saw the review),
+  ``conventional`` (by the conventional model; optimistic on the reviews it trained on) or
+  ``own`` (the user's model as it predicted; ``seen_in_training`` says where it may have
+  trained on the text);
+- space of a map: ``tfidf-svd`` (the linear model's features), ``<family>-hidden`` (a
+  network's penultimate layer) or ``<family>-embedding`` (vectors the user's model gave).
 """
 
 from __future__ import annotations
@@ -19,19 +24,23 @@ from __future__ import annotations
 LINEAR = "nblr"
 NETWORKS = ("dense", "cnn", "bilstm")  # PyTorch families, in training order
 SEQUENCE_NETWORKS = ("cnn", "bilstm")  # read word ids in order, so truncation applies
-FAMILIES = (LINEAR, *NETWORKS)
-FAMILY_NAMES = {LINEAR: "NB-LR (linear)", "dense": "dense network", "cnn": "CNN", "bilstm": "BiLSTM"}
+IMPORTED, ONNX = "imported", "onnx"  # the user's own predictors: a predictions file, an ONNX model
+OWN_FAMILIES = (IMPORTED, ONNX)
+FAMILIES = (LINEAR, *NETWORKS, *OWN_FAMILIES)
+FAMILY_NAMES = {LINEAR: "NB-LR (linear)", "dense": "dense network", "cnn": "CNN", "bilstm": "BiLSTM",
+                IMPORTED: "your predictions", ONNX: "your ONNX model"}
 
-FOLD, CONVENTIONAL = "fold", "conventional"
-ROLES = (FOLD, CONVENTIONAL)
+FOLD, CONVENTIONAL, OWN = "fold", "conventional", "own"
+ROLES = (FOLD, CONVENTIONAL, OWN)
 
 OOF = "oof"
-PROTOCOLS = (OOF, CONVENTIONAL)
-PROTOCOL_NAMES = {OOF: "out of fold", CONVENTIONAL: "conventional"}
+PROTOCOLS = (OOF, CONVENTIONAL, OWN)
+PROTOCOL_NAMES = {OOF: "out of fold", CONVENTIONAL: "conventional", OWN: "as given"}
 
 TEXT_SPACE = "tfidf-svd"
 SPACE_NAMES = {TEXT_SPACE: "Linear model features (TF-IDF, SVD)", "dense-hidden": "Dense network, last hidden layer",
-               "cnn-hidden": "CNN, penultimate layer", "bilstm-hidden": "BiLSTM, penultimate layer"}
+               "cnn-hidden": "CNN, penultimate layer", "bilstm-hidden": "BiLSTM, penultimate layer",
+               f"{IMPORTED}-embedding": "Your predictions' embedding", f"{ONNX}-embedding": "Your ONNX model's embedding"}
 
 
 def model_id(family: str, fold: int | None) -> str:
@@ -41,6 +50,8 @@ def model_id(family: str, fold: int | None) -> str:
 
 def space(family: str) -> str:
     """The map space of a family's view of the reviews."""
+    if family in OWN_FAMILIES:
+        return f"{family}-embedding"
     return TEXT_SPACE if family == LINEAR else f"{family}-hidden"
 
 

@@ -1,5 +1,5 @@
 """One pipeline run, stage by stage: load, tokenize, train, export, score, dense,
-cnn, bilstm, explain, project, issues, store.
+cnn, bilstm, own (the user's own predictors), explain, project, issues, store.
 
 ``run_pipeline(cfg, frame=None)`` returns a ``RunSummary``; the run is written to the
 store only when every stage has succeeded (``pipeline.store.write``). Each stage is a
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from pipeline.analyses import explain, issues, project
 from pipeline.config import Config
 from pipeline.data.load import load_dataset
-from pipeline.models import export, linear, outputs, sequences, train_nn
+from pipeline.models import export, linear, outputs, own, sequences, train_nn
 from pipeline.models.folds import make_folds
 from pipeline.models.run_folder import run_folder
 from pipeline.models.text import tokenize
@@ -45,6 +45,8 @@ class RunSummary:
     warnings: list[str]  # what loading repaired or left out
     notes: list[str]  # how the data was read: columns recognised, ids derived, no train split
     model_test_accuracy: dict[str, float]  # family name -> its conventional model's accuracy outside the train split
+    own_accuracy: dict[str, tuple[float | None, int]] = dataclasses.field(default_factory=dict)  # the user's
+    # predictors: name -> (accuracy on the texts it never saw, how many; None when none is known unseen)
     stage_peak_mib: dict[str, float] = dataclasses.field(default_factory=dict)  # stage -> peak RSS, MiB
 
     @property
@@ -103,9 +105,11 @@ def run_pipeline(cfg: Config, frame: pd.DataFrame | None = None) -> RunSummary:
 
 
 def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: str, model_dir: Path) -> RunSummary:
-    timer = _Timer(cfg.progress, stages=9 + len(cfg.families()))  # load .. score, one per network, explain .. store
+    mine = cfg.predictions is not None or cfg.model is not None
+    timer = _Timer(cfg.progress, stages=9 + len(cfg.families()) + mine)  # load .. score, networks, own, explain ..
     with timer.stage("load"):
         data = load_dataset(cfg, frame)
+        users = own.read_own(cfg, data)  # the user's predictors, checked before any training
     with timer.stage("tokenize"):
         corpus = tokenize(data.frame["display_text"], ngram_max=cfg.ngram_max)
     with timer.stage("train"):
@@ -125,25 +129,33 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
                 inputs = train_nn.NetworkData(corpus, sequences.tokenize_sequences(data.frame["display_text"]))
             networks.append(train_nn.run_family(family, inputs, data, folds, cfg, model_dir))
             scored.append(networks[-1].scored)
+    theirs = []
+    if users:
+        with timer.stage("own"):
+            theirs = own.score_own(users, cfg, data, model_dir)
     with timer.stage("explain"):
         predicted = outputs.predicted_class(scored[0].oof)
         shap_tokens, shap_base = explain.explain_folds(models.folds, corpus, folds, data.labels, predicted,
                                                        top_k=cfg.shap_top_k, progress=cfg.progress)
     with timer.stage("project"):
         maps = project.project(corpus, cfg, {n.scored.family: n.embedding for n in networks
-                                             if n.embedding is not None})
+                                             if n.embedding is not None}
+                               | {t.scored.family: t.embedding for t in theirs if t.embedding is not None})
     with timer.stage("issues"):
-        probs, source = issues.issue_probabilities({s.family: s.oof for s in scored}, cfg.issue_source)
+        probs, source = issues.issue_probabilities({s.family: s.oof for s in scored + [t.scored for t in theirs]},
+                                                   cfg.issue_source)
         found = issues.find_label_issues(data.labels, probs, data.frame["rating"].to_numpy(), classes=data.classes,
                                          method=cfg.issue_method, rating_name=_rating_name(data.columns))
     summary = RunSummary(
         run_id, Path(cfg.db), len(data.frame), data.classes, scored[0].test_accuracy(),
         scored[0].oof_accuracy(data.labels), int(found["is_label_issue"].sum()), scored[-1].provider,
         max(s.parity_max_abs for s in scored), timer.seconds, data.report.lines(), list(data.report.notes),
-        {FAMILY_NAMES[s.family]: s.test_accuracy() for s in scored[1:] if s.test_accuracy() is not None})
+        {FAMILY_NAMES[s.family]: s.test_accuracy() for s in scored[1:] if s.test_accuracy() is not None},
+        {t.name: (t.scored.models["accuracy"].iloc[0], t.n_unseen) for t in theirs})
     with timer.stage("store"):
         write_run(RunRecord(
-            run_id, started, dataclasses.asdict(cfg), Path(cfg.db), data, folds, scored, networks, maps, shap_tokens,
+            run_id, started, dataclasses.asdict(cfg), Path(cfg.db), data, folds, scored + [t.scored for t in theirs],
+            networks, maps, shap_tokens,
             shap_base, found, f"{cfg.issue_method} on {source}", summary.test_accuracy, summary.oof_accuracy,
             timer.seconds, timer.peak_mib))
     timer.bar.close()

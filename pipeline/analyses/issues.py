@@ -18,8 +18,10 @@ Methods (``METHODS``): ``self_confidence`` | ``normalized_margin`` |
 self-confidence. The rating is only used in the reason, never in the score: it is what
 a reviewer checks the model against.
 
-``SOURCES`` are the probabilities a run ranks: ``nblr`` (the linear model's) or
-``ensemble`` (the mean of every family's); ``issue_probabilities`` picks them.
+``SOURCES`` are the probabilities a run ranks: ``nblr`` (the linear model's),
+``ensemble`` (the mean of every family's, the user's own predictors included), or a user
+predictor's own: ``imported`` (``--predictions``) or ``onnx`` (``--model``);
+``issue_probabilities`` picks them.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import pandas as pd
 from pipeline.models.outputs import predicted_class
 
 METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy", "confident_learning")
-SOURCES = ("nblr", "ensemble")
+SOURCES = ("nblr", "ensemble", "imported", "onnx")
 ISSUE_COLUMNS = ["label_score", "is_label_issue", "suggested_label", "issue_rank", "reason"]
 
 
@@ -59,6 +61,10 @@ def issue_probabilities(oof: dict[str, np.ndarray], source: str) -> tuple[np.nda
     """((N, K) probabilities ranked, a description) from each family's out-of-fold probabilities."""
     if source not in SOURCES:
         raise ValueError(f"issue_source must be one of {', '.join(SOURCES)}; got {source!r}")
+    if source in ("imported", "onnx"):
+        if source not in oof:
+            raise ValueError(f"issue_source {source!r} needs that predictor in the run")
+        return oof[source], source
     if source == "nblr" or len(oof) == 1:
         return oof["nblr"], "nblr"
     return np.mean(list(oof.values()), axis=0), "ensemble of " + ", ".join(oof)

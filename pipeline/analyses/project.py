@@ -9,7 +9,7 @@ space (``pipeline.names.space``), the TF-IDF one (the linear family's) first:
 - ``cluster`` (N,) int16: k-means on the vectors;
 - ``cluster_terms``: per cluster, the n-grams whose mean TF-IDF most exceeds the
   corpus mean;
-- ``neighbours`` (TF-IDF space only): each review's ``cfg.neighbours`` most similar
+- ``neighbours`` (the TF-IDF space and a user's own embedding): each review's ``cfg.neighbours`` most similar
   reviews by cosine similarity of the vectors, from the nearest-neighbour search UMAP
   runs anyway (NN-descent from 4,096 reviews: approximate, over 98% recall in
   tests/pipeline/test_project.py; exact below),
@@ -18,7 +18,9 @@ space (``pipeline.names.space``), the TF-IDF one (the linear family's) first:
 
 Each network space (``<family>-hidden``: the penultimate layer of the family's
 reference network, the one trained on the train split, scored through ONNX) gets the same treatment, with a Euclidean
-UMAP (ReLU units can be all zero, where cosine is undefined).
+UMAP (ReLU units can be all zero, where cosine is undefined). A user's own embedding
+(``<family>-embedding``, from ``--predictions`` or ``--model``) is treated like the TF-IDF
+space: cosine, with stored neighbours.
 
 UMAP runs on both cores without a fixed random state (a fixed one forces a single
 thread), so the map's layout can differ between runs; the SVD and clusters are
@@ -37,7 +39,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfTransformer
 
 from pipeline.config import Config
-from pipeline.names import LINEAR, TEXT_SPACE, space
+from pipeline.names import LINEAR, OWN_FAMILIES, TEXT_SPACE, space
 from pipeline.models.text import Corpus
 
 SPACE = TEXT_SPACE
@@ -63,7 +65,8 @@ def project(corpus: Corpus, cfg: Config, networks: dict[str, np.ndarray] | None 
     x = TfidfTransformer(sublinear_tf=True).fit_transform(corpus.counts[:, columns])
     dim = max(1, min(cfg.svd_dim, len(columns) - 1, n - 1))
     vectors = TruncatedSVD(dim, n_iter=4, random_state=cfg.seed).fit_transform(x).astype(np.float32)
-    spaces = [(LINEAR, vectors, "cosine"), *((family, v, "euclidean") for family, v in (networks or {}).items())]
+    spaces = [(LINEAR, vectors, "cosine"), *((family, v, "cosine" if family in OWN_FAMILIES else "euclidean")
+                                             for family, v in (networks or {}).items())]
     return [_map(family, v, metric, x, corpus.vocab[columns], cfg) for family, v, metric in spaces]
 
 
@@ -73,7 +76,8 @@ def _map(family: str, vectors: np.ndarray, metric: str, x, vocab, cfg: Config) -
     xy = _umap(vectors, cfg, metric, knn)
     k = max(1, min(cfg.clusters, len(vectors)))
     cluster = KMeans(k, n_init=3, random_state=cfg.seed).fit_predict(vectors).astype(np.int16)
-    neighbours = _neighbour_rows(*knn, cfg.neighbours) if family == LINEAR and knn is not None else None
+    # stored neighbours: the TF-IDF space's, and the user's own embedding's (both cosine)
+    neighbours = _neighbour_rows(*knn, cfg.neighbours) if metric == "cosine" and knn is not None else None
     return Projection(family, space(family), vectors, xy, cluster, _cluster_terms(x, cluster, vocab), neighbours)
 
 

@@ -33,13 +33,14 @@ import duckdb
 import pandas as pd
 
 from pipeline.store import guard
-from pipeline.store.schema import StoreError, check_version, create_tables
+from pipeline.store.schema import StoreError, check_version, create_tables, upgrade
 
 _TMP_SUFFIX = ".incomplete"
 
 
-def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to a Lossmap store, version-checked."""
+def open_readonly(path: Path, *, upgradable: bool = False) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a Lossmap store, version-checked (``upgradable``: an earlier version that
+    ``schema.upgrade`` brings up to date passes too, for a run about to write it)."""
     path = Path(path)
     if not path.exists():
         raise StoreError(f"no store at {path}. Make one with `python -m pipeline run --db {path}`.")
@@ -56,7 +57,7 @@ def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
                          "pipeline run wrote. Pass the store's .duckdb file, or make one with "
                          "`python -m pipeline run --db PATH`.") from None
     try:
-        check_version(con)
+        check_version(con, upgradable=upgradable)
     except StoreError as exc:
         con.close()
         raise StoreError(f"{path}: {exc}") from None
@@ -110,12 +111,21 @@ def reserve(db_path: Path):
     db_path = _real(db_path)
     _check_folder(db_path)
     if db_path.exists():  # a store of another version, another program or someone else: now, before any lock file
-        open_readonly(db_path).close()
+        open_readonly(db_path, upgradable=True).close()
     with _lock(db_path):
         yield
 
 
-def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+def upgrade_store(db_path: Path) -> int | None:
+    """``python -m pipeline upgrade``: bring a store of an earlier version up to date in place, with the same atomic
+    swap as a run; returns the version it had (None: it was current)."""
+    found: list[int | None] = []
+    with reserve(db_path):
+        publish(db_path, lambda con: None, upgraded=found)
+    return found[0]
+
+
+def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None], *, upgraded: list | None = None) -> None:
     """Run ``write(con)`` on a copy of the store in one transaction, then swap it in (keeping the file's mode)."""
     db_path = _real(db_path)
     _check_folder(db_path)
@@ -136,8 +146,12 @@ def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None]) -
         try:
             with _disk_errors(db_path, tmp):
                 try:
-                    check_version(con, allow_empty=True)  # with built-ins first, before anything in the file runs
+                    # with built-ins first, before anything in the file runs; an earlier version is upgraded in place
+                    check_version(con, allow_empty=True, upgradable=True)
                     con.execute("USE store")  # new tables go into the store; it holds no macros to shadow built-ins
+                    was = upgrade(con)
+                    if upgraded is not None:
+                        upgraded.append(was)
                     create_tables(con)
                 except StoreError as exc:
                     raise StoreError(f"{db_path}: {exc}") from None

@@ -15,7 +15,8 @@ import duckdb
 
 from pipeline.store import guard
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+UPGRADABLE = (5,)  # older versions ``upgrade`` brings up to date in place (``UPGRADES``)
 
 META = """
 CREATE TABLE IF NOT EXISTS lossmap_meta (
@@ -57,6 +58,8 @@ CREATE TABLE IF NOT EXISTS samples (
     n_words      INTEGER NOT NULL,   -- whitespace-separated words in display_text
     text         VARCHAR NOT NULL,   -- raw review text, untrusted (may hold HTML)
     display_text VARCHAR NOT NULL,   -- text with <br /> turned into newlines, still untrusted
+    original_label SMALLINT,         -- the data's label when --relabel replaced it (label holds the new one); NULL
+                                     -- when the label is the data's own
     PRIMARY KEY (run_id, sample_id)
 )"""
 
@@ -94,20 +97,24 @@ CREATE TABLE IF NOT EXISTS sample_meta (
 MODELS = """
 CREATE TABLE IF NOT EXISTS models (
     run_id          VARCHAR NOT NULL,
-    model_id        VARCHAR NOT NULL,  -- '<family>-fold0'..'<family>-fold4', '<family>-train'
+    model_id        VARCHAR NOT NULL,  -- '<family>-fold0'..'<family>-fold4', '<family>-train'; 'imported', 'onnx'
     family          VARCHAR NOT NULL,  -- 'nblr': TF-IDF n-grams + logistic regression (NB ratio for two classes);
-                                       -- 'dense': Chollet's network; 'cnn', 'bilstm': sequence networks over word ids
-    role            VARCHAR NOT NULL,  -- 'fold' (cross-fitting) | 'conventional' (train split only)
+                                       -- 'dense': Chollet's network; 'cnn', 'bilstm': sequence networks over word ids;
+                                       -- 'imported': the user's predictions file; 'onnx': the user's ONNX model
+    role            VARCHAR NOT NULL,  -- 'fold' (cross-fitting) | 'conventional' (train split only) | 'own' (the
+                                       -- user's model, trained elsewhere)
     fold            SMALLINT,          -- held-out fold for role 'fold'
     reference       BOOLEAN NOT NULL,  -- networks: the model whose embedding maps the reviews and whose layers are
                                        -- recorded (the conventional one; fold 0 when there is no train split)
-    onnx_path       VARCHAR NOT NULL,  -- ONNX file, relative to the store's folder
-    onnx_sha256     VARCHAR NOT NULL,
-    n_features      INTEGER NOT NULL,  -- vocabulary size
-    n_train         INTEGER NOT NULL,  -- texts trained on
-    accuracy        DOUBLE,            -- on the texts it did not see, 0..1
-    parity_max_abs  DOUBLE NOT NULL,   -- max |p_onnx - p_native| over the reviews it scored
-    provider        VARCHAR NOT NULL,  -- ONNX Runtime execution provider used
+    onnx_path       VARCHAR,           -- ONNX file, relative to the store's folder; NULL for a predictions file
+    onnx_sha256     VARCHAR,
+    n_features      INTEGER NOT NULL,  -- vocabulary size (0 when not known)
+    n_train         INTEGER NOT NULL,  -- texts trained on (the user's model: texts marked seen in training)
+    accuracy        DOUBLE,            -- on the texts it did not see, 0..1; NULL when none is known to be unseen
+    parity_max_abs  DOUBLE,            -- max |p_onnx - p_native| over the reviews it scored; NULL: no native model
+    provider        VARCHAR,           -- ONNX Runtime execution provider used; NULL for a predictions file
+    name            VARCHAR,           -- how pages name the predictor ('--predictor-name'); NULL: by its family
+    source          VARCHAR,           -- the user's file read ('--predictions', '--model'); NULL for Lossmap's own
     PRIMARY KEY (run_id, model_id)
 )"""
 
@@ -115,10 +122,12 @@ PREDICTIONS = """
 CREATE TABLE IF NOT EXISTS predictions (
     run_id           VARCHAR NOT NULL,
     family           VARCHAR NOT NULL,  -- models.family
-    protocol         VARCHAR NOT NULL,  -- 'oof' (by the fold model that never saw the text) | 'conventional'
+    protocol         VARCHAR NOT NULL,  -- 'oof' (by the fold model that never saw the text) | 'conventional' |
+                                        -- 'own' (the user's model, as it predicted; see seen_in_training)
     sample_id        VARCHAR NOT NULL,
     model_id         VARCHAR NOT NULL,  -- the ONNX model that scored this text
-    seen_in_training BOOLEAN NOT NULL,  -- true only for conventional predictions of train-split texts
+    seen_in_training BOOLEAN NOT NULL,  -- conventional predictions of train-split texts; for 'own', true unless
+                                        -- the user said the model never saw the text (out_of_sample, --trained-on)
     probs            DOUBLE[] NOT NULL, -- probability of each class, by class index (ONNX Runtime); sums to 1
     p_given          DOUBLE NOT NULL,   -- probability of the given label, 0..1
     pred_label       SMALLINT NOT NULL, -- the most probable class (two classes: class 1 when its p >= 0.5)
@@ -132,8 +141,8 @@ EMBEDDINGS = """
 CREATE TABLE IF NOT EXISTS embeddings (
     run_id    VARCHAR NOT NULL,
     space     VARCHAR NOT NULL,  -- 'tfidf-svd': truncated SVD of TF-IDF; '<family>-hidden': penultimate layer
-                                 -- of that family's reference network
-    family    VARCHAR NOT NULL,  -- whose view: 'nblr' for tfidf-svd, the network's family otherwise
+                                 -- of that family's reference network; '<family>-embedding': the user's vectors
+    family    VARCHAR NOT NULL,  -- whose view: 'nblr' for tfidf-svd, the network's or user model's family otherwise
     sample_id VARCHAR NOT NULL,
     vector    FLOAT[] NOT NULL,  -- dense embedding
     x         FLOAT NOT NULL,    -- 2-D map (UMAP)
@@ -386,7 +395,7 @@ CREATE TABLE IF NOT EXISTS map_points (
     cluster        SMALLINT NOT NULL,
     label          SMALLINT NOT NULL,
     rating         DOUBLE,
-    pred_label     SMALLINT NOT NULL, -- the space's own family's out-of-fold prediction
+    pred_label     SMALLINT NOT NULL, -- the space's own family's out-of-fold prediction (a user's model: its own)
     loss           DOUBLE NOT NULL,
     is_label_issue BOOLEAN NOT NULL,
     preview        VARCHAR NOT NULL,  -- the first 100 characters of display_text, untrusted
@@ -425,7 +434,7 @@ DERIVED = (
        FROM embeddings e
        JOIN samples s ON s.run_id = e.run_id AND s.sample_id = e.sample_id
        JOIN predictions p ON p.run_id = e.run_id AND p.sample_id = e.sample_id AND p.family = e.family
-                         AND p.protocol = 'oof'
+                         AND p.protocol IN ('oof', 'own')
        JOIN label_issues i ON i.run_id = e.run_id AND i.sample_id = e.sample_id
        WHERE e.run_id = $run) ORDER BY space, 4""",
     """UPDATE clusters SET accuracy = m.accuracy, mean_loss = m.mean_loss, share_flagged = m.share_flagged,
@@ -446,6 +455,35 @@ SWEEP_TABLES = ("sweeps", "sweep_runs", "sweep_curves")  # written by `python -m
 OPTIONAL_TABLES = ("meta_columns", "sample_meta")  # empty when the data has no other columns (IMDB)
 RUN_TABLES = tuple(t for t in TABLES if t != "lossmap_meta" and t not in SWEEP_TABLES)  # keyed by run_id
 DERIVED_TABLES = ("sample_summary", "map_points")  # filled by ``derive``, never from a stage's frames
+
+
+# In-place upgrades from an older version to SCHEMA_VERSION: new columns go last, as in the DDL above.
+UPGRADES = {
+    5: (
+        "ALTER TABLE models ALTER COLUMN onnx_path DROP NOT NULL",
+        "ALTER TABLE models ALTER COLUMN onnx_sha256 DROP NOT NULL",
+        "ALTER TABLE models ALTER COLUMN parity_max_abs DROP NOT NULL",
+        "ALTER TABLE models ALTER COLUMN provider DROP NOT NULL",
+        "ALTER TABLE models ADD COLUMN name VARCHAR",
+        "ALTER TABLE models ADD COLUMN source VARCHAR",
+        "ALTER TABLE samples ADD COLUMN original_label SMALLINT",
+    ),
+}
+
+
+def upgrade(con: duckdb.DuckDBPyConnection) -> int | None:
+    """Bring a store of an ``UPGRADABLE`` version up to SCHEMA_VERSION in place (inside the caller's write); returns
+    the version it had, or None when it was already current or empty. Call after ``check_version(..., upgradable=True)``."""
+    has_meta = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+                           "AND table_name = 'lossmap_meta'").fetchone()[0]
+    row = con.execute("SELECT value FROM lossmap_meta WHERE key = 'schema_version'").fetchone() if has_meta else None
+    if row is None or row[0] == str(SCHEMA_VERSION):
+        return None
+    found = int(row[0])
+    for sql in UPGRADES[found]:
+        con.execute(sql)
+    con.execute("UPDATE lossmap_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+    return found
 
 
 def derive(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
@@ -475,8 +513,9 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def check_version(con: duckdb.DuckDBPyConnection, *, allow_empty: bool = False) -> None:
-    """Raise StoreError unless the store was written with SCHEMA_VERSION and holds nothing but tables."""
+def check_version(con: duckdb.DuckDBPyConnection, *, allow_empty: bool = False, upgradable: bool = False) -> None:
+    """Raise StoreError unless the store was written with SCHEMA_VERSION (or, with ``upgradable``, a version
+    ``upgrade`` brings up to date) and holds nothing but tables."""
     objects = guard.foreign_objects(con)
     if objects:
         raise StoreError(
@@ -506,6 +545,14 @@ def check_version(con: duckdb.DuckDBPyConnection, *, allow_empty: bool = False) 
         raise StoreError(
             f"this store was written by a newer Lossmap (schema version {found}; this one reads version "
             f"{SCHEMA_VERSION}). Update Lossmap (git pull, then pip install -r requirements.txt) to read it."
+        )
+    if found.isdigit() and int(found) in UPGRADABLE:
+        if upgradable:
+            return
+        raise StoreError(
+            f"this store was written by an earlier Lossmap (schema version {found}; this one reads version "
+            f"{SCHEMA_VERSION}). Upgrade it in place, keeping its runs and decisions: `python -m pipeline upgrade "
+            "--db PATH` (the next `python -m pipeline run --db PATH` upgrades it too)."
         )
     if found != str(SCHEMA_VERSION):
         raise StoreError(

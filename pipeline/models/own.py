@@ -1,0 +1,117 @@
+"""The user's own predictors in a run (issue 13): a predictions file (``--predictions``) and an ONNX model (``--model``).
+
+``read_own(cfg, data)`` runs right after loading, before any training: it reads and checks
+the predictions file (``pipeline.data.predictions``) and opens and probes the model
+(``pipeline.models.user_onnx``), so a bad file fails in seconds with its message and no run
+is written. ``score_own(own, cfg, data, model_dir)`` then scores the model on every text
+and returns one ``OwnScored`` per predictor: a ``Scored`` (one model row of role ``own``,
+predictions of protocol ``own``) and the embedding it gave, if any.
+
+Which texts a predictor saw in training (``seen_in_training``): a predictions file's
+``out_of_sample`` column when it has one; else ``--trained-on SPLIT`` (the rows of that
+split were seen, the others not); else every row counts as seen, the cautious reading:
+its losses on them are optimistic, and the app says so. The user's ONNX file (and its
+tokenizer) are copied into the run's models folder with their sha256, so the store keeps
+working when the originals move.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import Config
+from pipeline.data.dataset import Dataset, LoadError, examples
+from pipeline.data.predictions import Predictions, read_predictions
+from pipeline.models.outputs import predicted_class, prediction_frame
+from pipeline.models.score import Scored
+from pipeline.models.user_onnx import UserModel, open_model
+from pipeline.names import IMPORTED, ONNX, OWN
+
+
+@dataclasses.dataclass
+class OwnInputs:
+    predictions: Predictions | None = None
+    model: UserModel | None = None
+
+    def __bool__(self) -> bool:
+        return self.predictions is not None or self.model is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class OwnScored:
+    scored: Scored
+    embedding: np.ndarray | None  # (N, D), dataset row order
+    name: str
+    n_unseen: int  # texts the predictor is known never to have seen
+
+
+def read_own(cfg: Config, data: Dataset) -> OwnInputs:
+    """Read and check every user predictor the config names; raises LoadError before any work."""
+    own = OwnInputs()
+    if cfg.trained_on is not None:
+        splits = set(data.frame["split"].dropna().astype(str))
+        if cfg.trained_on not in splits:
+            raise LoadError(f"--trained-on {cfg.trained_on!r} is not a split of the data (its splits: "
+                            f"{examples(sorted(splits)) if splits else 'none; give --split COLUMN'}).")
+    if cfg.predictions is not None:
+        own.predictions = read_predictions(
+            Path(cfg.predictions), ids=data.frame["sample_id"], classes=data.classes,
+            name=cfg.predictor_name if cfg.predictor_name is not None else Path(cfg.predictions).stem,
+            id_column=cfg.predictions_id_column, limits=cfg.limits())
+    if cfg.model is not None:
+        texts = data.frame["text"].tolist()
+        own.model = open_model(Path(cfg.model), classes=data.classes, probe=texts, tokenizer=cfg.tokenizer,
+                               outputs=cfg.model_outputs, max_tokens=cfg.max_tokens, device=cfg.device)
+    return own
+
+
+def score_own(own: OwnInputs, cfg: Config, data: Dataset, model_dir: Path) -> list[OwnScored]:
+    """One OwnScored per user predictor, the predictions file's first."""
+    found = []
+    if own.predictions is not None:
+        p = own.predictions
+        seen = _seen(data, p.out_of_sample, cfg.trained_on)
+        found.append(_scored(IMPORTED, p.name, p.probs, p.embedding, seen, data, source=p.source, onnx_path=None,
+                             provider=None, n_features=0))
+    if own.model is not None:
+        m = own.model
+        probs, embedding = m.score(data.frame["text"].tolist(), progress=cfg.progress)
+        copy = model_dir / "own-model.onnx"
+        shutil.copyfile(m.path, copy)
+        if cfg.tokenizer is not None:
+            shutil.copyfile(cfg.tokenizer, model_dir / "own-tokenizer.json")
+        name = cfg.model_name if cfg.model_name is not None else m.path.stem
+        found.append(_scored(ONNX, name, probs, embedding, _seen(data, None, cfg.trained_on), data,
+                             source=str(m.path), onnx_path=copy, provider=m.provider, n_features=m.vocab_size))
+    return found
+
+
+def _seen(data: Dataset, out_of_sample: np.ndarray | None, trained_on: str | None) -> np.ndarray:
+    if out_of_sample is not None:
+        return ~out_of_sample
+    if trained_on is not None:
+        return (data.frame["split"].astype(str) == trained_on).to_numpy()
+    return np.ones(len(data.frame), dtype=bool)
+
+
+def _scored(family: str, name: str, probs: np.ndarray, embedding, seen: np.ndarray, data: Dataset, *, source: str,
+            onnx_path: Path | None, provider: str | None, n_features: int) -> OwnScored:
+    labels = data.labels
+    unseen = ~seen
+    accuracy = float((predicted_class(probs[unseen]) == labels[unseen]).mean()) if unseen.any() else None
+    row = {
+        "model_id": family, "family": family, "role": OWN, "fold": None, "reference": False,
+        "onnx_path": None if onnx_path is None else str(onnx_path),
+        "onnx_sha256": None if onnx_path is None else hashlib.sha256(Path(onnx_path).read_bytes()).hexdigest(),
+        "n_features": int(n_features), "n_train": int(seen.sum()), "accuracy": accuracy, "parity_max_abs": None,
+        "provider": provider, "name": name, "source": source,
+    }
+    frame = prediction_frame(data.frame["sample_id"], labels, probs, family=family, protocol=OWN, model_id=family,
+                             seen=seen)
+    return OwnScored(Scored(family, pd.DataFrame([row]), frame, probs), embedding, name, int(unseen.sum()))

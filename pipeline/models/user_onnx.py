@@ -1,0 +1,254 @@
+"""Score the user's own ONNX classifier on every text (issue 13, ``--model FILE.onnx``), checked before any work.
+
+Two kinds of graph are read, told apart by their inputs:
+
+- **strings**: one ``tensor(string)`` input, (N,) or (N, 1), such as a scikit-learn pipeline
+  converted with skl2onnx. Its probabilities come from a float (N, K) output, or from a
+  ZipMap (``seq(map(...))``) whose keys are matched to the data's class names (or read as
+  class indices 0..K-1 when they are integers that name no class).
+- **transformer**: int64 ``input_ids`` and ``attention_mask`` (and ``token_type_ids`` when
+  the graph has it), fed from ``--tokenizer tokenizer.json`` through the ``tokenizers``
+  library, truncated to ``max_tokens``. The class output is the (N, K) output named like
+  ``logits`` / ``probs`` (else the first with K columns); another 2-D float output (a
+  pooled one, such as ``pooler_output``) becomes the embedding.
+
+``outputs`` says what the class output holds: ``logits`` (softmax applied; one column:
+sigmoid), ``probs``, or ``auto`` (probabilities when every row lies in [0, 1] and sums to
+1, else logits). Columns are in the data's class order unless a ZipMap names them.
+
+``open_model(path, *, classes, tokenizer, ...)`` inspects the file and scores the two
+longest texts as a probe, so a graph with unexpected inputs or outputs, a tokenizer
+that does not fit its embedding table, or a text too long for it is a ``LoadError``
+naming what it has and what was expected, before any training. ``UserModel.score``
+then returns (N, K) float64 probabilities and the (N, D) embedding or None.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tqdm.auto import tqdm
+
+from pipeline.data.dataset import LoadError, examples
+from pipeline.models.devices import CUDA_OPTIONS, providers
+
+OUTPUTS = ("auto", "logits", "probs")
+TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_CLASS_OUTPUT_NAMES = ("logits", "probs", "probabilities", "output_probability", "scores")
+_BATCH_STRINGS = 1024
+_BATCH_TOKENS = 32
+_SUM_TOLERANCE = 1e-3
+
+
+@dataclasses.dataclass
+class UserModel:
+    path: Path
+    session: ort.InferenceSession
+    kind: str  # 'strings' | 'transformer'
+    classes: tuple[str, ...]
+    class_output: str
+    class_order: np.ndarray | None  # ZipMap: data class index -> key; None: columns are in the data's order
+    embedding_output: str | None
+    outputs: str  # what the class output holds: auto | logits | probs
+    tokenizer: object | None  # tokenizers.Tokenizer for 'transformer'
+    vocab_size: int  # the tokenizer's (0 for 'strings')
+
+    @property
+    def provider(self) -> str:
+        return self.session.get_providers()[0]
+
+    def score(self, texts: list[str], *, progress: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """((N, K) probabilities, (N, D) embedding or None) for ``texts``, in their order."""
+        n = len(texts)
+        order = np.argsort([len(t) for t in texts], kind="stable") if self.kind == "transformer" else np.arange(n)
+        size = _BATCH_TOKENS if self.kind == "transformer" else _BATCH_STRINGS
+        probs, vectors = np.zeros((n, len(self.classes))), None
+        with tqdm(total=n, desc="your model", unit="text", disable=not progress) as bar:
+            for start in range(0, n, size):
+                rows = order[start:start + size]
+                block, embedded = self._run([texts[i] for i in rows])
+                probs[rows] = block
+                if embedded is not None:
+                    if vectors is None:
+                        vectors = np.zeros((n, embedded.shape[1]), dtype=np.float32)
+                    vectors[rows] = embedded
+                bar.update(len(rows))
+        return probs, vectors
+
+    def _run(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        wanted = [self.class_output] + ([self.embedding_output] if self.embedding_output else [])
+        found = self.session.run(wanted, self._feed(texts))
+        probs = self._probabilities(found[0], len(texts))
+        return probs, (np.asarray(found[1], dtype=np.float32) if self.embedding_output else None)
+
+    def _feed(self, texts: list[str]) -> dict[str, np.ndarray]:
+        if self.kind == "strings":
+            node = self.session.get_inputs()[0]
+            array = np.array(texts, dtype=object)
+            return {node.name: array.reshape(-1, 1) if len(node.shape or []) == 2 else array}
+        encoded = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64)}
+        if "token_type_ids" in {i.name for i in self.session.get_inputs()}:
+            feed["token_type_ids"] = np.array([e.type_ids for e in encoded], dtype=np.int64)
+        return feed
+
+    def _probabilities(self, raw, n: int) -> np.ndarray:
+        if isinstance(raw, list):  # ZipMap: one {class key: probability} per row
+            return np.array([[row[key] for key in self.class_order] for row in raw], dtype=np.float64)
+        values = np.asarray(raw, dtype=np.float64).reshape(n, -1)
+        if values.shape[1] == 1 and len(self.classes) == 2:  # one column: P(class 1) or its logit
+            p = values[:, 0] if self._holds_probabilities(np.column_stack([1 - values[:, 0], values[:, 0]])) \
+                else 1.0 / (1.0 + np.exp(-values[:, 0]))
+            return np.column_stack([1.0 - p, p])
+        if values.shape[1] != len(self.classes):
+            raise LoadError(f"{self.path}: its output {self.class_output!r} has {values.shape[1]} columns, but the data "
+                            f"has {len(self.classes)} classes ({examples(self.classes)}).")
+        if self._holds_probabilities(values):
+            return values / values.sum(axis=1, keepdims=True)
+        shifted = np.exp(values - values.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+    def _holds_probabilities(self, values: np.ndarray) -> bool:
+        looks = bool(np.all((values >= 0) & (values <= 1)) and np.all(np.abs(values.sum(axis=1) - 1) <= _SUM_TOLERANCE))
+        if self.outputs == "probs" and not looks:
+            raise LoadError(f"{self.path}: --model-outputs probs was given, but {self.class_output!r} holds values that "
+                            "are not probabilities (outside [0, 1] or not summing to 1); use --model-outputs logits.")
+        return self.outputs == "probs" or (self.outputs == "auto" and looks)
+
+
+def open_model(path: Path, *, classes: tuple[str, ...], probe: list[str], tokenizer: Path | None = None,
+               outputs: str = "auto", max_tokens: int = 512, device: str = "auto") -> UserModel:
+    """Open and check the user's model; see the module doc. ``probe``: texts scored once as a check."""
+    if outputs not in OUTPUTS:
+        raise ValueError(f"model outputs must be one of {', '.join(OUTPUTS)}; got {outputs!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise LoadError(f"--model {path}: no such file. Pass the .onnx file of your classifier.")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    chosen = [(p, CUDA_OPTIONS) if p == "CUDAExecutionProvider" else p for p in providers(device)]
+    try:
+        session = ort.InferenceSession(str(path), options, providers=chosen)
+    except Exception as exc:  # onnxruntime raises its own classes for a file that is not a model
+        raise LoadError(f"--model {path} cannot be opened by ONNX Runtime ({_first_line(exc)}): it is not an ONNX "
+                        "model, or it needs operators this ONNX Runtime lacks.") from None
+    inputs = {i.name: i for i in session.get_inputs()}
+    strings = [i for i in inputs.values() if i.type == "tensor(string)"]
+    if len(inputs) == 1 and strings:
+        model = _strings_model(path, session, classes, outputs)
+    elif "input_ids" in inputs:
+        model = _transformer_model(path, session, classes, outputs, tokenizer, max_tokens, inputs)
+    else:
+        raise LoadError(f"--model {path} takes {_describe(inputs.values())}; Lossmap reads graphs that take one string "
+                        "tensor (the texts, e.g. a scikit-learn pipeline converted with skl2onnx) or input_ids and "
+                        "attention_mask (and token_type_ids) from a tokenizer (a transformer).")
+    try:
+        model.score(sorted(probe, key=len)[-2:] or [""])
+    except LoadError:
+        raise
+    except Exception as exc:
+        hint = (f" The tokenizer may not be the model's (its ids run to {model.vocab_size - 1}), or the texts may be "
+                f"longer than the model takes: try a lower --max-tokens (now {max_tokens})."
+                if model.kind == "transformer" else "")
+        raise LoadError(f"--model {path} failed on the data's longest texts ({_first_line(exc)}).{hint}") from None
+    return model
+
+
+def _strings_model(path, session, classes, outputs) -> UserModel:
+    outs = session.get_outputs()
+    zipmap = [o for o in outs if o.type.startswith("seq(map(")]
+    tensors = [o for o in outs if o.type in ("tensor(float)", "tensor(double)") and len(o.shape or []) == 2]
+    chosen = _pick(tensors, len(classes)) if tensors else None
+    if chosen is None and not zipmap:
+        raise LoadError(f"--model {path} gives {_describe(outs)}; expected class probabilities: a float (N, "
+                        f"{len(classes)}) output or a ZipMap (skl2onnx's output_probability).")
+    if chosen is not None:
+        return UserModel(path, session, "strings", classes, chosen.name, None, None, outputs, None, 0)
+    model = UserModel(path, session, "strings", classes, zipmap[0].name, None, None, "probs", None, 0)
+    row = session.run([zipmap[0].name], model._feed(["probe"]))[0][0]
+    model.class_order = _zipmap_order(path, list(row), classes)
+    return model
+
+
+def _zipmap_order(path: Path, keys: list, classes: tuple[str, ...]) -> np.ndarray:
+    """For each data class, the ZipMap key holding its probability."""
+    by_name = {str(k): k for k in keys}
+    if set(by_name) == set(classes):
+        return np.array([by_name[c] for c in classes], dtype=object)
+    if all(isinstance(k, (int, np.integer)) for k in keys) and sorted(keys) == list(range(len(classes))):
+        return np.array(sorted(keys), dtype=object)
+    raise LoadError(f"--model {path} names its classes {examples(sorted(by_name))}, but the data's classes are "
+                    f"{examples(classes)}: train the model on the same labels, or give the data's labels as they "
+                    "were when it was trained.")
+
+
+def _transformer_model(path, session, classes, outputs, tokenizer, max_tokens, inputs) -> UserModel:
+    unexpected = [i for i in inputs.values() if i.name not in TOKEN_INPUTS]
+    if unexpected or "attention_mask" not in inputs:
+        raise LoadError(f"--model {path} takes {_describe(inputs.values())}; a transformer graph must take input_ids "
+                        "and attention_mask (and optionally token_type_ids), all int64, and nothing else.")
+    if tokenizer is None:
+        raise LoadError(f"--model {path} takes token ids (input_ids); pass the tokenizer it was trained with, "
+                        "--tokenizer tokenizer.json (saved by the tokenizers library or a Hugging Face tokenizer).")
+    from tokenizers import Tokenizer
+
+    try:
+        tok = Tokenizer.from_file(str(tokenizer))
+    except Exception as exc:
+        raise LoadError(f"--tokenizer {tokenizer} cannot be read as a tokenizer.json ({_first_line(exc)}).") from None
+    rows = _embedding_rows(path)
+    if rows is not None and tok.get_vocab_size() > rows:
+        raise LoadError(f"--tokenizer {tokenizer} has {tok.get_vocab_size():,} tokens, but the model's embedding table "
+                        f"has {rows:,} rows: it is not the tokenizer this model was trained with.")
+    tok.enable_truncation(max_length=max_tokens)
+    pad = tok.token_to_id("[PAD]") if tok.token_to_id("[PAD]") is not None else tok.token_to_id("<pad>") or 0
+    tok.enable_padding(pad_id=pad)
+    outs = session.get_outputs()
+    floats = [o for o in outs if o.type in ("tensor(float)", "tensor(double)") and len(o.shape or []) == 2]
+    chosen = _pick(floats, len(classes))
+    if chosen is None:
+        raise LoadError(f"--model {path} gives {_describe(outs)}; expected a float (N, {len(classes)}) output of "
+                        "logits or probabilities.")
+    others = [o for o in floats if o.name != chosen.name]
+    embedding = next((o for o in others if any(w in o.name.lower() for w in ("pool", "embed", "hidden"))),
+                     others[0] if others else None)
+    return UserModel(path, session, "transformer", classes, chosen.name, None,
+                     embedding.name if embedding is not None else None, outputs, tok, tok.get_vocab_size())
+
+
+def _pick(outputs, k: int):
+    """The class output: named like logits/probs, else the first whose width is K (or unknown)."""
+    fits = [o for o in outputs if o.shape[-1] in (k, None) or isinstance(o.shape[-1], str)
+            or (k == 2 and o.shape[-1] == 1)]
+    named = [o for o in fits if o.name.lower() in _CLASS_OUTPUT_NAMES]
+    return (named or fits or [None])[0]
+
+
+def _embedding_rows(path: Path) -> int | None:
+    """Rows of the table input_ids index (the Gather fed by input_ids), when the graph shows it."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:
+        return None
+    shapes = {t.name: list(t.dims) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Gather" and len(node.input) == 2 and node.input[1] == "input_ids":
+            dims = shapes.get(node.input[0])
+            if dims:
+                return int(dims[0])
+    return None
+
+
+def _describe(nodes) -> str:
+    return ", ".join(f"{n.name} ({n.type}, shape {list(n.shape) if n.shape is not None else '?'})" for n in nodes)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
