@@ -134,6 +134,10 @@ def open_model(path: Path, *, classes: tuple[str, ...], probe: list[str], tokeni
     try:
         session = ort.InferenceSession(str(path), options, providers=chosen)
     except Exception as exc:  # onnxruntime raises its own classes for a file that is not a model
+        if "construct locale" in str(exc):
+            raise LoadError(f"--model {path} lowercases text in a locale this machine lacks ({_first_line(exc)[-160:]}). "
+                            "Install that locale, or convert the model again with skl2onnx's option "
+                            "{TfidfVectorizer: {'locale': 'C.UTF-8'}}.") from None
         raise LoadError(f"--model {path} cannot be opened by ONNX Runtime ({_first_line(exc)}): it is not an ONNX "
                         "model, or it needs operators this ONNX Runtime lacks.") from None
     inputs = {i.name: i for i in session.get_inputs()}
