@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pages.common import decisions  # noqa: E402
+from pipeline.store import decisions  # noqa: E402
 
 
 def timed(action) -> tuple[float, str]:

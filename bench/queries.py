@@ -29,7 +29,7 @@ import logging  # noqa: E402
 
 logging.getLogger("streamlit").setLevel(logging.ERROR)  # "no runtime" warnings: there is no app here
 
-from pages.common import decisions  # noqa: E402
+from pipeline.store import decisions  # noqa: E402
 from pages.common import queries as q  # noqa: E402
 
 

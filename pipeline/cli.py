@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse data whose run would need more memory than this (default: what is available)")
     _unpack_options(g, d)
     g.add_argument("--seed", type=int, default=d.seed, help="seed for sampling, folds, SVD and clusters (default: %(default)s)")
+    g.add_argument("--relabel", type=Path, metavar="FILE",
+                   help="apply reviewers' decisions as label overrides before training: the app's decisions file "
+                        "(<store>.decisions.duckdb) or its relabel CSV. The data's labels are kept in the store "
+                        "(samples.original_label), and the run records which labels it changed")
+    g.add_argument("--relabel-split", metavar="SPLIT",
+                   help="apply the decisions only to this split's texts, e.g. train, so the test split's labels stay "
+                        "the yardstick for comparing runs (default: every text)")
     g = run.add_argument_group("model")
     g.add_argument("--folds", type=int, default=d.folds, help="cross-fitting folds, grouped by movie or --group "
                    "(default: %(default)s)")
@@ -141,10 +148,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the split (of --split) your model was trained on: its predictions there are marked seen in "
                         "training, the others as unseen. Without it (or an out_of_sample column) every prediction "
                         "counts as seen, and its losses as optimistic")
-    g.add_argument("--relabel", type=Path, metavar="FILE",
-                   help="apply reviewers' decisions as label overrides before training: the app's decisions file "
-                        "(<store>.decisions.duckdb) or its relabel CSV. The data's labels are kept in the store "
-                        "(samples.original_label), and the run records which labels it changed")
     g = run.add_argument_group("output")
     g.add_argument("--db", type=Path, default=DEFAULT_DB, help="the DuckDB store (created if missing) (default: %(default)s)")
     g.add_argument("--models-dir", type=Path, default=d.models_dir, help="where ONNX files go, one folder per run (default: %(default)s)")

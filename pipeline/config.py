@@ -41,6 +41,7 @@ class Config:
     seed: int = 0  # seed for sampling, folds, SVD and UMAP
     flip_fraction: float = 0.0  # share of labels changed at random before training (benchmarks only)
     relabel: Path | None = None  # decisions (the app's decisions file or its relabel CSV) applied as label overrides
+    relabel_split: str | None = None  # apply them only to this split's rows (IMDB: train, keeping test as it is)
 
     # --- the user's own model (issue 13): its predictions, or the model itself ---
     predictions: Path | None = None  # a predictions file: ids, per-class probabilities, optional embedding
@@ -123,6 +124,8 @@ class Config:
             raise ValueError("--issue-source imported ranks on your predictions: give them with --predictions FILE")
         if self.issue_source == ONNX and self.model is None:
             raise ValueError("--issue-source onnx ranks on your ONNX model: give it with --model FILE.onnx")
+        if self.relabel_split is not None and self.relabel is None:
+            raise ValueError("--relabel-split goes with --relabel FILE")
         if self.tokenizer is not None and self.model is None:
             raise ValueError("--tokenizer goes with --model FILE.onnx (a transformer graph)")
         for name, least in (("folds", 2), ("ngram_max", 1), ("min_df", 1), ("max_features", 1), ("dense_vocab", 1),

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from pipeline.analyses import explain, issues, project
 from pipeline.config import Config
 from pipeline.data.load import load_dataset
+from pipeline.data.relabel import relabel
 from pipeline.models import export, linear, outputs, own, sequences, train_nn
 from pipeline.models.folds import make_folds
 from pipeline.models.run_folder import run_folder
@@ -109,6 +110,8 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
     timer = _Timer(cfg.progress, stages=9 + len(cfg.families()) + mine)  # load .. score, networks, own, explain ..
     with timer.stage("load"):
         data = load_dataset(cfg, frame)
+        if cfg.relabel is not None:
+            data = relabel(data, Path(cfg.relabel), split=cfg.relabel_split)
         users = own.read_own(cfg, data)  # the user's predictors, checked before any training
     with timer.stage("tokenize"):
         corpus = tokenize(data.frame["display_text"], ngram_max=cfg.ngram_max)

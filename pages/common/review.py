@@ -1,6 +1,6 @@
 """Deciding on reviews: one at a time (with a key per decision), several at once, and undoing.
 
-Every decision goes through ``pages.common.decisions`` (an append-only history); undo
+Every decision goes through ``pipeline.store.decisions`` (an append-only history); undo
 writes a row too. A note belongs to one review or one batch: its widget is keyed by
 the review (or the batch), so the next one starts empty.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.common import decisions
+from pipeline.store import decisions
 from pages.common.state import Context
 from pages.common.widgets import plain
 

@@ -22,7 +22,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from pages.common import queries
-from pages.common.decisions import decisions_path
+from pipeline.store.decisions import decisions_path
 from pages.common.widgets import plain
 from pipeline.config import DEFAULT_DB
 from pipeline.store.schema import StoreError

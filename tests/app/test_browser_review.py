@@ -116,7 +116,7 @@ def test_a_double_key_press_decides_once(served, page):
     _next_heading(page, first)
     page.wait_for_timeout(1500)
     _idle(page)
-    from pages.common import decisions
+    from pipeline.store import decisions
 
     assert decisions.current(decisions.decisions_path(store))["sample_id"].tolist() == [first]
 

@@ -5,7 +5,7 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.common import decisions
+from pipeline.store import decisions
 from tests.conftest import HOSTILE_CLASSES, RATING_SAMPLE, ROOT, STARS
 from tests.app.test_pages import _decide, PAGES, _parse, _suspect_id
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.common import decisions
+from pipeline.store import decisions
 from pages.common.widgets import SHOWN_CHARS
 from pipeline.store.schema import SCHEMA_VERSION
 from tests.conftest import HOSTILE_ID, HOSTILE_VARIANTS, ROOT

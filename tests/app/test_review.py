@@ -3,7 +3,7 @@
 import csv
 import io
 
-from pages.common import decisions
+from pipeline.store import decisions
 from tests.app.test_pages import _decide, _suspect_id, _table
 
 

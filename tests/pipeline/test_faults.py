@@ -18,7 +18,7 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.common import decisions
+from pipeline.store import decisions
 from pipeline.store.schema import OPTIONAL_TABLES, RUN_TABLES
 from tests.conftest import ROOT, real_archive
 

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from pages.common import decisions
+from pipeline.store import decisions
 
 
 @pytest.fixture
@@ -81,6 +81,11 @@ def test_formula_cells_are_neutralised(path, start):
     assert row["note"] == "'" + note
 
 
+@pytest.mark.parametrize("value", ["=1+1", " @SUM(A1)", "\u200b-cmd", "+", "＝x", "'quoted", "-1", "plain"])
+def test_a_neutralised_cell_is_restored_as_it_was(value):
+    assert decisions.restore(decisions.neutralise(value)) == value
+
+
 def test_other_cells_round_trip_unchanged(path):
     note = 'quotes " and, commas\nand a newline, unicode é, 1+1'
     decisions.record(path, sample_id="test/pos/4_9", decision="correct", old_label="positive", note=note)
@@ -122,7 +127,7 @@ def test_no_decisions_yet(path):
 
 _SESSIONS = """
 import json, sys, threading, time
-from pages.common import decisions
+from pipeline.store import decisions
 path, proc, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 samples = [f"test/neg/{i}_2" for i in range(8)]  # every session works on the same 8 reviews
 done = {}

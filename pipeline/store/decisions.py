@@ -24,7 +24,9 @@ were stored (0/1 for IMDB's negative/positive) is converted in place the first t
 is opened.
 
 ``relabel_csv(path)`` renders the current decisions as CSV bytes with spreadsheet
-formulas neutralised.
+formulas neutralised (``restore`` undoes that for a cell read back, as ``--relabel`` does).
+The pipeline reads this file too: ``python -m pipeline run --relabel`` applies the current
+decisions as label overrides (``pipeline.data.relabel``).
 """
 
 from __future__ import annotations
@@ -334,6 +336,13 @@ def neutralise(value):
     if value.startswith(_FORMULA_START) or value.lstrip(_LEADING).startswith(_FORMULA_START):
         if not _NUMBER.fullmatch(value.strip(_LEADING)):
             return "'" + value
+    return value
+
+
+def restore(value):
+    """What ``neutralise`` was given: a cell read back from the relabel CSV without the quote it added."""
+    if isinstance(value, str) and value.startswith("'") and neutralise(value[1:]) == value:
+        return value[1:]
     return value
 
 
