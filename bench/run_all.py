@@ -33,6 +33,9 @@ BENCHES = [  # (title, arguments after `python`, needs the full run)
     ("Pipeline, --sample 2000: wall time and peak memory per stage (target < 2 min)",
      ["bench/pipeline_time.py", "--sample", "2000"], False),
     ("Scoring: ONNX Runtime vs native, every model", ["bench/scoring.py"], False),
+    ("Your own classifier, 5,000 reviews: a predictions file imported, a 4-layer BERT scored with ONNX Runtime "
+     "vs PyTorch eager (the 50,000-review run takes about 10 minutes: `--n 50000`)",
+     ["bench/own_model.py", "--n", "5000"], False),
     ("A generated store of 1,000,000 reviews (the full run's reviews, 20 copies)",
      ["bench/make_store.py", "--from", FULL, "--out", MIL], True),
     ("App queries on the 50,000-review store (target p95 < 100 ms)", ["bench/queries.py", "--db", FULL], True),
