@@ -31,9 +31,15 @@ space = st.sidebar.selectbox("Map of", spaces, format_func=lambda s: SPACE_NAMES
                              help="Which model's view of the reviews: its embedding, mapped to 2-D with UMAP; "
                                   "loss and predictions on the map are that model's, out of fold")
 st.title("Population map")
-st.caption(f"{SPACE_NAMES.get(space, space)}. Network maps use the network trained on the train split (fold 0's "
-           "when the data has no train split); the "
-           "flags are the run's label issues, whichever map is shown.")
+if space.endswith("-embedding"):  # the user's own model (names.space of an own family)
+    st.caption(f"{SPACE_NAMES.get(space, space)}: the vectors your model gave, mapped with UMAP (cosine). Loss and "
+               "predictions on this map are your model's as given: where it was not told it never saw a text, that "
+               "text counts as seen in training and its loss is optimistic (Models page). The flags are the run's "
+               "label issues, whichever map is shown.")
+else:
+    st.caption(f"{SPACE_NAMES.get(space, space)}. Network maps use the network trained on the train split (fold 0's "
+               "when the data has no train split); the "
+               "flags are the run's label issues, whichever map is shown.")
 c = st.columns([2, 2, 1, 1])
 color = c[0].selectbox("Color by", list(COLOR_BY), key="map_color")
 limit = c[1].select_slider("Points drawn", [2_000, 5_000, 10_000, 20_000, 50_000], value=5_000, key="map_limit")
