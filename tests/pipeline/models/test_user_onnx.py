@@ -235,3 +235,32 @@ def test_a_model_that_does_not_fit_is_refused_before_training_with_what_it_has(c
         run_pipeline(Config(data=data, db=tmp_path / "s.duckdb", models_dir=tmp_path / "m", progress=False,
                             dense=False, cnn=False, model=model(), tokenizer=tokenizer() if tokenizer else None))
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_logits_said_to_be_probabilities_are_refused(reviews, bert):
+    table, _ = reviews
+    _, path, tokenizer, _ = bert
+    with pytest.raises(LoadError, match=r"--model-outputs probs was given, but 'logits' holds values that are not "
+                                        r"probabilities.*use --model-outputs logits"):
+        open_model(path, classes=CLASSES, probe=table["review"].tolist(), tokenizer=tokenizer, outputs="probs",
+                   max_tokens=128)
+
+
+def test_a_single_logit_column_is_read_through_a_sigmoid(tmp_path):
+    class OneLogit(torch.nn.Module):
+        def forward(self, input_ids, attention_mask):
+            return (input_ids.float() * attention_mask).sum(dim=1, keepdim=True) / 100.0 - 1.0
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"[PAD]": 0, "[UNK]": 1, "good": 150, "bad": 20}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "tok.json"))
+    ids = torch.tensor([[150, 20]])
+    torch.onnx.export(OneLogit().eval(), (ids, torch.ones_like(ids)), str(tmp_path / "one.onnx"), dynamo=False,
+                      input_names=["input_ids", "attention_mask"], output_names=["logits"], opset_version=17,
+                      dynamic_axes={"input_ids": {0: "n", 1: "t"}, "attention_mask": {0: "n", 1: "t"}, "logits": {0: "n"}})
+    model = open_model(tmp_path / "one.onnx", classes=CLASSES, probe=["good"], tokenizer=tmp_path / "tok.json")
+    probs, _ = model.score(["good good", "bad"])
+    expected = 1 / (1 + np.exp(-np.array([300 / 100 - 1, 20 / 100 - 1])))
+    assert np.allclose(probs[:, 1], expected, atol=1e-6) and np.allclose(probs.sum(axis=1), 1)
