@@ -19,6 +19,8 @@ pages = st.navigation([
     st.Page("pages/population_map.py", title="Population map", icon=":material/scatter_plot:"),
     st.Page("pages/mislabel_review.py", title="Mislabel review", icon=":material/fact_check:"),
     st.Page("pages/sample_analysis.py", title="Sample analysis", icon=":material/search_insights:"),
+    st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
+    st.Page("pages/compare_runs.py", title="Compare runs", icon=":material/compare_arrows:"),
     st.Page("pages/training.py", title="Training", icon=":material/monitoring:"),
     st.Page("pages/truncation.py", title="Truncation", icon=":material/content_cut:"),
     st.Page("pages/experiments.py", title="Experiments", icon=":material/science:"),

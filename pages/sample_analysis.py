@@ -7,7 +7,6 @@ import streamlit as st
 from pages.common import queries, review, state
 from pages.common.widgets import (SHOWN_CHARS, class_colors, highlight_html, legend_html, plain,
                                   rating_text, visible)
-from pipeline.names import PROTOCOL_NAMES, predictor_name
 
 ctx = state.context()
 review.say_last_recorded()
@@ -71,7 +70,7 @@ with left:
 with right:
     st.subheader("Predictions")
     preds = queries.predictions_for(ctx.ref, ctx.run_id, sample_id)
-    preds["model"] = [predictor_name(f, p, len(ctx.classes)) for f, p in zip(preds["family"], preds["protocol"])]
+    preds["model"] = queries.predictor_labels(preds, len(ctx.classes))  # a user's own model by its given name
     bars = pd.DataFrame([{"model": m, "class": ctx.name(k), "order": k, "p": float(p)}
                          for m, probs in zip(preds["model"], preds["probs"]) for k, p in enumerate(probs)])
     order = list(preds["model"])
@@ -83,8 +82,9 @@ with right:
         tooltip=["model", "class", alt.Tooltip("p:Q", format=".3f")]).properties(
         height=28 * max(len(order), 1) + 50), width="stretch")
     if preds["seen_in_training"].any():
-        st.caption(f"The {PROTOCOL_NAMES['conventional']} models trained on this review (train split), so their "
-                   "scores are optimistic; out-of-fold scores come from models that never saw it.")
+        seen = "; ".join(plain(m) for m in preds.loc[preds["seen_in_training"], "model"])
+        st.caption(f"Optimistic here, having trained on this review (a model of your own may have, unless you said "
+                   f"it did not): {seen}. Out-of-fold scores come from models that never saw it.")
     st.subheader("Strongest n-grams")
     top = tokens[tokens["kind"] == "token"].head(15)
     st.altair_chart(alt.Chart(top).mark_bar().encode(

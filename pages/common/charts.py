@@ -1,4 +1,5 @@
-"""Charts more than one page draws: training curves per batch, smoothed, on a shared progress axis.
+"""Charts more than one page draws: training curves per batch, smoothed, on a shared progress axis; grids of
+shares (accuracy per predictor and class, agreement between predictors) labelled with their numbers.
 
 Networks train for different numbers of batches, so their curves share an axis of
 training progress (the share of a model's batches done). Smoothing is a trailing mean
@@ -90,3 +91,22 @@ def band_charts(long: pd.DataFrame, band: pd.DataFrame, reference: str, height: 
             tooltip=["epoch", "step", alt.Tooltip("smoothed:Q", format=".3f", title="trailing mean")])
         out.append((area + mid + line).properties(height=height))
     return out
+
+
+def share_heatmap(frame: pd.DataFrame, *, x: str, y: str, value: str, x_sort: list, y_sort: list, x_title: str | None,
+                  legend: str, tooltip: tuple = ()) -> alt.LayerChart:
+    """A grid of shares (``value``, 0-1) between two nominal columns, each cell coloured by its share and labelled
+    with it as a percentage (white on dark cells)."""
+    slanted = len(x_sort) > 3 and max((len(str(v)) for v in x_sort), default=0) > 8  # long labels side by side
+    base = alt.Chart(frame).encode(
+        x=alt.X(f"{x}:N", sort=x_sort, title=x_title,
+                axis=alt.Axis(labelAngle=-40 if slanted else 0, labelLimit=180, labelOverlap=False)),
+        y=alt.Y(f"{y}:N", sort=y_sort, title=None, axis=alt.Axis(labelLimit=260)),
+        tooltip=[alt.Tooltip(f"{x}:N"), alt.Tooltip(f"{y}:N"), alt.Tooltip(f"{value}:Q", format=".1%", title=legend),
+                 *tooltip])
+    cells = base.mark_rect().encode(color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]),
+                                                    title=legend, legend=alt.Legend(format="%")))
+    text = base.mark_text(fontSize=11).encode(text=alt.Text(f"{value}:Q", format=".0%"),
+                                              color=alt.condition(f"datum.{value} > 0.6", alt.value("white"),
+                                                                  alt.value("#111827")))
+    return (cells + text).properties(height=30 * len(y_sort) + (160 if slanted else 60))  # the axes' room included

@@ -18,7 +18,8 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from pipeline.names import FAMILIES, TEXT_SPACE as SPACE
+from pages.common.widgets import visible
+from pipeline.names import FAMILIES, PROTOCOLS, TEXT_SPACE as SPACE, predictor_name
 from pipeline.store.files import cursor as store_cursor
 from pipeline.store.files import open_readonly
 
@@ -355,10 +356,14 @@ def sample_detail(ref: StoreRef, run_id: str, sample_id: str) -> dict | None:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def predictions_for(ref: StoreRef, run_id: str, sample_id: str) -> pd.DataFrame:
-    """Every stored predictor's view of one review: family, protocol, model_id, probs, p_given, pred_label, loss."""
-    return _query(ref, "SELECT family, protocol, model_id, probs, p_given, pred_label, loss, seen_in_training "
-                       "FROM predictions WHERE run_id = ? AND sample_id = ? "
-                       "ORDER BY list_position(?, family), protocol DESC", [run_id, sample_id, list(FAMILIES)])
+    """Every stored predictor's view of one review: family, protocol, model_id, name (models.name, see
+    ``predictor_labels``), probs, p_given, pred_label, loss, seen_in_training."""
+    return _query(ref, "SELECT p.family, p.protocol, p.model_id, m.name, p.probs, p.p_given, p.pred_label, p.loss, "
+                       "p.seen_in_training FROM predictions p "
+                       "LEFT JOIN models m ON m.run_id = p.run_id AND m.model_id = p.model_id "
+                       "WHERE p.run_id = ? AND p.sample_id = ? "
+                       "ORDER BY list_position(?, p.family), list_position(?, p.protocol)",
+                  [run_id, sample_id, list(FAMILIES), list(PROTOCOLS)])
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -551,3 +556,214 @@ def truncation_detail(ref: StoreRef, run_id: str, family: str, sample_id: str) -
              (SELECT display_text, label, rating FROM samples WHERE run_id = $run AND sample_id = $sample) s
     """, {"run": run_id, "family": family, "sample": sample_id})
     return None if rows.empty else rows.iloc[0].to_dict()
+
+
+# --- Models page: every stored predictor, a (family, protocol) pair of `predictions` ---
+
+_BY_PREDICTOR = "ORDER BY list_position($families, family), list_position($protocols, protocol)"
+_UNSEEN_ONLY = "(NOT $unseen OR NOT p.seen_in_training)"  # $unseen: keep only texts the predictor never trained on
+
+
+def _predictor_params(run_id: str, **more) -> dict:
+    return {"run": run_id, "families": list(FAMILIES), "protocols": list(PROTOCOLS), **more}
+
+
+def predictor_labels(frame: pd.DataFrame, n_classes: int) -> list[str]:
+    """How pages name each predictor row of ``frame`` (columns family, protocol and name, models.name): the name its
+    user gave it, else by family and protocol (``predictor_name``). A name that two predictors would share gets its
+    family and protocol added, so every label is one predictor's. Made visible (``widgets.visible``), ready for charts
+    and tables; Markdown still needs ``plain``."""
+    given = frame["name"] if "name" in frame else pd.Series([None] * len(frame), index=frame.index)
+    labels = [visible(n) if isinstance(n, str) and n.strip() else predictor_name(f, p, n_classes)
+              for f, p, n in zip(frame["family"], frame["protocol"], given)]
+    return [f"{label} ({predictor_name(f, p, n_classes)})" if labels.count(label) > 1 else label
+            for label, f, p in zip(labels, frame["family"], frame["protocol"])]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def predictors(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """Per predictor: family, protocol, name (models.name: the user's name for their own model, else None), texts
+    scored, accuracy against the label used, and the same split into texts it never saw (unseen) and texts it
+    trained on (seen: optimistic)."""
+    return _query(ref, f"""
+        WITH per AS (
+            SELECT p.family, p.protocol, count(*) AS texts, avg((p.pred_label = s.label)::INT) AS accuracy,
+                   count(*) FILTER (WHERE NOT p.seen_in_training) AS unseen,
+                   avg((p.pred_label = s.label)::INT) FILTER (WHERE NOT p.seen_in_training) AS accuracy_unseen,
+                   count(*) FILTER (WHERE p.seen_in_training) AS seen,
+                   avg((p.pred_label = s.label)::INT) FILTER (WHERE p.seen_in_training) AS accuracy_seen
+            FROM predictions p JOIN sample_summary s ON s.run_id = p.run_id AND s.sample_id = p.sample_id
+            WHERE p.run_id = $run GROUP BY p.family, p.protocol)
+        SELECT per.*, n.name FROM per
+        LEFT JOIN (SELECT family, max(name) AS name FROM models WHERE run_id = $run GROUP BY family) n USING (family)
+        {_BY_PREDICTOR}
+    """, _predictor_params(run_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def predictor_class_accuracy(ref: StoreRef, run_id: str, unseen: bool) -> pd.DataFrame:
+    """Per predictor and given class: family, protocol, class, texts, accuracy (the share predicted as the class);
+    with ``unseen``, over the texts each predictor never trained on."""
+    return _query(ref, f"""
+        SELECT p.family, p.protocol, s.label AS class, count(*) AS texts, avg((p.pred_label = s.label)::INT) AS accuracy
+        FROM predictions p JOIN sample_summary s ON s.run_id = p.run_id AND s.sample_id = p.sample_id
+        WHERE p.run_id = $run AND {_UNSEEN_ONLY} GROUP BY p.family, p.protocol, s.label {_BY_PREDICTOR}, class
+    """, _predictor_params(run_id, unseen=unseen))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def agreement(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """Every ordered pair of predictors: family_a, protocol_a, family_b, protocol_b, texts both scored, agreement
+    (the share of them on which both predict the same class)."""
+    return _query(ref, """
+        SELECT a.family AS family_a, a.protocol AS protocol_a, b.family AS family_b, b.protocol AS protocol_b,
+               count(*) AS texts, avg((a.pred_label = b.pred_label)::INT) AS agreement
+        FROM predictions a JOIN predictions b ON b.run_id = a.run_id AND b.sample_id = a.sample_id
+        WHERE a.run_id = $run GROUP BY ALL
+    """, {"run": run_id})
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def disagreements(ref: StoreRef, run_id: str, limit: int = 200) -> tuple[pd.DataFrame, int]:
+    """(every predictor's prediction of the ``limit`` texts they disagree on most: most classes predicted, then the
+    widest spread of p(given); how many texts get more than one class). Rows: sample_id, classes_predicted, spread,
+    label, preview, family, protocol, pred_label, p_given."""
+    params = {"run": run_id, "limit": limit}
+    spread = ("SELECT sample_id, count(DISTINCT pred_label) AS classes_predicted, max(p_given) - min(p_given) AS "
+              "spread FROM predictions WHERE run_id = $run GROUP BY sample_id HAVING count(DISTINCT pred_label) > 1")
+    total = int(_query(ref, f"SELECT count(*) AS n FROM ({spread})", {"run": run_id})["n"].iloc[0])
+    rows = _query(ref, f"""
+        WITH top AS ({spread} ORDER BY classes_predicted DESC, spread DESC, sample_id LIMIT $limit)
+        SELECT t.sample_id, t.classes_predicted, t.spread, s.label, s.preview, p.family, p.protocol, p.pred_label,
+               p.p_given
+        FROM top t JOIN sample_summary s ON s.run_id = $run AND s.sample_id = t.sample_id
+        JOIN predictions p ON p.run_id = $run AND p.sample_id = t.sample_id
+        ORDER BY t.classes_predicted DESC, t.spread DESC, t.sample_id
+    """, params)
+    return rows, total
+
+
+CALIBRATION_BINS = 10  # equal-width bins of the predicted class's probability, 0..1
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def calibration(ref: StoreRef, run_id: str, unseen: bool) -> pd.DataFrame:
+    """Reliability bins per predictor: family, protocol, bin (0..9), lo, hi, texts, confidence (mean probability of
+    the predicted class), accuracy, and the predictor's expected calibration error ``ece`` (the texts-weighted mean
+    of |accuracy - confidence| over its bins, 0..1); with ``unseen``, over the texts it never trained on."""
+    return _query(ref, f"""
+        WITH bins AS (
+            SELECT p.family, p.protocol, least(floor(p.p_pred * $bins), $bins - 1)::INT AS bin, count(*) AS texts,
+                   avg(p.p_pred) AS confidence, avg((p.pred_label = s.label)::INT) AS accuracy
+            FROM predictions p JOIN sample_summary s ON s.run_id = p.run_id AND s.sample_id = p.sample_id
+            WHERE p.run_id = $run AND {_UNSEEN_ONLY} GROUP BY ALL)
+        SELECT *, bin / $bins AS lo, (bin + 1) / $bins AS hi,
+               sum(texts * abs(accuracy - confidence)) OVER w / sum(texts) OVER w AS ece
+        FROM bins WINDOW w AS (PARTITION BY family, protocol) {_BY_PREDICTOR}, bin
+    """, _predictor_params(run_id, unseen=unseen, bins=CALIBRATION_BINS))
+
+
+# --- Compare runs page: two runs, on the texts both hold (the same sample_id) ---
+
+_SHARED = ("SELECT a.sample_id FROM sample_summary a JOIN sample_summary b ON b.run_id = $b "
+           "AND b.sample_id = a.sample_id WHERE a.run_id = $a")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def shared_texts(ref: StoreRef, run_a: str, run_b: str) -> dict:
+    """How many texts both runs hold (shared), each run holds (texts_a, texts_b), and each run's out-of-fold accuracy
+    of the linear model on the shared ones (oof_a, oof_b, 0..1; None without shared texts)."""
+    row = _query(ref, """
+        SELECT (SELECT count(*) FROM sample_summary WHERE run_id = $a) AS texts_a,
+               (SELECT count(*) FROM sample_summary WHERE run_id = $b) AS texts_b,
+               count(*) AS shared, avg(a.correct::INT) AS oof_a, avg(b.correct::INT) AS oof_b
+        FROM sample_summary a JOIN sample_summary b ON b.run_id = $b AND b.sample_id = a.sample_id WHERE a.run_id = $a
+    """, {"a": run_a, "b": run_b}).iloc[0]
+    return {"texts_a": int(row["texts_a"]), "texts_b": int(row["texts_b"]), "shared": int(row["shared"]),
+            "oof_a": None if pd.isna(row["oof_a"]) else float(row["oof_a"]),
+            "oof_b": None if pd.isna(row["oof_b"]) else float(row["oof_b"])}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def class_accuracy_change(ref: StoreRef, run_a: str, run_b: str) -> pd.DataFrame:
+    """Per class name (the given label, as each run names it), on the shared texts: texts_a, accuracy_a, texts_b,
+    accuracy_b (0..1), delta (accuracy_b - accuracy_a); in run A's class order."""
+    return _query(ref, f"""
+        WITH per AS (SELECT s.run_id, s.label AS class, c.name, count(*) AS texts, avg(s.correct::INT) AS accuracy
+                     FROM sample_summary s JOIN classes c ON c.run_id = s.run_id AND c.class = s.label
+                     WHERE s.run_id IN ($a, $b) AND s.sample_id IN ({_SHARED}) GROUP BY ALL),
+             a AS (SELECT * FROM per WHERE run_id = $a), b AS (SELECT * FROM per WHERE run_id = $b)
+        SELECT coalesce(a.name, b.name) AS name, coalesce(a.texts, 0) AS texts_a, a.accuracy AS accuracy_a,
+               coalesce(b.texts, 0) AS texts_b, b.accuracy AS accuracy_b, b.accuracy - a.accuracy AS delta
+        FROM a FULL JOIN b USING (name) ORDER BY coalesce(a.class, b.class), name
+    """, {"a": run_a, "b": run_b})
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def changed_predictions(ref: StoreRef, run_a: str, run_b: str, limit: int = 500) -> tuple[pd.DataFrame, int]:
+    """(the shared texts whose linear out-of-fold prediction differs between the runs, at most ``limit``, the
+    largest change of p(given) first; how many there are). Rows: sample_id, label_a, label_b, pred_a, pred_b (class
+    names as each run names them), correct_a, correct_b (against each run's label), p_given_a, p_given_b, preview."""
+    where = ("FROM sample_summary a JOIN sample_summary b ON b.run_id = $b AND b.sample_id = a.sample_id "
+             "WHERE a.run_id = $a AND a.pred_label <> b.pred_label")
+    params = {"a": run_a, "b": run_b}
+    total = int(_query(ref, f"SELECT count(*) AS n {where}", params)["n"].iloc[0])
+    rows = _query(ref, f"""
+        WITH changed AS (SELECT a.sample_id, a.label AS la, b.label AS lb, a.pred_label AS pa, b.pred_label AS pb,
+                                a.correct AS correct_a, b.correct AS correct_b, a.p_given AS p_given_a,
+                                b.p_given AS p_given_b, b.preview {where}
+                         ORDER BY abs(b.p_given - a.p_given) DESC, a.sample_id LIMIT $limit)
+        SELECT sample_id, ga.name AS label_a, gb.name AS label_b, qa.name AS pred_a, qb.name AS pred_b, correct_a,
+               correct_b, p_given_a, p_given_b, preview
+        FROM changed
+        JOIN classes ga ON ga.run_id = $a AND ga.class = la JOIN classes gb ON gb.run_id = $b AND gb.class = lb
+        JOIN classes qa ON qa.run_id = $a AND qa.class = pa JOIN classes qb ON qb.run_id = $b AND qb.class = pb
+        ORDER BY abs(p_given_b - p_given_a) DESC, sample_id
+    """, params | {"limit": limit})
+    return rows, total
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def prediction_flows(ref: StoreRef, run_a: str, run_b: str) -> pd.DataFrame:
+    """Per direction of a changed prediction (pred_a -> pred_b, class names) and outcome ('became right', 'became
+    wrong', 'wrong in both', 'right in both': against each run's label, which a relabel can change): texts."""
+    return _query(ref, """
+        SELECT qa.name AS pred_a, qb.name AS pred_b,
+               CASE WHEN b.correct AND NOT a.correct THEN 'became right' WHEN a.correct AND NOT b.correct
+                    THEN 'became wrong' WHEN a.correct THEN 'right in both' ELSE 'wrong in both' END AS outcome,
+               count(*) AS texts
+        FROM sample_summary a JOIN sample_summary b ON b.run_id = $b AND b.sample_id = a.sample_id
+        JOIN classes qa ON qa.run_id = $a AND qa.class = a.pred_label
+        JOIN classes qb ON qb.run_id = $b AND qb.class = b.pred_label
+        WHERE a.run_id = $a AND a.pred_label <> b.pred_label
+        GROUP BY ALL ORDER BY min(a.pred_label), min(b.pred_label), outcome
+    """, {"a": run_a, "b": run_b})
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def rank_moves(ref: StoreRef, run_a: str, run_b: str, limit: int = 100) -> pd.DataFrame:
+    """The shared texts whose label-issue rank moved most between the runs: sample_id, rank_a, rank_b, moved
+    (rank_a - rank_b: > 0 = more suspect in run B), flagged_a, flagged_b, label_b (run B's class name), preview."""
+    return _query(ref, """
+        SELECT a.sample_id, a.issue_rank AS rank_a, b.issue_rank AS rank_b, a.issue_rank - b.issue_rank AS moved,
+               a.is_label_issue AS flagged_a, b.is_label_issue AS flagged_b, c.name AS label_b, b.preview
+        FROM sample_summary a JOIN sample_summary b ON b.run_id = $b AND b.sample_id = a.sample_id
+        JOIN classes c ON c.run_id = $b AND c.class = b.label
+        WHERE a.run_id = $a AND a.issue_rank <> b.issue_rank
+        ORDER BY abs(a.issue_rank - b.issue_rank) DESC, least(a.issue_rank, b.issue_rank), a.sample_id LIMIT $limit
+    """, {"a": run_a, "b": run_b, "limit": limit})
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def relabeled(ref: StoreRef, run_id: str, limit: int = 1000) -> tuple[pd.DataFrame, int]:
+    """(the texts whose label the run changed (``--relabel``: samples.original_label set), at most ``limit``; how
+    many). Rows: sample_id, old_label, new_label (class names), preview."""
+    total = int(_query(ref, "SELECT count(*) AS n FROM samples WHERE run_id = ? AND original_label IS NOT NULL",
+                       [run_id])["n"].iloc[0])
+    rows = _query(ref, """
+        SELECT s.sample_id, o.name AS old_label, n.name AS new_label, left(s.display_text, 160) AS preview
+        FROM samples s JOIN classes o ON o.run_id = s.run_id AND o.class = s.original_label
+        JOIN classes n ON n.run_id = s.run_id AND n.class = s.label
+        WHERE s.run_id = $run AND s.original_label IS NOT NULL ORDER BY s.sample_id LIMIT $limit
+    """, {"run": run_id, "limit": limit})
+    return rows, total

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+import urllib.parse
 
 import altair as alt
 import pandas as pd
@@ -163,6 +164,14 @@ def rating_text(value, name: str | None) -> str:
     if name is None or value is None or value != value:
         return "n/a"
     return f"{value:g}"
+
+
+def sample_link(run_id: str, sample_id: str) -> str:
+    """A link to one review of one run on Sample analysis, for ``st.column_config.LinkColumn``: relative to the page
+    it is on (``sample_analysis?run=...&sample=...``), every value percent-encoded, so an id can neither end the
+    query nor make the link leave the app."""
+    return "sample_analysis?" + urllib.parse.urlencode({"run": run_id, "sample": sample_id},
+                                                       quote_via=urllib.parse.quote)
 
 
 def pct(value) -> str:

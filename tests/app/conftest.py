@@ -64,6 +64,17 @@ def publish_copy_of_run(store: Path, new_run_id: str, *, source: str | None = No
     pipeline_store.publish(store, copy_run)
 
 
+def store_frame(store: Path, sql: str, params=()):
+    """The rows of a query over a store file, as a DataFrame (read-only, for checking what a page shows)."""
+    import duckdb
+
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        return con.execute(sql, list(params)).df()
+    finally:
+        con.close()
+
+
 @contextmanager
 def serving_a_copy(store: Path, folder: Path):
     """``streamlit run app.py`` on a private copy of ``store`` in ``folder``; yields (url, copy)."""

@@ -22,8 +22,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 SHOTS = ROOT / "build" / "screenshots"
 PAGES = {"": "Overview", "samples": "Samples", "population_map": "Population map",
-         "mislabel_review": "Mislabel review", "sample_analysis": "Sample analysis", "training": "Training",
-         "truncation": "Truncation", "experiments": "Experiments"}
+         "mislabel_review": "Mislabel review", "sample_analysis": "Sample analysis", "models": "Models",
+         "compare_runs": "Compare runs", "training": "Training", "truncation": "Truncation",
+         "experiments": "Experiments"}
 NEW_PAGE_CHARTS = {"training": 9, "truncation": 3, "experiments": 2}  # Altair charts each page draws
 
 
@@ -193,6 +194,54 @@ def test_hostile_variant_is_shown_as_text_in_the_browser(server, page, sample_id
     # nothing is wider than the window: the 60,000-character word wraps
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
     assert review.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+
+
+def test_models_and_compare_runs_draw_their_charts_and_links_to_sample_analysis(app_store, tmp_path, page):
+    """A store with a model of the user's own (named with HTML and Markdown) and a later run that changed
+    predictions and labels: both pages draw every chart, their tables link each text to Sample analysis in the
+    right run, a link opens it, and nothing runs."""
+    import shutil
+    from urllib.parse import parse_qs, urlsplit
+
+    from playwright.sync_api import expect
+
+    from tests.app.conftest import serving_a_copy
+    from tests.app.test_compare_runs import LATER, make_later_run
+    from tests.app.test_models_page import add_own_predictor
+
+    store = tmp_path / "two_runs.duckdb"
+    shutil.copyfile(app_store, store)
+    add_own_predictor(store)
+    picked = make_later_run(store)
+    (tmp_path / "served").mkdir()
+    with serving_a_copy(store, tmp_path / "served") as (url, _):
+        links = {}
+        for path, title, n_charts, n_tables in (("models", "Models", 3, 3), ("compare_runs", "Compare runs", 2, 4)):
+            _open(page, f"{url}/{path}", title)
+            charts = page.locator('[data-testid="stVegaLiteChart"]')
+            charts.nth(n_charts - 1).wait_for(timeout=30_000)
+            assert charts.count() == n_charts
+            for i in range(n_charts):  # each chart drew marks, not an empty frame
+                charts.nth(i).scroll_into_view_if_needed()
+                charts.nth(i).locator("canvas, svg").first.wait_for(timeout=30_000)
+            tables = page.locator('[data-testid="stDataFrame"]')
+            tables.nth(n_tables - 1).wait_for(timeout=30_000)
+            links[path] = []
+            for i in range(n_tables):  # the grid draws on a canvas; its accessible cells hold the links' targets
+                tables.nth(i).scroll_into_view_if_needed()
+                tables.nth(i).locator('[role="gridcell"]').first.wait_for(state="attached", timeout=30_000)
+                links[path] += [t for t in tables.nth(i).locator('[role="gridcell"]').all_text_contents()
+                                if t.startswith("sample_analysis?")]
+            assert links[path]
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / f"{path}_two_runs.png"), full_page=True)
+            _nothing_ran(page)
+        changed = [parse_qs(urlsplit(link).query) for link in links["compare_runs"]]
+        assert {"run": [LATER], "sample": [picked["flipped"][0]]} in changed
+        _open(page, f"{url}/{links['compare_runs'][0]}", "Sample analysis")  # as the link resolves on the page
+        expect(page.get_by_role("textbox", name="Sample id")).to_have_value(changed[0]["sample"][0], timeout=30_000)
+        page.get_by_text(f"Run {LATER}").wait_for()
+        _nothing_ran(page)
 
 
 def test_a_run_published_while_the_app_is_open_is_offered_without_restart(server, page):

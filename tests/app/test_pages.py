@@ -18,6 +18,8 @@ PAGES = {
     "pages/population_map.py": "Population map",
     "pages/mislabel_review.py": "Mislabel review",
     "pages/sample_analysis.py": "Sample analysis",
+    "pages/models.py": "Models",
+    "pages/compare_runs.py": "Compare runs",
     "pages/training.py": "Training",
     "pages/truncation.py": "Truncation",
     "pages/experiments.py": "Experiments",
