@@ -7,6 +7,7 @@ import streamlit as st
 from pages.common import queries, review, state
 from pages.common.widgets import (SHOWN_CHARS, class_colors, highlight_html, legend_html, plain,
                                   rating_text, visible)
+from pipeline.names import SPACE_NAMES
 
 ctx = state.context()
 review.say_last_recorded()
@@ -95,7 +96,10 @@ with right:
         width="stretch")
 
 st.subheader("Nearest neighbours in embedding space")
-near = queries.neighbours(ctx.ref, ctx.run_id, sample_id)
+spaces = queries.neighbour_spaces(ctx.ref, ctx.run_id)
+space = (st.radio("Neighbours by", spaces, horizontal=True, key="neighbour_space",
+                  format_func=lambda s: SPACE_NAMES.get(s, s)) if len(spaces) > 1 else queries.SPACE)
+near = queries.neighbours(ctx.ref, ctx.run_id, sample_id, space)
 if near.empty:
     st.info("This run has no embeddings for this review.")
 else:

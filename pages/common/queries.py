@@ -379,16 +379,23 @@ def shap_tokens(ref: StoreRef, run_id: str, sample_id: str, class_: int) -> pd.D
                        "WHERE run_id = ? AND sample_id = ? AND class = ? ORDER BY rank", [run_id, sample_id, class_])
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def neighbour_spaces(ref: StoreRef, run_id: str) -> list[str]:
+    """The spaces whose neighbours the run stored: the TF-IDF one first, then a user's own embedding."""
+    return _query(ref, "SELECT DISTINCT space FROM neighbours WHERE run_id = ? ORDER BY space <> ?, space",
+                  [run_id, SPACE])["space"].tolist()
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
-def neighbours(ref: StoreRef, run_id: str, sample_id: str) -> pd.DataFrame:
-    """The review's nearest reviews by cosine similarity of their embeddings (stored by the pipeline)."""
+def neighbours(ref: StoreRef, run_id: str, sample_id: str, space: str = SPACE) -> pd.DataFrame:
+    """The review's nearest reviews by cosine similarity of their embeddings in ``space`` (stored by the pipeline)."""
     return _query(ref, """
         WITH near AS (SELECT neighbour_id, similarity, rank FROM neighbours
                       WHERE run_id = $run AND space = $space AND sample_id = $sample)
         SELECT s.sample_id, s.label, s.rating, s.pred_label, s.loss, near.similarity, s.preview
         FROM near JOIN sample_summary s ON s.run_id = $run AND s.sample_id = near.neighbour_id
         ORDER BY near.rank
-    """, {"run": run_id, "space": SPACE, "sample": sample_id})
+    """, {"run": run_id, "space": space, "sample": sample_id})
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -5,9 +5,10 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pipeline.store import decisions
 from pages.common.widgets import SHOWN_CHARS
+from pipeline.store import decisions
 from pipeline.store.schema import SCHEMA_VERSION
+from tests.app.conftest import store_frame
 from tests.conftest import HOSTILE_ID, HOSTILE_VARIANTS, ROOT
 
 N_REVIEWS = 300 + 1 + len(HOSTILE_VARIANTS)  # the app_store fixture's sample plus its hostile reviews
@@ -244,6 +245,29 @@ def _parse(markup: str) -> tuple[set[str], str]:
     parser = Collect()
     parser.feed(markup)
     return parser.tags, "".join(parser.text)
+
+
+def test_sample_analysis_lists_neighbours_in_a_users_own_embedding_too(app, store):
+    from pipeline.store import files as pipeline_store
+
+    def own_space(con):  # what a run with --predictions and an embedding stores: neighbours in its own space
+        con.execute("INSERT INTO neighbours SELECT run_id, 'imported-embedding', sample_id, 11 - rank, neighbour_id, "
+                    "similarity FROM neighbours WHERE space = 'tfidf-svd'")
+
+    pipeline_store.publish(store, own_space)
+    sample = store_frame(store, "SELECT sample_id FROM neighbours WHERE space = 'tfidf-svd' GROUP BY ALL "
+                                "HAVING count(*) = 10 ORDER BY sample_id LIMIT 1")["sample_id"][0]
+    expected = store_frame(store, "SELECT neighbour_id FROM neighbours WHERE sample_id = ? AND "
+                                  "space = 'imported-embedding' ORDER BY rank", [sample])["neighbour_id"].tolist()
+    app.query_params["sample"] = sample
+    app.run()
+    app.switch_page("pages/sample_analysis.py").run()
+    choice = app.radio(key="neighbour_space")
+    assert choice.options == ["Linear model features (TF-IDF, SVD)", "Your predictions' embedding"]
+    choice.set_value("imported-embedding").run()
+    assert not app.exception
+    shown = next(d.value for d in app.dataframe if "similarity" in d.value.columns)
+    assert shown["sample_id"].tolist() == expected
 
 
 def test_sample_analysis_unknown_id(app):
