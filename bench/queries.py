@@ -111,6 +111,24 @@ def calls(ref: q.StoreRef, decisions_db: Path) -> list[tuple[str, object]]:
             ("layer_histograms", lambda: raw["layer_histograms"](ref, run, m, layer, "weight")),
             ("information_plane", lambda: raw["information_plane"](ref, run, m)),
         ]
+    out += [  # the Models page
+        ("predictors", lambda: raw["predictors"](ref, run)),
+        ("predictor_class_accuracy (unseen)", lambda: raw["predictor_class_accuracy"](ref, run, True)),
+        ("agreement", lambda: raw["agreement"](ref, run)),
+        ("disagreements (200)", lambda: raw["disagreements"](ref, run, 200)),
+        ("calibration (unseen)", lambda: raw["calibration"](ref, run, True)),
+        ("neighbour_spaces", lambda: raw["neighbour_spaces"](ref, run)),
+    ]
+    runs = raw["runs"](ref)["run_id"]
+    other = runs.iloc[1] if len(runs) > 1 else run  # the Compare runs page (a run with itself when there is one)
+    out += [
+        ("shared_texts", lambda: raw["shared_texts"](ref, other, run)),
+        ("class_accuracy_change", lambda: raw["class_accuracy_change"](ref, other, run)),
+        ("changed_predictions (500)", lambda: raw["changed_predictions"](ref, other, run)),
+        ("prediction_flows", lambda: raw["prediction_flows"](ref, other, run)),
+        ("rank_moves (100)", lambda: raw["rank_moves"](ref, other, run)),
+        ("relabeled", lambda: raw["relabeled"](ref, run)),
+    ]
     sweeps = raw["sweeps"](ref)
     out.append(("sweeps", lambda: raw["sweeps"](ref)))
     if len(sweeps):

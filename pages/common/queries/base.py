@@ -1,0 +1,60 @@
+"""The store connection every query shares, and the run-level queries (runs, classes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import streamlit as st
+
+from pipeline.names import TEXT_SPACE as SPACE  # noqa: F401  (the default map space, for the pages)
+from pipeline.store.files import cursor as store_cursor
+from pipeline.store.files import open_readonly
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreRef:
+    """Identifies one version of the store file; hashable, so it keys the caches."""
+
+    path: str
+    inode: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> "StoreRef":
+        stat = os.stat(path)
+        return cls(str(Path(path).resolve()), stat.st_ino, stat.st_mtime_ns)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _connection(ref: StoreRef) -> duckdb.DuckDBPyConnection:
+    return open_readonly(Path(ref.path))
+
+
+def _query(ref: StoreRef, sql: str, params=None) -> pd.DataFrame:
+    cursor = store_cursor(_connection(ref))
+    try:
+        return cursor.execute(sql, params or []).df()
+    finally:
+        cursor.close()
+
+
+@st.cache_data(show_spinner=False)
+def runs(ref: StoreRef) -> pd.DataFrame:
+    return _query(ref, "SELECT run_id, completed_at, n_samples, n_classes, columns, test_accuracy, oof_accuracy, "
+                       "n_flagged, seconds, source, stage_seconds, load_warnings, load_notes, config FROM runs "
+                       "ORDER BY completed_at DESC")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def classes(ref: StoreRef, run_id: str) -> tuple[str, ...]:
+    """The run's class names; label i is classes[i]."""
+    return tuple(_query(ref, "SELECT name FROM classes WHERE run_id = ? ORDER BY class", [run_id])["name"])
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def class_counts(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    return _query(ref, "SELECT class, name, n FROM classes WHERE run_id = ? ORDER BY class", [run_id])
