@@ -3,7 +3,7 @@
     .venv/bin/python bench/queries.py --db build/bench/pipeline-full/lossmap.duckdb          # target p95 < 100 ms
     .venv/bin/python bench/queries.py --db build/bench/store-1m/lossmap.duckdb --target 500  # (bench/make_store.py)
 
-Calls each function of pages/common/queries.py past its Streamlit cache (the page
+Calls each function of pages/common/queries/ past its Streamlit cache (the page
 caches results, so this is what a first visit or a new filter costs), with the
 arguments a user's visit produces: the top review, a flagged one, a harmed one,
 filters of each kind, a text search, a page deep in the list, a box on the map.

@@ -4,6 +4,7 @@ import duckdb
 import pytest
 
 from pages.common import queries as q
+from pages.common.queries import samples
 
 HOSTILE = ["x' OR '1'='1", "'; DROP TABLE samples; --", "\x00", "%", "_", "$run", "?"]
 
@@ -25,7 +26,7 @@ def _count(ref, run_id, **kw) -> int:
 @pytest.mark.parametrize("value", HOSTILE)
 def test_where_clause_holds_no_value(value):
     def where(v):
-        return q._where(q.SampleFilter(splits=(v,), search=v + "!", only_ids=(v,), except_ids=(v,)))
+        return samples._where(q.SampleFilter(splits=(v,), search=v + "!", only_ids=(v,), except_ids=(v,)))
 
     sql, params = where(value)
     assert sql == where("plain")[0]  # the SQL text is the same whatever the values
