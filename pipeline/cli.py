@@ -23,6 +23,10 @@ examples:
   python -m pipeline run --data reviews/      a folder laid out [split/]label/*.txt
   python -m pipeline run --sample 2000          quick run on 2,000 reviews
   python -m pipeline run --bilstm                also train the BiLSTM (slow on a CPU)
+  python -m pipeline run --data t.csv --predictions preds.parquet    your model's predictions beside Lossmap's
+  python -m pipeline run --data t.csv --model bert.onnx --tokenizer tokenizer.json    your ONNX model, scored
+  python -m pipeline run --data t.csv --relabel data/lossmap.decisions.duckdb   train on the reviewers' labels
+  python -m pipeline upgrade                     bring a store of an earlier Lossmap up to date
   python -m pipeline runs                        list the runs in the store
   python -m pipeline sweep                       36-run grid over the dense network
 
@@ -142,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model-outputs", default=d.model_outputs, choices=("auto", "logits", "probs"),
                    help="what the model's class output holds; auto: probabilities when every row lies in [0, 1] and "
                         "sums to 1, else logits (default: %(default)s)")
+    g.add_argument("--model-classes", type=lambda v: tuple(c.strip() for c in v.split(",")), metavar="A,B,...",
+                   help="the model's class names in the order of its output columns (or of its integer class "
+                        "keys); needed when the model numbers its classes, otherwise columns are read in the data's "
+                        "class order: names sorted, numerically when all are integers")
     g.add_argument("--max-tokens", type=int, default=d.max_tokens, metavar="N",
                    help="transformer graphs: tokens per text, longer ones truncated (default: %(default)s)")
     g.add_argument("--trained-on", metavar="SPLIT",
@@ -240,10 +248,11 @@ def _run(args) -> int:
     others = "".join(f", {m} {a:.2%}" for m, a in s.model_test_accuracy.items())
     print(f"  test accuracy (trained on train, scored on the rest): {test}{others}")
     print(f"  out-of-fold accuracy of the linear model (all texts): {s.oof_accuracy:.2%}")
-    for name, (acc, unseen) in s.own_accuracy.items():
+    for name, (acc, unseen, seen_acc) in s.own_accuracy.items():
         told = (f"{acc:.2%} on the {unseen:,} texts it never saw" if acc is not None and acc == acc
-                else "not known: every text counts as seen in training (give --trained-on SPLIT or an out_of_sample "
-                     "column)")
+                else "not known on any text it never saw (give --trained-on SPLIT or an out_of_sample column)")
+        if seen_acc is not None:
+            told += f"; {seen_acc:.2%} on the texts it may have trained on (optimistic)"
         print(f"  your model {name!r}: accuracy {told}")
     print(f"  flagged as likely mislabeled: {s.n_flagged:,} ({s.n_flagged / s.n_samples:.1%})")
     print(f"  ONNX Runtime: {s.provider}, largest gap to the native models {s.parity_max_abs:.1e} in probability")

@@ -51,6 +51,8 @@ class Config:
     model_name: str | None = None  # how pages name it; None: the file's name
     tokenizer: Path | None = None  # tokenizer.json for a transformer graph (the tokenizers library reads it)
     model_outputs: str = "auto"  # what the model's class output holds: auto | logits | probs
+    model_classes: tuple[str, ...] | None = None  # the model's class names in its output's order; None: by name, or
+    # the data's order (sorted names, numerically when all are integers)
     max_tokens: int = 512  # transformer graphs: tokens per text (longer texts are truncated)
     trained_on: str | None = None  # the split the user's model trained on (those rows are marked seen in training)
 
@@ -126,6 +128,11 @@ class Config:
             raise ValueError("--issue-source onnx ranks on your ONNX model: give it with --model FILE.onnx")
         if self.relabel_split is not None and self.relabel is None:
             raise ValueError("--relabel-split goes with --relabel FILE")
+        if self.trained_on is not None and self.predictions is None and self.model is None:
+            raise ValueError("--trained-on says which split your own model trained on: it goes with --predictions or "
+                             "--model")
+        if self.model_classes is not None and self.model is None:
+            raise ValueError("--model-classes goes with --model FILE.onnx")
         if self.tokenizer is not None and self.model is None:
             raise ValueError("--tokenizer goes with --model FILE.onnx (a transformer graph)")
         for name, least in (("folds", 2), ("ngram_max", 1), ("min_df", 1), ("max_features", 1), ("dense_vocab", 1),

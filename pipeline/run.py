@@ -46,8 +46,9 @@ class RunSummary:
     warnings: list[str]  # what loading repaired or left out
     notes: list[str]  # how the data was read: columns recognised, ids derived, no train split
     model_test_accuracy: dict[str, float]  # family name -> its conventional model's accuracy outside the train split
-    own_accuracy: dict[str, tuple[float | None, int]] = dataclasses.field(default_factory=dict)  # the user's
-    # predictors: name -> (accuracy on the texts it never saw, how many; None when none is known unseen)
+    own_accuracy: dict[str, tuple[float | None, int, float | None]] = dataclasses.field(default_factory=dict)
+    # the user's predictors: name -> (accuracy on the texts it never saw, how many, accuracy on the texts it may have
+    # trained on); an accuracy is None where there are no such texts
     stage_peak_mib: dict[str, float] = dataclasses.field(default_factory=dict)  # stage -> peak RSS, MiB
 
     @property
@@ -148,13 +149,17 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
         probs, source = issues.issue_probabilities({s.family: s.oof for s in scored + [t.scored for t in theirs]},
                                                    cfg.issue_source)
         found = issues.find_label_issues(data.labels, probs, data.frame["rating"].to_numpy(), classes=data.classes,
-                                         method=cfg.issue_method, rating_name=_rating_name(data.columns))
+                                         method=cfg.issue_method, rating_name=_rating_name(data.columns),
+                                         model_name=_ranker_name(source, theirs))
     summary = RunSummary(
         run_id, Path(cfg.db), len(data.frame), data.classes, scored[0].test_accuracy(),
         scored[0].oof_accuracy(data.labels), int(found["is_label_issue"].sum()), scored[-1].provider,
         max(s.parity_max_abs for s in scored), timer.seconds, data.report.lines(), list(data.report.notes),
         {FAMILY_NAMES[s.family]: s.test_accuracy() for s in scored[1:] if s.test_accuracy() is not None},
-        {t.name: (t.scored.models["accuracy"].iloc[0], t.n_unseen) for t in theirs})
+        {t.name: (t.scored.models["accuracy"].iloc[0], t.n_unseen, t.seen_accuracy) for t in theirs})
+    cautions = own.ranking_warnings(theirs, cfg.issue_source)
+    summary.warnings += cautions
+    data.report.notes.extend(f"warning: {c}" for c in cautions)  # stored with the run (runs.load_notes)
     with timer.stage("store"):
         write_run(RunRecord(
             run_id, started, dataclasses.asdict(cfg), Path(cfg.db), data, folds, scored + [t.scored for t in theirs],
@@ -165,6 +170,14 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
     summary.stage_seconds = timer.seconds
     summary.stage_peak_mib = timer.peak_mib
     return summary
+
+
+def _ranker_name(source: str, theirs: list) -> str:
+    """Who 'the model' is in each suspect's reason: the probabilities the ranking used."""
+    mine = {t.scored.family: t.name for t in theirs}
+    if source in mine:
+        return f"your model {mine[source]!r}"
+    return "the linear model" if source == "nblr" else "the models together (mean)"
 
 
 def _rating_name(columns: dict) -> str | None:

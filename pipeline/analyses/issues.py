@@ -37,7 +37,7 @@ ISSUE_COLUMNS = ["label_score", "is_label_issue", "suggested_label", "issue_rank
 
 
 def find_label_issues(labels, probs, ratings, *, classes, method: str = "self_confidence",
-                      rating_name: str | None = "rating") -> pd.DataFrame:
+                      rating_name: str | None = "rating", model_name: str = "the model") -> pd.DataFrame:
     """Score, flag and rank every review; see the module doc."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -54,7 +54,7 @@ def find_label_issues(labels, probs, ratings, *, classes, method: str = "self_co
         raise ValueError("probs must lie in [0, 1]")
     if len(probs) and np.max(np.abs(probs.sum(axis=1) - 1)) > 1e-4:
         raise ValueError("each row of probs must sum to 1")
-    return _find(labels, probs, ratings, tuple(classes), method, rating_name)
+    return _find(labels, probs, ratings, tuple(classes), method, rating_name, model_name)
 
 
 def issue_probabilities(oof: dict[str, np.ndarray], source: str) -> tuple[np.ndarray, str]:
@@ -70,7 +70,7 @@ def issue_probabilities(oof: dict[str, np.ndarray], source: str) -> tuple[np.nda
     return np.mean(list(oof.values()), axis=0), "ensemble of " + ", ".join(oof)
 
 
-def _find(labels, probs, ratings, classes, method, rating_name) -> pd.DataFrame:
+def _find(labels, probs, ratings, classes, method, rating_name, model_name="the model") -> pd.DataFrame:
     from cleanlab.filter import find_label_issues as cl_find
     from cleanlab.rank import get_label_quality_scores
 
@@ -86,20 +86,21 @@ def _find(labels, probs, ratings, classes, method, rating_name) -> pd.DataFrame:
     rank = np.empty(len(labels), dtype=np.int64)
     order = np.lexsort((score, ~flagged)) if method == "confident_learning" else np.argsort(score, kind="stable")
     rank[order] = np.arange(1, len(labels) + 1)
-    reasons = [_reason(lab, p, r, classes, rating_name) for lab, p, r in zip(labels, probs, ratings)]
+    reasons = [_reason(lab, p, r, classes, rating_name, model_name) for lab, p, r in zip(labels, probs, ratings)]
     return pd.DataFrame({
         "label_score": score, "is_label_issue": flagged, "suggested_label": suggested.astype("int16"),
         "issue_rank": rank, "reason": reasons,
     })
 
 
-def _reason(label: int, p: np.ndarray, rating: float, classes: tuple[str, ...], rating_name: str | None) -> str:
+def _reason(label: int, p: np.ndarray, rating: float, classes: tuple[str, ...], rating_name: str | None,
+            model_name: str = "the model") -> str:
     believed = int(predicted_class(p[None, :])[0])
     sure = float(p[believed])
     sure_text = "over 99%" if sure > 0.99 else f"{sure:.0%}"
     stars = "" if rating_name is None else f"; no {rating_name}" if np.isnan(rating) else f"; {rating_name} {rating:g}"
     if believed != label:
         given = f"; it gives the label {p[label]:.0%}" if len(classes) > 2 else ""
-        return (f"the model is {sure_text} sure this is {classes[believed]!r}, but it is labeled "
+        return (f"{model_name} is {sure_text} sure this is {classes[believed]!r}, but it is labeled "
                 f"{classes[label]!r}{given}{stars}")
-    return f"the model agrees it is {classes[label]!r} ({sure_text} sure){stars}"
+    return f"{model_name} agrees it is {classes[label]!r} ({sure_text} sure){stars}"

@@ -44,11 +44,16 @@ class Predictions:
     embedding: np.ndarray | None  # (N, D) float32
     out_of_sample: np.ndarray | None  # (N,) bool: the model never saw the text; None: not known
     source: str  # the file read
+    notes: tuple[str, ...] = ()  # what was read and how (rows left out: texts the run does not analyse)
 
 
 def read_predictions(path: Path, *, ids: pd.Series, classes: tuple[str, ...], name: str,
-                     id_column: str | None = None, limits: Limits = Limits()) -> Predictions:
-    """``ids``: the data's ids in row order; ``classes``: its class names, label i is classes[i]."""
+                     id_column: str | None = None, limits: Limits = Limits(), derived_ids: bool = False) -> Predictions:
+    """``ids``: the data's ids in row order; ``classes``: its class names, label i is classes[i]; ``derived_ids``:
+    the data has no id column (its ids are hashes of the texts), said when nothing matches.
+
+    Rows for ids the run does not analyse (left out while loading, or outside ``--sample``) are skipped and counted in
+    ``notes``; every text analysed needs a row."""
     path = Path(path)
     if not name.strip():
         raise LoadError("--predictor-name must not be empty: it names the model on every page.")
@@ -56,17 +61,27 @@ def read_predictions(path: Path, *, ids: pd.Series, classes: tuple[str, ...], na
     column = id_column or next((c for c in _ID_COLUMNS if c in raw.columns), None)
     if column is None or column not in raw.columns:
         raise LoadError(f"{path} has no id column ({id_column or ' or '.join(_ID_COLUMNS)}); its columns are "
-                        f"{examples(raw.columns)}. Add the data's ids in a column named sample_id.")
+                        f"{examples(raw.columns)}. Name it with --predictions-id COLUMN, or add the data's ids in a "
+                        "column named sample_id.")
     raw = raw.set_index(raw[column].astype(str))  # examples in messages name rows by id
-    order = _row_order(raw, ids, path)
+    order, skipped = _row_order(raw, ids, path, derived_ids)
+    notes = ((f"--predictions {path}: {skipped:,} row(s) for texts this run does not analyse were skipped",)
+             if skipped else ())
+    unused = _unused(raw, classes)
+    if unused:
+        notes += (f"--predictions {path}: numeric column(s) {examples(unused)} are not the data's classes "
+                  f"({examples(classes)}) and were not used",)
+    raw = raw.iloc[np.sort(order)]  # checks only the rows used
+    order = np.argsort(np.argsort(order))  # the same rows, now in the trimmed frame
     probs = _probabilities(raw, classes, path)[order]
     embedding = _embedding(raw, path)
     return Predictions(name.strip(), probs, None if embedding is None else embedding[order],
-                       _out_of_sample(raw, path, order), str(path))
+                       _out_of_sample(raw, path, order), str(path), notes)
 
 
-def _row_order(raw: pd.DataFrame, ids: pd.Series, path: Path) -> np.ndarray:
-    """For each of the data's ids, the row of the file (indexed by id) that holds it."""
+def _row_order(raw: pd.DataFrame, ids: pd.Series, path: Path, derived_ids: bool) -> tuple[np.ndarray, int]:
+    """For each of the data's ids, the row of the file (indexed by id) that holds it; and how many rows hold ids the
+    data does not analyse."""
     found = raw.index.to_series()
     repeated = found[found.duplicated()]
     if len(repeated):
@@ -76,15 +91,16 @@ def _row_order(raw: pd.DataFrame, ids: pd.Series, path: Path) -> np.ndarray:
     position = pd.Index(found).get_indexer(wanted)
     missing = wanted[position < 0]
     unknown = found[~found.isin(set(wanted))]
-    if len(missing) or len(unknown):
-        parts = []
-        if len(missing):
-            parts.append(f"{len(missing):,} of the data's {len(wanted):,} ids have no prediction ({examples(missing)})")
+    if len(missing):
+        parts = [f"{len(missing):,} of the data's {len(wanted):,} ids have no prediction ({examples(missing)})"]
         if len(unknown):
-            parts.append(f"{len(unknown):,} ids are not in the data ({examples(unknown)})")
-        raise LoadError(f"{path}: " + "; ".join(parts) + ". Predictions must cover exactly the texts analysed: "
-                        "the same ids (and the same --sample, if one is used).")
-    return position
+            parts.append(f"{len(unknown):,} of its ids are not in the data ({examples(unknown)})")
+        hint = (" The data has no id column, so its ids are derived from each text (a hash): give the data an id "
+                "column (--id COLUMN) and use the same ids in the predictions." if derived_ids and
+                len(missing) == len(wanted) else "")
+        raise LoadError(f"{path}: " + "; ".join(parts) + ". Predictions must cover every text analysed, under the "
+                        "data's ids." + hint)
+    return position, len(unknown)
 
 
 def _probabilities(raw: pd.DataFrame, classes: tuple[str, ...], path: Path) -> np.ndarray:
@@ -113,11 +129,26 @@ def _probabilities(raw: pd.DataFrame, classes: tuple[str, ...], path: Path) -> n
     off = np.abs(sums - 1) > SUM_TOLERANCE
     if outside.any() or off.any():
         which = outside | off
-        hint = (" They look like logits or scores: apply a softmax first." if outside.any()
-                else " Give probabilities, not scores.")
+        others = _unused(raw, classes)
+        if np.all(np.abs(sums - 100) <= 100 * SUM_TOLERANCE):
+            hint = " They look like percentages: divide them by 100."
+        elif others and listed is None:
+            hint = (f" The file also has numeric columns that are not the data's classes ({examples(others)}); the "
+                    f"data has {len(classes)} classes ({examples(classes)}): give one column per class, no more.")
+        elif outside.any():
+            hint = " They look like logits or scores: apply a softmax first."
+        else:
+            hint = " Give probabilities, not scores."
         raise LoadError(f"{path}: {which.sum():,} row(s) are not probabilities (each between 0 and 1, summing to 1 "
                         f"within {SUM_TOLERANCE:g}; {_rows(raw, which)}).{hint}")
     return probs / sums[:, None]
+
+
+def _unused(raw: pd.DataFrame, classes: tuple[str, ...]) -> list[str]:
+    """Numeric columns the predictions do not use: not the id, a class, the embedding or the flags."""
+    used = {raw.index.name, _EMBEDDING, *_LIST_COLUMNS, *_OUT_OF_SAMPLE, *classes, *(f"p_{k}" for k in classes)}
+    return [c for c in raw.columns if c not in used and len(raw)
+            and pd.to_numeric(raw[c], errors="coerce").notna().all()]
 
 
 def _embedding(raw: pd.DataFrame, path: Path) -> np.ndarray | None:

@@ -36,12 +36,13 @@ def relabel(data: Dataset, path: Path, *, split: str | None = None) -> Dataset:
     frame = data.frame.copy()
     classes = {name: i for i, name in enumerate(data.classes)}
     notes = []
-    ours = found["source"].isna() | (found["source"].astype(str) == data.source) if "source" in found else True
+    ours = (found["source"].isna() | found["source"].map(lambda v: decisions.same_data(str(v), data.source))
+            if "source" in found else True)
     others = found[~ours] if "source" in found else found.iloc[:0]
     if len(others) and len(others) == len(found):
         raise LoadError(f"--relabel {path}: its {len(found):,} decisions were made on other data "
                         f"({examples(others['source'].unique())}), not on {data.source}. Pass the same --data as the "
-                        "run whose suspects were reviewed (spelled the same way).")
+                        "run whose suspects were reviewed.")
     found = found[ours] if "source" in found else found
     unknown_labels = sorted(set(found.loc[found["decision"] == "mislabeled", "new_label"].astype(str)) - set(classes))
     if unknown_labels:

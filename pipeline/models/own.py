@@ -49,6 +49,7 @@ class OwnScored:
     embedding: np.ndarray | None  # (N, D), dataset row order
     name: str
     n_unseen: int  # texts the predictor is known never to have seen
+    seen_accuracy: float | None  # on the texts it may have trained on (optimistic); None when there are none
 
 
 def read_own(cfg: Config, data: Dataset) -> OwnInputs:
@@ -60,15 +61,38 @@ def read_own(cfg: Config, data: Dataset) -> OwnInputs:
             raise LoadError(f"--trained-on {cfg.trained_on!r} is not a split of the data (its splits: "
                             f"{examples(sorted(splits)) if splits else 'none; give --split COLUMN'}).")
     if cfg.predictions is not None:
+        if not isinstance(cfg.predictions, (str, Path)):
+            raise LoadError("predictions= takes the path of a predictions file (CSV, Parquet, JSON Lines); save a "
+                            "DataFrame first, e.g. df.to_parquet('preds.parquet').")
         own.predictions = read_predictions(
             Path(cfg.predictions), ids=data.frame["sample_id"], classes=data.classes,
             name=cfg.predictor_name if cfg.predictor_name is not None else Path(cfg.predictions).stem,
-            id_column=cfg.predictions_id_column, limits=cfg.limits())
+            id_column=cfg.predictions_id_column, limits=cfg.limits(), derived_ids=data.columns.get("id") is None)
+        data.report.notes.extend(own.predictions.notes)
+        if own.predictions.out_of_sample is not None and cfg.trained_on is not None:
+            data.report.notes.append(f"--predictions {cfg.predictions}: its out_of_sample column says which texts "
+                                     "the model never saw; --trained-on is used for --model only")
     if cfg.model is not None:
         texts = data.frame["text"].tolist()
         own.model = open_model(Path(cfg.model), classes=data.classes, probe=texts, tokenizer=cfg.tokenizer,
-                               outputs=cfg.model_outputs, max_tokens=cfg.max_tokens, device=cfg.device)
+                               outputs=cfg.model_outputs, max_tokens=cfg.max_tokens, device=cfg.device,
+                               model_classes=cfg.model_classes)
+        if own.model.order_note:
+            data.report.notes.append(own.model.order_note)
     return own
+
+
+def ranking_warnings(found: list[OwnScored], source: str) -> list[str]:
+    """What to say when label issues are ranked on a user predictor that may have trained on the texts it ranks."""
+    out = []
+    for t in found:
+        if (source == t.scored.family or source == "ensemble") and t.n_unseen < len(t.scored.oof) / 2:
+            share = 1 - t.n_unseen / len(t.scored.oof)
+            out.append(f"label issues were ranked on {'the mean of every model, with ' if source == 'ensemble' else ''}"
+                       f"your model {t.name!r}, which counts as having trained on {share:.0%} of the texts: it is "
+                       "confident on its training texts, so it misses their label errors. Give an out_of_sample "
+                       "column or --trained-on SPLIT, or rank on Lossmap's out-of-fold models (--issue-source nblr).")
+    return out
 
 
 def score_own(own: OwnInputs, cfg: Config, data: Dataset, model_dir: Path) -> list[OwnScored]:
@@ -104,7 +128,8 @@ def _scored(family: str, name: str, probs: np.ndarray, embedding, seen: np.ndarr
             onnx_path: Path | None, provider: str | None, n_features: int) -> OwnScored:
     labels = data.labels
     unseen = ~seen
-    accuracy = float((predicted_class(probs[unseen]) == labels[unseen]).mean()) if unseen.any() else None
+    right = predicted_class(probs) == labels
+    accuracy = float(right[unseen].mean()) if unseen.any() else None
     row = {
         "model_id": family, "family": family, "role": OWN, "fold": None, "reference": False,
         "onnx_path": None if onnx_path is None else str(onnx_path),
@@ -114,4 +139,5 @@ def _scored(family: str, name: str, probs: np.ndarray, embedding, seen: np.ndarr
     }
     frame = prediction_frame(data.frame["sample_id"], labels, probs, family=family, protocol=OWN, model_id=family,
                              seen=seen)
-    return OwnScored(Scored(family, pd.DataFrame([row]), frame, probs), embedding, name, int(unseen.sum()))
+    return OwnScored(Scored(family, pd.DataFrame([row]), frame, probs), embedding, name, int(unseen.sum()),
+                     float(right[seen].mean()) if seen.any() else None)

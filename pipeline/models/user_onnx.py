@@ -14,7 +14,13 @@ Two kinds of graph are read, told apart by their inputs:
 
 ``outputs`` says what the class output holds: ``logits`` (softmax applied; one column:
 sigmoid), ``probs``, or ``auto`` (probabilities when every row lies in [0, 1] and sums to
-1, else logits). Columns are in the data's class order unless a ZipMap names them.
+1, else logits); stating one the values contradict is refused. Which class each column
+(or integer ZipMap key) is: ``model_classes``, the model's class names in its own order
+(``--model-classes``); without it, a ZipMap's string keys are matched to the data's class
+names, integer keys are refused (which is which cannot be told), and a tensor's columns
+are read in the data's class order (sorted names, numerically when all are integers),
+which ``UserModel.order_note`` says. A graph exported with a fixed batch or sequence
+length is fed at that size.
 
 ``open_model(path, *, classes, tokenizer, ...)`` inspects the file and scores the two
 longest texts as a probe, so a graph with unexpected inputs or outputs, a tokenizer
@@ -55,6 +61,9 @@ class UserModel:
     outputs: str  # what the class output holds: auto | logits | probs
     tokenizer: object | None  # tokenizers.Tokenizer for 'transformer'
     vocab_size: int  # the tokenizer's (0 for 'strings')
+    columns: np.ndarray | None = None  # tensor outputs: for data class i, the output column holding it
+    batch: int | None = None  # a fixed batch size the graph takes; None: any
+    order_note: str | None = None  # how the class columns were matched, for the run's notes
 
     @property
     def provider(self) -> str:
@@ -64,7 +73,7 @@ class UserModel:
         """((N, K) probabilities, (N, D) embedding or None) for ``texts``, in their order."""
         n = len(texts)
         order = np.argsort([len(t) for t in texts], kind="stable") if self.kind == "transformer" else np.arange(n)
-        size = _BATCH_TOKENS if self.kind == "transformer" else _BATCH_STRINGS
+        size = self.batch or (_BATCH_TOKENS if self.kind == "transformer" else _BATCH_STRINGS)
         probs, vectors = np.zeros((n, len(self.classes))), None
         with tqdm(total=n, desc="your model", unit="text", disable=not progress) as bar:
             for start in range(0, n, size):
@@ -80,9 +89,12 @@ class UserModel:
 
     def _run(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         wanted = [self.class_output] + ([self.embedding_output] if self.embedding_output else [])
+        n = len(texts)
+        if self.batch and n < self.batch:  # a graph of fixed batch size: pad the last batch, drop the padding
+            texts = texts + [""] * (self.batch - n)
         found = self.session.run(wanted, self._feed(texts))
-        probs = self._probabilities(found[0], len(texts))
-        return probs, (np.asarray(found[1], dtype=np.float32) if self.embedding_output else None)
+        probs = self._probabilities(found[0], len(texts))[:n]
+        return probs, (np.asarray(found[1], dtype=np.float32)[:n] if self.embedding_output else None)
 
     def _feed(self, texts: list[str]) -> dict[str, np.ndarray]:
         if self.kind == "strings":
@@ -100,6 +112,9 @@ class UserModel:
         if isinstance(raw, list):  # ZipMap: one {class key: probability} per row
             return np.array([[row[key] for key in self.class_order] for row in raw], dtype=np.float64)
         values = np.asarray(raw, dtype=np.float64).reshape(n, -1)
+        if not np.isfinite(values).all():
+            raise LoadError(f"{self.path}: its output {self.class_output!r} holds values that are not finite numbers "
+                            "(NaN or infinity) for some texts.")
         if values.shape[1] == 1 and len(self.classes) == 2:  # one column: P(class 1) or its logit
             p = values[:, 0] if self._holds_probabilities(np.column_stack([1 - values[:, 0], values[:, 0]])) \
                 else 1.0 / (1.0 + np.exp(-values[:, 0]))
@@ -107,6 +122,8 @@ class UserModel:
         if values.shape[1] != len(self.classes):
             raise LoadError(f"{self.path}: its output {self.class_output!r} has {values.shape[1]} columns, but the data "
                             f"has {len(self.classes)} classes ({examples(self.classes)}).")
+        if self.columns is not None:
+            values = values[:, self.columns]
         if self._holds_probabilities(values):
             return values / values.sum(axis=1, keepdims=True)
         shifted = np.exp(values - values.max(axis=1, keepdims=True))
@@ -117,11 +134,15 @@ class UserModel:
         if self.outputs == "probs" and not looks:
             raise LoadError(f"{self.path}: --model-outputs probs was given, but {self.class_output!r} holds values that "
                             "are not probabilities (outside [0, 1] or not summing to 1); use --model-outputs logits.")
+        if self.outputs == "logits" and looks and len(values) > 1:
+            raise LoadError(f"{self.path}: --model-outputs logits was given, but every row of {self.class_output!r} "
+                            "lies in [0, 1] and sums to 1: these are probabilities. Use --model-outputs probs (or auto).")
         return self.outputs == "probs" or (self.outputs == "auto" and looks)
 
 
 def open_model(path: Path, *, classes: tuple[str, ...], probe: list[str], tokenizer: Path | None = None,
-               outputs: str = "auto", max_tokens: int = 512, device: str = "auto") -> UserModel:
+               outputs: str = "auto", max_tokens: int = 512, device: str = "auto",
+               model_classes: tuple[str, ...] | None = None) -> UserModel:
     """Open and check the user's model; see the module doc. ``probe``: texts scored once as a check."""
     if outputs not in OUTPUTS:
         raise ValueError(f"model outputs must be one of {', '.join(OUTPUTS)}; got {outputs!r}")
@@ -129,23 +150,29 @@ def open_model(path: Path, *, classes: tuple[str, ...], probe: list[str], tokeni
     if not path.is_file():
         raise LoadError(f"--model {path}: no such file. Pass the .onnx file of your classifier.")
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # fatal only: a model that fails to load is said once, below
     chosen = [(p, CUDA_OPTIONS) if p == "CUDAExecutionProvider" else p for p in providers(device)]
     try:
         session = ort.InferenceSession(str(path), options, providers=chosen)
     except Exception as exc:  # onnxruntime raises its own classes for a file that is not a model
         if "construct locale" in str(exc):
-            raise LoadError(f"--model {path} lowercases text in a locale this machine lacks ({_first_line(exc)[-160:]}). "
-                            "Install that locale, or convert the model again with skl2onnx's option "
-                            "{TfidfVectorizer: {'locale': 'C.UTF-8'}}.") from None
+            import re
+
+            named = re.search(r"locale with name:\s*([^:\s]+)", str(exc))
+            raise LoadError(f"--model {path} lowercases text in the locale {named.group(1) if named else '(unnamed)'}, "
+                            "which this machine lacks. Install that locale, or convert the model again with "
+                            "skl2onnx's option {TfidfVectorizer: {'locale': 'C.UTF-8'}}.") from None
         raise LoadError(f"--model {path} cannot be opened by ONNX Runtime ({_first_line(exc)}): it is not an ONNX "
                         "model, or it needs operators this ONNX Runtime lacks.") from None
     inputs = {i.name: i for i in session.get_inputs()}
     strings = [i for i in inputs.values() if i.type == "tensor(string)"]
     if len(inputs) == 1 and strings:
-        model = _strings_model(path, session, classes, outputs)
+        if tokenizer is not None:
+            raise LoadError(f"--model {path} takes the texts as strings and tokenizes them itself; --tokenizer goes "
+                            "with a graph taking input_ids. Leave --tokenizer out.")
+        model = _strings_model(path, session, classes, outputs, model_classes)
     elif "input_ids" in inputs:
-        model = _transformer_model(path, session, classes, outputs, tokenizer, max_tokens, inputs)
+        model = _transformer_model(path, session, classes, outputs, tokenizer, max_tokens, inputs, model_classes)
     else:
         raise LoadError(f"--model {path} takes {_describe(inputs.values())}; Lossmap reads graphs that take one string "
                         "tensor (the texts, e.g. a scikit-learn pipeline converted with skl2onnx) or input_ids and "
@@ -162,7 +189,7 @@ def open_model(path: Path, *, classes: tuple[str, ...], probe: list[str], tokeni
     return model
 
 
-def _strings_model(path, session, classes, outputs) -> UserModel:
+def _strings_model(path, session, classes, outputs, model_classes) -> UserModel:
     outs = session.get_outputs()
     zipmap = [o for o in outs if o.type.startswith("seq(map(")]
     tensors = [o for o in outs if o.type in ("tensor(float)", "tensor(double)") and len(o.shape or []) == 2]
@@ -171,26 +198,57 @@ def _strings_model(path, session, classes, outputs) -> UserModel:
         raise LoadError(f"--model {path} gives {_describe(outs)}; expected class probabilities: a float (N, "
                         f"{len(classes)}) output or a ZipMap (skl2onnx's output_probability).")
     if chosen is not None:
-        return UserModel(path, session, "strings", classes, chosen.name, None, None, outputs, None, 0)
+        return _with_columns(UserModel(path, session, "strings", classes, chosen.name, None, None, outputs, None, 0),
+                             model_classes)
     model = UserModel(path, session, "strings", classes, zipmap[0].name, None, None, "probs", None, 0)
     row = session.run([zipmap[0].name], model._feed(["probe"]))[0][0]
-    model.class_order = _zipmap_order(path, list(row), classes)
+    model.class_order, model.order_note = _zipmap_order(path, list(row), classes, model_classes)
     return model
 
 
-def _zipmap_order(path: Path, keys: list, classes: tuple[str, ...]) -> np.ndarray:
-    """For each data class, the ZipMap key holding its probability."""
+def _zipmap_order(path: Path, keys: list, classes: tuple[str, ...], model_classes) -> tuple[np.ndarray, str]:
+    """For each data class, the ZipMap key holding its probability, and how they were matched."""
+    if model_classes is not None:  # the model's classes in the order of its keys
+        if len(model_classes) != len(keys):
+            raise LoadError(f"--model-classes names {len(model_classes)} classes, but --model {path} has {len(keys)} "
+                            f"({examples(sorted(map(str, keys)))}).")
+        _check_same(path, model_classes, classes)
+        by_name = dict(zip(model_classes, sorted(keys, key=lambda k: (str(type(k)), k))))
+        return (np.array([by_name[c] for c in classes], dtype=object),
+                f"--model classes by --model-classes: {', '.join(f'{k} = {c}' for c, k in by_name.items())}")
     by_name = {str(k): k for k in keys}
     if set(by_name) == set(classes):
-        return np.array([by_name[c] for c in classes], dtype=object)
-    if all(isinstance(k, (int, np.integer)) for k in keys) and sorted(keys) == list(range(len(classes))):
-        return np.array(sorted(keys), dtype=object)
+        return np.array([by_name[c] for c in classes], dtype=object), "--model classes matched by name"
+    if all(isinstance(k, (int, np.integer)) for k in keys):
+        raise LoadError(f"--model {path} names its classes by number ({examples(sorted(keys))}), and the data's are "
+                        f"{examples(classes)}: which is which cannot be told. Give the model's classes in the order of "
+                        f"those numbers, e.g. --model-classes {','.join(classes)}.")
     raise LoadError(f"--model {path} names its classes {examples(sorted(by_name))}, but the data's classes are "
                     f"{examples(classes)}: train the model on the same labels, or give the data's labels as they "
                     "were when it was trained.")
 
 
-def _transformer_model(path, session, classes, outputs, tokenizer, max_tokens, inputs) -> UserModel:
+def _with_columns(model: UserModel, model_classes) -> UserModel:
+    """A tensor output's columns: by --model-classes, else in the data's class order (said in a note)."""
+    if model_classes is None:
+        model.order_note = (f"--model output {model.class_output!r} read in the data's class order "
+                            f"({', '.join(model.classes)}); --model-classes gives the model's own order")
+        return model
+    if len(model_classes) != len(model.classes):
+        raise LoadError(f"--model-classes names {len(model_classes)} classes, but the data has {len(model.classes)} "
+                        f"({examples(model.classes)}).")
+    _check_same(model.path, model_classes, model.classes)
+    model.columns = np.array([list(model_classes).index(c) for c in model.classes])
+    model.order_note = f"--model output columns by --model-classes: {', '.join(model_classes)}"
+    return model
+
+
+def _check_same(path: Path, model_classes, classes) -> None:
+    if sorted(model_classes) != sorted(classes):
+        raise LoadError(f"--model-classes {examples(model_classes)} are not the data's classes ({examples(classes)}).")
+
+
+def _transformer_model(path, session, classes, outputs, tokenizer, max_tokens, inputs, model_classes) -> UserModel:
     unexpected = [i for i in inputs.values() if i.name not in TOKEN_INPUTS]
     if unexpected or "attention_mask" not in inputs:
         raise LoadError(f"--model {path} takes {_describe(inputs.values())}; a transformer graph must take input_ids "
@@ -208,9 +266,11 @@ def _transformer_model(path, session, classes, outputs, tokenizer, max_tokens, i
     if rows is not None and tok.get_vocab_size() > rows:
         raise LoadError(f"--tokenizer {tokenizer} has {tok.get_vocab_size():,} tokens, but the model's embedding table "
                         f"has {rows:,} rows: it is not the tokenizer this model was trained with.")
-    tok.enable_truncation(max_length=max_tokens)
+    batch, length = (inputs["input_ids"].shape + [None, None])[:2] if inputs["input_ids"].shape else (None, None)
+    fixed = isinstance(length, int) and length > 0
+    tok.enable_truncation(max_length=min(max_tokens, length) if fixed else max_tokens)
     pad = tok.token_to_id("[PAD]") if tok.token_to_id("[PAD]") is not None else tok.token_to_id("<pad>") or 0
-    tok.enable_padding(pad_id=pad)
+    tok.enable_padding(pad_id=pad, length=length if fixed else None)
     outs = session.get_outputs()
     floats = [o for o in outs if o.type in ("tensor(float)", "tensor(double)") and len(o.shape or []) == 2]
     chosen = _pick(floats, len(classes))
@@ -220,8 +280,10 @@ def _transformer_model(path, session, classes, outputs, tokenizer, max_tokens, i
     others = [o for o in floats if o.name != chosen.name]
     embedding = next((o for o in others if any(w in o.name.lower() for w in ("pool", "embed", "hidden"))),
                      others[0] if others else None)
-    return UserModel(path, session, "transformer", classes, chosen.name, None,
-                     embedding.name if embedding is not None else None, outputs, tok, tok.get_vocab_size())
+    model = UserModel(path, session, "transformer", classes, chosen.name, None,
+                      embedding.name if embedding is not None else None, outputs, tok, tok.get_vocab_size(),
+                      batch=batch if isinstance(batch, int) and batch > 0 else None)
+    return _with_columns(model, model_classes)
 
 
 def _pick(outputs, k: int):

@@ -34,6 +34,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import re
 import threading
 import unicodedata
@@ -88,7 +89,7 @@ _DDL = [
     )""",
 ]
 _CURRENT = """
-    SELECT * FROM decisions WHERE ($source IS NULL OR source IS NULL OR source = $source)
+    SELECT * FROM decisions WHERE ($source IS NULL OR source IS NULL OR list_contains($sources, source))
       AND decision_id NOT IN (SELECT decision_id FROM undos)
     QUALIFY row_number() OVER (PARTITION BY sample_id ORDER BY decided_at DESC, decision_id DESC) = 1
 """
@@ -264,9 +265,9 @@ def undo_last(path: Path, *, reviewer: str, source: str | None = None) -> dict |
             con.execute("BEGIN TRANSACTION")
             last = con.execute(
                 "SELECT decision_id, sample_id, decision, old_label, new_label, note FROM decisions "
-                "WHERE reviewer = $reviewer AND ($source IS NULL OR source IS NULL OR source = $source) "
+                "WHERE reviewer = $reviewer AND ($source IS NULL OR source IS NULL OR list_contains($sources, source)) "
                 "AND decision_id NOT IN (SELECT decision_id FROM undos) ORDER BY decision_id DESC LIMIT 1",
-                {"reviewer": reviewer, "source": source}).df()
+                {"reviewer": reviewer, "source": source, "sources": _spellings(con, source)}).df()
             if last.empty:
                 con.execute("ROLLBACK")
                 return None
@@ -281,10 +282,29 @@ def undo_last(path: Path, *, reviewer: str, source: str | None = None) -> dict |
             _trust(path)  # our own write adds nothing foreign: no need to check again
 
 
+def same_data(a: str | None, b: str | None) -> bool:
+    """Whether two runs' sources name the same data: the same text, or paths to the same file however spelled
+    (``reviews.csv``, ``./reviews.csv``, an absolute path; resolved from the working folder). DataFrame fingerprints
+    (``<DataFrame ...>``) match only themselves."""
+    if a == b:
+        return True
+    if a is None or b is None or a.startswith("<") or b.startswith("<"):
+        return False
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _spellings(con: duckdb.DuckDBPyConnection, source: str | None) -> list[str]:
+    """The sources recorded in the file that name the same data as ``source``."""
+    if source is None:
+        return []
+    found = [r[0] for r in con.execute("SELECT DISTINCT source FROM decisions WHERE source IS NOT NULL").fetchall()]
+    return [f for f in found if same_data(f, source)]
+
+
 def current(path: Path, source: str | None = None) -> pd.DataFrame:
     """The latest decision per sample (empty frame when none yet); with ``source``, only decisions on that data
     (and those recorded before sources were kept)."""
-    return _read(path, _CURRENT + " ORDER BY decided_at", {"source": source})
+    return _read(path, _CURRENT + " ORDER BY decided_at", {"source": source}, spellings_of=source)
 
 
 def history(path: Path) -> pd.DataFrame:
@@ -293,7 +313,7 @@ def history(path: Path) -> pd.DataFrame:
                        "ORDER BY decision_id")
 
 
-def _read(path: Path, sql: str, params: dict | None = None) -> pd.DataFrame:
+def _read(path: Path, sql: str, params: dict | None = None, *, spellings_of: str | None = None) -> pd.DataFrame:
     """Run a query on the decisions file without taking its write lock (a file of an older layout is brought up to
     date first, once, with a short write)."""
     if not Path(path).exists():
@@ -305,6 +325,8 @@ def _read(path: Path, sql: str, params: dict | None = None) -> pd.DataFrame:
                 con.close()
                 _connect(path).close()  # creates undos, adds source, names 0/1 labels
                 con = _connect(path, read_only=True)
+            if spellings_of is not None or "$sources" in sql:
+                params = {**(params or {}), "sources": _spellings(con, spellings_of)}
             return con.execute(sql, params or {}).df()
         except duckdb.Error as exc:
             raise DecisionsError(_explain(path, exc)) from None

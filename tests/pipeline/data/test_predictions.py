@@ -48,20 +48,41 @@ def test_a_list_column_an_embedding_and_out_of_sample_flags_from_parquet_and_jso
         assert got.out_of_sample.tolist() == [True, True, False, True, False, True]
 
 
-def _refused(tmp_path, frame: pd.DataFrame, match: str, name="bad.csv"):
+def _refused(tmp_path, frame: pd.DataFrame, match: str, name="bad.csv", **kwargs):
     path = tmp_path / name
     frame.to_csv(path, index=False)
     with pytest.raises(LoadError, match=match):
-        _read(path)
+        _read(path, **kwargs)
 
 
 def test_ids_that_do_not_match_say_how_many_and_which(tmp_path):
     frame = _frame()
     frame.loc[1, "sample_id"] = "elsewhere"
-    _refused(tmp_path, frame, r"1 of the data's 6 ids have no prediction \(t1\); 1 ids are not in the data "
-                              r"\(elsewhere\)\. Predictions must cover exactly the texts analysed")
+    _refused(tmp_path, frame, r"1 of the data's 6 ids have no prediction \(t1\); 1 of its ids are not in the data "
+                              r"\(elsewhere\)\. Predictions must cover every text analysed, under the data's ids\.$")
+    _refused(tmp_path, frame.assign(sample_id="x" + frame["sample_id"]),
+             r"6 of the data's 6 ids have no prediction.*derived from each text \(a hash\): give the data an id "
+             r"column \(--id COLUMN\)", derived_ids=True)
     _refused(tmp_path, _frame([0, 1, 2, 3, 4, 5, 5]), r"1 id\(s\) appear more than once \(t5\)")
-    _refused(tmp_path, _frame().rename(columns={"sample_id": "row"}), r"has no id column .* its columns are row, ")
+    _refused(tmp_path, _frame().rename(columns={"sample_id": "row"}),
+             r"has no id column .* its columns are row, .* Name it with --predictions-id COLUMN")
+
+
+def test_rows_for_texts_the_run_does_not_analyse_are_skipped_and_counted(tmp_path):
+    path = tmp_path / "preds.csv"
+    more = pd.concat([_frame(), pd.DataFrame({"sample_id": ["dropped1", "dropped2"], **{k: [0.5, 0.5] for k in CLASSES}})])
+    more.assign(other=0.0).to_csv(path, index=False)
+    got = _read(path)
+    np.testing.assert_allclose(got.probs, PROBS)
+    assert got.notes[0].endswith("2 row(s) for texts this run does not analyse were skipped")
+    assert "numeric column(s) other are not the data's classes" in got.notes[1]
+
+
+def test_percentages_and_an_extra_class_column_get_their_own_advice(tmp_path):
+    frame = _frame()
+    _refused(tmp_path, frame.assign(**{k: frame[k] * 100 for k in CLASSES}), r"look like percentages: divide them by 100")
+    third = frame.assign(**{k: frame[k] * 0.5 for k in CLASSES}, maybe=0.5)
+    _refused(tmp_path, third, r"also has numeric columns that are not the data's classes \(maybe\)")
 
 
 def test_probabilities_that_are_not_probabilities_are_refused_with_examples(tmp_path):

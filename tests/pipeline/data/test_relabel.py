@@ -105,3 +105,12 @@ def test_a_file_that_is_no_decisions_is_refused(data_path, tmp_path):
     other.write_text("a,b\n1,2\n")
     with pytest.raises(LoadError, match=r"has no sample_id, decision, old_label, new_label column"):
         relabel(load_dataset(_config(data_path, tmp_path)), other)
+
+
+def test_decisions_made_on_another_spelling_of_the_same_file_apply(data_path, tmp_path, monkeypatch):
+    path = tmp_path / "d.duckdb"
+    monkeypatch.chdir(data_path.parent)
+    decisions.record(path, sample_id="r001", decision="mislabeled", old_label="pos", new_label="neg",
+                     source="./" + data_path.name)
+    changed = relabel(load_dataset(_config(data_path, tmp_path)), path).frame
+    assert changed.loc[changed["sample_id"] == "r001", "label"].tolist() == [0]

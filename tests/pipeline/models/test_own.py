@@ -84,7 +84,8 @@ def test_a_run_of_its_own_out_of_fold_probabilities_ranks_the_same(base, table, 
                          "AND space = 'imported-embedding'", [again.run_id]).fetchone()[0] == N
     finally:
         con.close()
-    assert again.own_accuracy["my BERT"][1] == N
+    assert again.own_accuracy["my BERT"][1:] == (N, None)
+    assert not again.warnings
 
 
 def test_without_out_of_sample_flags_every_prediction_counts_as_seen_unless_a_split_says(base, table, tmp_path):
@@ -98,7 +99,8 @@ def test_without_out_of_sample_flags_every_prediction_counts_as_seen_unless_a_sp
     seen = cursor(con).execute("SELECT bool_and(seen_in_training) FROM predictions WHERE run_id = ? AND "
                                "family = 'imported'", [summary.run_id]).fetchone()[0]
     con.close()
-    assert seen and summary.own_accuracy["plain"] == (None, 0)
+    assert seen and summary.own_accuracy["plain"][:2] == (None, 0)
+    assert any("counts as having trained on 100% of the texts" in w for w in summary.warnings)
     summary = run_pipeline(dataclasses.replace(cfg, db=tmp_path / "b.duckdb", trained_on="train"))
     con = open_readonly(summary.db)
     by_split = dict(cursor(con).execute(
@@ -133,6 +135,17 @@ def test_a_split_the_data_does_not_have_is_named(base, table, tmp_path):
         run_pipeline(_config(table, tmp_path, predictions=base[2], trained_on="training"))
 
 
-def test_ranking_on_a_predictor_the_run_lacks_is_refused_when_the_config_is_built(table, tmp_path):
+def test_options_for_a_predictor_the_run_lacks_are_refused_when_the_config_is_built(table, tmp_path):
     with pytest.raises(ValueError, match="--issue-source imported ranks on your predictions"):
         _config(table, tmp_path, issue_source="imported")
+    with pytest.raises(ValueError, match="--trained-on says which split your own model trained on: it goes with"):
+        _config(table, tmp_path, trained_on="train")
+
+
+def test_reasons_name_the_predictor_the_ranking_used(base, table, tmp_path):
+    summary = run_pipeline(_config(table, tmp_path, predictions=base[2], predictor_name="my BERT",
+                                   issue_source="imported"))
+    con = open_readonly(summary.db)
+    reasons = cursor(con).execute("SELECT reason FROM label_issues WHERE run_id = ?", [summary.run_id]).df()["reason"]
+    con.close()
+    assert reasons.str.startswith("your model 'my BERT' ").all()

@@ -136,8 +136,10 @@ def test_a_run_with_a_string_model_stores_it_seen_where_it_trained(reviews, skle
     copy = summary.db.parent / row[2]
     assert copy.read_bytes() == path.read_bytes()
     unseen = table[table["split"] != "train"]
-    accuracy, n_unseen = summary.own_accuracy["tf-idf LR"]
+    seen = table[table["split"] == "train"]
+    accuracy, n_unseen, seen_accuracy = summary.own_accuracy["tf-idf LR"]
     assert n_unseen == len(unseen) and abs(accuracy - pipe.score(unseen["review"], unseen["sentiment"])) <= 2 / N
+    assert abs(seen_accuracy - pipe.score(seen["review"], seen["sentiment"])) <= 2 / N
 
 
 def test_a_transformer_graph_matches_pytorch_and_gives_an_embedding(reviews, bert):
@@ -264,3 +266,73 @@ def test_a_single_logit_column_is_read_through_a_sigmoid(tmp_path):
     probs, _ = model.score(["good good", "bad"])
     expected = 1 / (1 + np.exp(-np.array([300 / 100 - 1, 20 / 100 - 1])))
     assert np.allclose(probs[:, 1], expected, atol=1e-6) and np.allclose(probs.sum(axis=1), 1)
+
+
+def _numbered_model(path, table, inverted: bool):
+    """A skl2onnx pipeline trained on 0/1 labels: 1 = 'neg' when inverted, so its keys cannot be read by position."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    target = (table["sentiment"] == ("neg" if inverted else "pos")).astype(int)
+    pipe = make_pipeline(TfidfVectorizer(token_pattern=r"\b\w\w+\b"), LogisticRegression(C=10)).fit(table["review"],
+                                                                                                 target)
+    return pipe, _convert(pipe, path)
+
+
+def test_classes_numbered_by_the_model_need_their_names(reviews, tmp_path):
+    table, _ = reviews
+    pipe, path = _numbered_model(tmp_path / "numbered.onnx", table, inverted=True)
+    with pytest.raises(LoadError, match=r"names its classes by number \(0, 1\).*--model-classes neg,pos"):
+        open_model(path, classes=CLASSES, probe=table["review"].tolist())
+    model = open_model(path, classes=CLASSES, probe=table["review"].tolist(), model_classes=("pos", "neg"))
+    probs, _ = model.score(table["review"].tolist())
+    ascii_only = table["review"].map(str.isascii).to_numpy()
+    assert np.abs(probs[:, ::-1] - pipe.predict_proba(table["review"]))[ascii_only].max() < 1e-6  # 'neg' = key 1
+    assert "1 = neg" in model.order_note
+
+
+def test_a_graph_of_fixed_batch_and_length_is_fed_at_that_size(reviews, bert, tmp_path):
+    table, _ = reviews
+    net, _, tokenizer, tok = bert
+
+    class Logits(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    ids = torch.ones((4, 32), dtype=torch.long)
+    torch.onnx.export(Logits(net).eval(), (ids, ids), str(tmp_path / "fixed.onnx"), dynamo=False, opset_version=17,
+                      input_names=["input_ids", "attention_mask"], output_names=["logits"])
+    texts = table["review"].tolist()[:10]
+    model = open_model(tmp_path / "fixed.onnx", classes=CLASSES, probe=texts, tokenizer=tokenizer)
+    probs, _ = model.score(texts)
+    tok.enable_truncation(max_length=32)
+    tok.enable_padding(pad_id=tok.token_to_id("[PAD]"), length=32)
+    encoded = tok.encode_batch(texts)
+    with torch.no_grad():
+        expected = torch.softmax(net(input_ids=torch.tensor([e.ids for e in encoded]),
+                                     attention_mask=torch.tensor([e.attention_mask for e in encoded])).logits, 1)
+    assert probs.shape == (10, 2) and np.abs(probs - expected.numpy()).max() < 1e-5
+
+
+def test_probabilities_said_to_be_logits_and_a_tokenizer_for_a_string_graph_are_refused(reviews, sklearn_model,
+                                                                                         tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import StringTensorType
+
+    table, _ = reviews
+    pipe, path = sklearn_model
+    plain = convert_sklearn(pipe, initial_types=[("text", StringTensorType([None, 1]))], target_opset=17,
+                            options={TfidfVectorizer: {"locale": "C.UTF-8"}, id(pipe.steps[-1][1]): {"zipmap": False}})
+    (tmp_path / "plain.onnx").write_bytes(plain.SerializeToString())
+    with pytest.raises(LoadError, match=r"--model-outputs logits was given, but every row .* these are probabilities"):
+        open_model(tmp_path / "plain.onnx", classes=CLASSES, probe=table["review"].tolist(), outputs="logits")
+    model = open_model(tmp_path / "plain.onnx", classes=CLASSES, probe=table["review"].tolist())
+    assert "read in the data's class order (neg, pos)" in model.order_note
+    with pytest.raises(LoadError, match=r"takes the texts as strings .* Leave --tokenizer out"):
+        open_model(path, classes=CLASSES, probe=["x"], tokenizer=tmp_path / "any.json")

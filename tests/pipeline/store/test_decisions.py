@@ -325,3 +325,16 @@ def test_a_decisions_file_that_is_a_fifo_or_has_a_changed_sequence_is_refused(pa
     con.close()
     with pytest.raises(decisions.DecisionsError, match="'sequence decision_seq \\(changed\\)'"):
         decisions.current(path)
+
+
+def test_decisions_follow_the_data_however_its_path_is_spelled(path, tmp_path, monkeypatch):
+    data = tmp_path / "reviews.csv"
+    data.write_text("x")
+    monkeypatch.chdir(tmp_path)
+    decisions.record(path, sample_id="a", decision="correct", old_label="neg", source="reviews.csv")
+    decisions.record(path, sample_id="b", decision="correct", old_label="neg", source="elsewhere.csv")
+    for spelling in ("reviews.csv", "./reviews.csv", str(data), str(tmp_path / "sub" / ".." / "reviews.csv")):
+        assert decisions.current(path, spelling)["sample_id"].tolist() == ["a"], spelling
+    assert decisions.same_data("<DataFrame 1a2b>", "<DataFrame 1a2b>")
+    assert not decisions.same_data("<DataFrame 1a2b>", "<DataFrame 3c4d>")
+    assert decisions.undo_last(path, reviewer=None, source="./reviews.csv") is None  # no reviewer recorded
