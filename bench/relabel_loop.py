@@ -51,14 +51,16 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--data", default=DEFAULT_DATA, help="the IMDB archive (default: %(default)s)")
     parser.add_argument("--sample", type=int, default=None, help="reviews to use (default: all 50,000)")
-    parser.add_argument("--review", type=int, default=1000, help="train suspects a reviewer reads (default: %(default)s)")
+    parser.add_argument("--review", type=int, default=1000,
+                        help="train suspects a reviewer reads (default: %(default)s)")
     parser.add_argument("--flip", type=float, default=0.10, help="share of train labels flipped in the second "
                                                                  "scenario (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, default=None, help="keep the store here (default: a temporary folder)")
     args = parser.parse_args()
     frame = load_reviews(Path(args.data), sample=args.sample, seed=args.seed, progress=False).frame
-    table = frame.assign(id=frame["sample_id"], review=frame["text"], sentiment=frame["label"].map(dict(enumerate(CLASSES))))
+    table = frame.assign(id=frame["sample_id"], review=frame["text"],
+                         sentiment=frame["label"].map(dict(enumerate(CLASSES))))
     with tempfile.TemporaryDirectory(prefix="relabel_loop_") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)

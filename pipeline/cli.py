@@ -284,8 +284,12 @@ def _upgrade(args) -> int:
     from pipeline.store.files import open_readonly, upgrade_store
     from pipeline.store.schema import SCHEMA_VERSION
 
-    open_readonly(args.db, upgradable=True).close()  # no store there, or not one of ours: said before any lock file
-    was = upgrade_store(args.db)
+    con = open_readonly(args.db, upgradable=True)  # no store there, or not one of ours: said before any lock file
+    try:
+        current = con.execute("SELECT value FROM store.lossmap_meta WHERE key = 'schema_version'").fetchone()[0]
+    finally:
+        con.close()
+    was = None if current == str(SCHEMA_VERSION) else upgrade_store(args.db)  # a current store is not rewritten
     if was is None:
         print(f"{args.db} is already at schema version {SCHEMA_VERSION}; nothing to do.")
     else:

@@ -126,6 +126,9 @@ class Config:
             raise ValueError("--issue-source imported ranks on your predictions: give them with --predictions FILE")
         if self.issue_source == ONNX and self.model is None:
             raise ValueError("--issue-source onnx ranks on your ONNX model: give it with --model FILE.onnx")
+        if self.relabel is not None and Path(self.relabel).resolve() == Path(self.db).resolve():
+            raise ValueError(f"--relabel {self.relabel} is the store this run writes; pass the decisions file beside "
+                             "it (<store>.decisions.duckdb) or the relabel CSV")
         if self.relabel_split is not None and self.relabel is None:
             raise ValueError("--relabel-split goes with --relabel FILE")
         if self.trained_on is not None and self.predictions is None and self.model is None:
@@ -154,6 +157,8 @@ class Config:
         for name in ("max_member_mib", "max_input_mib"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} (--{name.replace('_', '-')}) must be positive; got {getattr(self, name):g}")
+        if self.max_tokens > 1_000_000:
+            raise ValueError(f"max_tokens (--max-tokens) must be at most 1,000,000; got {self.max_tokens:,}")
         if self.memory_limit_mib is not None and not self.memory_limit_mib > 0:
             raise ValueError(f"memory_limit_mib must be positive; got {self.memory_limit_mib}")
 

@@ -40,7 +40,8 @@ PROTOCOL_NAMES = {OOF: "out of fold", CONVENTIONAL: "conventional", OWN: "as giv
 TEXT_SPACE = "tfidf-svd"
 SPACE_NAMES = {TEXT_SPACE: "Linear model features (TF-IDF, SVD)", "dense-hidden": "Dense network, last hidden layer",
                "cnn-hidden": "CNN, penultimate layer", "bilstm-hidden": "BiLSTM, penultimate layer",
-               f"{IMPORTED}-embedding": "Your predictions' embedding", f"{ONNX}-embedding": "Your ONNX model's embedding"}
+               f"{IMPORTED}-embedding": "Your predictions' embedding",
+               f"{ONNX}-embedding": "Your ONNX model's embedding"}
 
 
 def model_id(family: str, fold: int | None) -> str:

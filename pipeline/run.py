@@ -1,5 +1,6 @@
-"""One pipeline run, stage by stage: load, tokenize, train, export, score, dense,
-cnn, bilstm, own (the user's own predictors), explain, project, issues, store.
+"""One pipeline run, stage by stage: load, own (the user's own predictors, read and scored
+before any training), tokenize, train, export, score, dense, cnn, bilstm, explain,
+project, issues, store.
 
 ``run_pipeline(cfg, frame=None)`` returns a ``RunSummary``; the run is written to the
 store only when every stage has succeeded (``pipeline.store.write``). Each stage is a
@@ -108,12 +109,15 @@ def run_pipeline(cfg: Config, frame: pd.DataFrame | None = None) -> RunSummary:
 
 def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: str, model_dir: Path) -> RunSummary:
     mine = cfg.predictions is not None or cfg.model is not None
-    timer = _Timer(cfg.progress, stages=9 + len(cfg.families()) + mine)  # load .. score, networks, own, explain ..
+    timer = _Timer(cfg.progress, stages=9 + len(cfg.families()) + mine)  # load, own, tokenize .. score, networks, ..
     with timer.stage("load"):
         data = load_dataset(cfg, frame)
         if cfg.relabel is not None:
-            data = relabel(data, Path(cfg.relabel), split=cfg.relabel_split)
-        users = own.read_own(cfg, data)  # the user's predictors, checked before any training
+            data = relabel(data, Path(cfg.relabel), split=cfg.relabel_split, folds=cfg.folds, limits=cfg.limits())
+    theirs = []
+    if mine:
+        with timer.stage("own"):  # the user's predictors: read, checked and scored before any training
+            theirs = own.score_own(own.read_own(cfg, data), cfg, data, model_dir)
     with timer.stage("tokenize"):
         corpus = tokenize(data.frame["display_text"], ngram_max=cfg.ngram_max)
     with timer.stage("train"):
@@ -133,10 +137,6 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
                 inputs = train_nn.NetworkData(corpus, sequences.tokenize_sequences(data.frame["display_text"]))
             networks.append(train_nn.run_family(family, inputs, data, folds, cfg, model_dir))
             scored.append(networks[-1].scored)
-    theirs = []
-    if users:
-        with timer.stage("own"):
-            theirs = own.score_own(users, cfg, data, model_dir)
     with timer.stage("explain"):
         predicted = outputs.predicted_class(scored[0].oof)
         shap_tokens, shap_base = explain.explain_folds(models.folds, corpus, folds, data.labels, predicted,

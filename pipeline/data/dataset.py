@@ -48,9 +48,16 @@ _MAX_EXAMPLES = 5
 
 
 def examples(items) -> str:
-    """Up to ``_MAX_EXAMPLES`` items for a message, ', ...' marking that there are more: 'a, b, c, d, e, ...'."""
-    shown = [str(v) for v in list(items)[:_MAX_EXAMPLES + 1]]
+    """Up to ``_MAX_EXAMPLES`` items for a message, ', ...' marking that there are more: 'a, b, c, d, e, ...'. Control
+    characters in an item (an id from the data may hold ANSI escapes or NUL) are written as escapes, not sent to a
+    terminal; each item is cut at 200 characters."""
+    shown = [_printable(str(v)) for v in list(items)[:_MAX_EXAMPLES + 1]]
     return ", ".join(shown[:_MAX_EXAMPLES]) + (", ..." if len(shown) > _MAX_EXAMPLES else "")
+
+
+def _printable(text: str) -> str:
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 class LoadError(Exception):

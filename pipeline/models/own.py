@@ -1,11 +1,13 @@
-"""The user's own predictors in a run (issue 13): a predictions file (``--predictions``) and an ONNX model (``--model``).
+"""The user's own predictors in a run (issue 13): a predictions file (``--predictions``) and an ONNX model
+(``--model``).
 
-``read_own(cfg, data)`` runs right after loading, before any training: it reads and checks
-the predictions file (``pipeline.data.predictions``) and opens and probes the model
-(``pipeline.models.user_onnx``), so a bad file fails in seconds with its message and no run
-is written. ``score_own(own, cfg, data, model_dir)`` then scores the model on every text
-and returns one ``OwnScored`` per predictor: a ``Scored`` (one model row of role ``own``,
-predictions of protocol ``own``) and the embedding it gave, if any.
+Both run in the ``own`` stage, right after loading and before any training, so a bad
+file or a model that fails on some text stops the run at once with its message and no run
+is written. ``read_own(cfg, data)`` reads and checks the predictions file
+(``pipeline.data.predictions``) and opens the model (``pipeline.models.user_onnx``),
+checking it on the longest texts; ``score_own(own, cfg, data, model_dir)`` scores the
+model on every text and returns one ``OwnScored`` per predictor: a ``Scored`` (one model
+row of role ``own``, predictions of protocol ``own``) and the embedding it gave, if any.
 
 Which texts a predictor saw in training (``seen_in_training``): a predictions file's
 ``out_of_sample`` column when it has one; else ``--trained-on SPLIT`` (the rows of that

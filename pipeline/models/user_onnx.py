@@ -47,6 +47,7 @@ _CLASS_OUTPUT_NAMES = ("logits", "probs", "probabilities", "output_probability",
 _BATCH_STRINGS = 1024
 _BATCH_TOKENS = 32
 _SUM_TOLERANCE = 1e-3
+_MAX_TOKENIZER_BYTES = 256 << 20
 
 
 @dataclasses.dataclass
@@ -70,31 +71,65 @@ class UserModel:
         return self.session.get_providers()[0]
 
     def score(self, texts: list[str], *, progress: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """((N, K) probabilities, (N, D) embedding or None) for ``texts``, in their order."""
+        """((N, K) probabilities, (N, D) embedding or None) for ``texts``, in their order. Whether the outputs are
+        logits or probabilities is decided once, over every text; any failure is a LoadError naming the text."""
         n = len(texts)
         order = np.argsort([len(t) for t in texts], kind="stable") if self.kind == "transformer" else np.arange(n)
         size = self.batch or (_BATCH_TOKENS if self.kind == "transformer" else _BATCH_STRINGS)
-        probs, vectors = np.zeros((n, len(self.classes))), None
+        raw, vectors = None, None
         with tqdm(total=n, desc="your model", unit="text", disable=not progress) as bar:
             for start in range(0, n, size):
                 rows = order[start:start + size]
-                block, embedded = self._run([texts[i] for i in rows])
-                probs[rows] = block
+                block, embedded = self._run([texts[i] for i in rows], first=int(rows[0]) if len(rows) else 0)
+                if raw is None:
+                    raw = np.zeros((n, block.shape[1]))
+                raw[rows] = block
                 if embedded is not None:
                     if vectors is None:
                         vectors = np.zeros((n, embedded.shape[1]), dtype=np.float32)
                     vectors[rows] = embedded
                 bar.update(len(rows))
-        return probs, vectors
+        if vectors is not None and not np.isfinite(vectors).all():
+            raise LoadError(f"{self.path}: its output {self.embedding_output!r} (the embedding) holds values that are "
+                            "not finite numbers (NaN or infinity) for some texts.")
+        return self._probabilities(np.zeros((0, len(self.classes))) if raw is None else raw), vectors
 
-    def _run(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _run(self, texts: list[str], first: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+        """The class output as an (n, C) array (a ZipMap put in the data's class order) and the embedding, for one
+        batch; ``first``: the index of its first text, for messages."""
         wanted = [self.class_output] + ([self.embedding_output] if self.embedding_output else [])
         n = len(texts)
         if self.batch and n < self.batch:  # a graph of fixed batch size: pad the last batch, drop the padding
             texts = texts + [""] * (self.batch - n)
-        found = self.session.run(wanted, self._feed(texts))
-        probs = self._probabilities(found[0], len(texts))[:n]
-        return probs, (np.asarray(found[1], dtype=np.float32)[:n] if self.embedding_output else None)
+        try:
+            found = self.session.run(wanted, self._feed(texts))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # ONNX Runtime's errors, and the tokenizers library's panics (BaseException)
+            raise LoadError(f"--model {self.path} failed on the texts from row {first} on "
+                            f"({_first_line(exc)}).{self._hint()}") from None
+        out = found[0]
+        if isinstance(out, list):  # ZipMap: one {class key: probability} per row
+            try:
+                out = [[row[key] for key in self.class_order] for row in out]
+            except (KeyError, TypeError):
+                raise LoadError(f"--model {self.path}: its output {self.class_output!r} does not give every class for "
+                                "every text.") from None
+        values = np.asarray(out, dtype=np.float64)
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.ndim != 2 or len(values) != len(texts):
+            raise LoadError(f"--model {self.path}: its output {self.class_output!r} has shape {list(values.shape)} for "
+                            f"{len(texts)} texts; expected one row per text.")
+        embedded = np.asarray(found[1], dtype=np.float32) if self.embedding_output else None
+        if embedded is not None and (embedded.ndim != 2 or len(embedded) != len(texts)):
+            embedded = None  # not one vector per text: no embedding
+            self.embedding_output = None
+        return values[:n], (embedded[:n] if embedded is not None else None)
+
+    def _hint(self) -> str:
+        return (f" The tokenizer may not be the model's (its ids run to {self.vocab_size - 1}), or the texts may be "
+                "longer than the model takes: try a lower --max-tokens." if self.kind == "transformer" else "")
 
     def _feed(self, texts: list[str]) -> dict[str, np.ndarray]:
         if self.kind == "strings":
@@ -108,10 +143,8 @@ class UserModel:
             feed["token_type_ids"] = np.array([e.type_ids for e in encoded], dtype=np.int64)
         return feed
 
-    def _probabilities(self, raw, n: int) -> np.ndarray:
-        if isinstance(raw, list):  # ZipMap: one {class key: probability} per row
-            return np.array([[row[key] for key in self.class_order] for row in raw], dtype=np.float64)
-        values = np.asarray(raw, dtype=np.float64).reshape(n, -1)
+    def _probabilities(self, values: np.ndarray) -> np.ndarray:
+        """(N, K) probabilities in the data's class order from the class output of every text."""
         if not np.isfinite(values).all():
             raise LoadError(f"{self.path}: its output {self.class_output!r} holds values that are not finite numbers "
                             "(NaN or infinity) for some texts.")
@@ -120,8 +153,8 @@ class UserModel:
                 else 1.0 / (1.0 + np.exp(-values[:, 0]))
             return np.column_stack([1.0 - p, p])
         if values.shape[1] != len(self.classes):
-            raise LoadError(f"{self.path}: its output {self.class_output!r} has {values.shape[1]} columns, but the data "
-                            f"has {len(self.classes)} classes ({examples(self.classes)}).")
+            raise LoadError(f"{self.path}: its output {self.class_output!r} has {values.shape[1]} columns, but the "
+                            f"data has {len(self.classes)} classes ({examples(self.classes)}).")
         if self.columns is not None:
             values = values[:, self.columns]
         if self._holds_probabilities(values):
@@ -132,11 +165,12 @@ class UserModel:
     def _holds_probabilities(self, values: np.ndarray) -> bool:
         looks = bool(np.all((values >= 0) & (values <= 1)) and np.all(np.abs(values.sum(axis=1) - 1) <= _SUM_TOLERANCE))
         if self.outputs == "probs" and not looks:
-            raise LoadError(f"{self.path}: --model-outputs probs was given, but {self.class_output!r} holds values that "
-                            "are not probabilities (outside [0, 1] or not summing to 1); use --model-outputs logits.")
+            raise LoadError(f"{self.path}: --model-outputs probs was given, but {self.class_output!r} holds values "
+                            "that are not probabilities (outside [0, 1] or not summing to 1); use --model-outputs logits.")
         if self.outputs == "logits" and looks and len(values) > 1:
             raise LoadError(f"{self.path}: --model-outputs logits was given, but every row of {self.class_output!r} "
-                            "lies in [0, 1] and sums to 1: these are probabilities. Use --model-outputs probs (or auto).")
+                            "lies in [0, 1] and sums to 1: these are probabilities. Use --model-outputs probs (or "
+                            "auto).")
         return self.outputs == "probs" or (self.outputs == "auto" and looks)
 
 
@@ -177,15 +211,7 @@ def open_model(path: Path, *, classes: tuple[str, ...], probe: list[str], tokeni
         raise LoadError(f"--model {path} takes {_describe(inputs.values())}; Lossmap reads graphs that take one string "
                         "tensor (the texts, e.g. a scikit-learn pipeline converted with skl2onnx) or input_ids and "
                         "attention_mask (and token_type_ids) from a tokenizer (a transformer).")
-    try:
-        model.score(sorted(probe, key=len)[-2:] or [""])
-    except LoadError:
-        raise
-    except Exception as exc:
-        hint = (f" The tokenizer may not be the model's (its ids run to {model.vocab_size - 1}), or the texts may be "
-                f"longer than the model takes: try a lower --max-tokens (now {max_tokens})."
-                if model.kind == "transformer" else "")
-        raise LoadError(f"--model {path} failed on the data's longest texts ({_first_line(exc)}).{hint}") from None
+    model.score(sorted(probe, key=len)[-2:] or [""])  # a quick check on the longest texts before the whole data
     return model
 
 
@@ -201,7 +227,11 @@ def _strings_model(path, session, classes, outputs, model_classes) -> UserModel:
         return _with_columns(UserModel(path, session, "strings", classes, chosen.name, None, None, outputs, None, 0),
                              model_classes)
     model = UserModel(path, session, "strings", classes, zipmap[0].name, None, None, "probs", None, 0)
-    row = session.run([zipmap[0].name], model._feed(["probe"]))[0][0]
+    try:
+        row = session.run([zipmap[0].name], model._feed(["probe"]))[0][0]
+    except Exception as exc:
+        raise LoadError(f"--model {path} failed on a one-word text ({_first_line(exc)}): it does not take one string "
+                        f"per text ({_describe(session.get_inputs())}).") from None
     model.class_order, model.order_note = _zipmap_order(path, list(row), classes, model_classes)
     return model
 
@@ -249,7 +279,7 @@ def _check_same(path: Path, model_classes, classes) -> None:
 
 
 def _transformer_model(path, session, classes, outputs, tokenizer, max_tokens, inputs, model_classes) -> UserModel:
-    unexpected = [i for i in inputs.values() if i.name not in TOKEN_INPUTS]
+    unexpected = [i for i in inputs.values() if i.name not in TOKEN_INPUTS or i.type != "tensor(int64)"]
     if unexpected or "attention_mask" not in inputs:
         raise LoadError(f"--model {path} takes {_describe(inputs.values())}; a transformer graph must take input_ids "
                         "and attention_mask (and optionally token_type_ids), all int64, and nothing else.")
@@ -258,6 +288,9 @@ def _transformer_model(path, session, classes, outputs, tokenizer, max_tokens, i
                         "--tokenizer tokenizer.json (saved by the tokenizers library or a Hugging Face tokenizer).")
     from tokenizers import Tokenizer
 
+    if not Path(tokenizer).is_file() or Path(tokenizer).stat().st_size > _MAX_TOKENIZER_BYTES:
+        raise LoadError(f"--tokenizer {tokenizer} is not a tokenizer.json file (a regular file under "
+                        f"{_MAX_TOKENIZER_BYTES >> 20} MiB).")
     try:
         tok = Tokenizer.from_file(str(tokenizer))
     except Exception as exc:

@@ -301,10 +301,11 @@ def _spellings(con: duckdb.DuckDBPyConnection, source: str | None) -> list[str]:
     return [f for f in found if same_data(f, source)]
 
 
-def current(path: Path, source: str | None = None) -> pd.DataFrame:
+def current(path: Path, source: str | None = None, *, upgrade: bool = True) -> pd.DataFrame:
     """The latest decision per sample (empty frame when none yet); with ``source``, only decisions on that data
-    (and those recorded before sources were kept)."""
-    return _read(path, _CURRENT + " ORDER BY decided_at", {"source": source}, spellings_of=source)
+    (and those recorded before sources were kept). ``upgrade=False`` never writes: a file of an older layout, or a
+    DuckDB file that is no decisions file (a store), is a DecisionsError (the pipeline's --relabel reads this way)."""
+    return _read(path, _CURRENT + " ORDER BY decided_at", {"source": source}, spellings_of=source, upgrade=upgrade)
 
 
 def history(path: Path) -> pd.DataFrame:
@@ -313,7 +314,8 @@ def history(path: Path) -> pd.DataFrame:
                        "ORDER BY decision_id")
 
 
-def _read(path: Path, sql: str, params: dict | None = None, *, spellings_of: str | None = None) -> pd.DataFrame:
+def _read(path: Path, sql: str, params: dict | None = None, *, spellings_of: str | None = None,
+          upgrade: bool = True) -> pd.DataFrame:
     """Run a query on the decisions file without taking its write lock (a file of an older layout is brought up to
     date first, once, with a short write)."""
     if not Path(path).exists():
@@ -321,6 +323,11 @@ def _read(path: Path, sql: str, params: dict | None = None, *, spellings_of: str
     with _WRITE_LOCK:
         con = _connect(path, read_only=True)
         try:
+            if not _up_to_date(con) and not upgrade:
+                raise DecisionsError(f"{path} is not a decisions file of this Lossmap (it has no up-to-date decisions "
+                                     "table): pass <store>.decisions.duckdb, the file beside the store, not the "
+                                     "store; a decisions file of an older Lossmap is brought up to date by opening "
+                                     "the app on its store once.")
             if not _up_to_date(con):
                 con.close()
                 _connect(path).close()  # creates undos, adds source, names 0/1 labels

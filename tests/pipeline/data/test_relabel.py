@@ -114,3 +114,39 @@ def test_decisions_made_on_another_spelling_of_the_same_file_apply(data_path, tm
                      source="./" + data_path.name)
     changed = relabel(load_dataset(_config(data_path, tmp_path)), path).frame
     assert changed.loc[changed["sample_id"] == "r001", "label"].tolist() == [0]
+
+
+def test_a_store_passed_as_decisions_is_refused_and_left_as_it_was(data_path, tmp_path):
+    summary = run_pipeline(_config(data_path, tmp_path / "a"))
+    before = summary.db.read_bytes()
+    with pytest.raises(LoadError, match=r"is not a decisions file of this Lossmap .* pass <store>.decisions.duckdb"):
+        relabel(load_dataset(_config(data_path, tmp_path)), summary.db)
+    assert summary.db.read_bytes() == before
+    open_readonly(summary.db).close()  # still a store the app opens
+    with pytest.raises(ValueError, match=r"is the store this run writes"):
+        _config(data_path, tmp_path / "a", relabel=summary.db)
+
+
+def test_the_latest_row_of_a_text_wins_and_only_real_changes_count(data_path, tmp_path):
+    rows = pd.DataFrame({"sample_id": ["r001", "r001", "r002", "r003"],
+                         "decision": ["mislabeled", "correct", "mislabeled", "mislabeled"],
+                         "old_label": ["pos", "pos", "neg", "pos"], "new_label": ["neg", "pos", "pos", "pos"],
+                         "decided_at": ["2026-11-27T10:00:00Z", "2026-11-27T11:00:00Z", "2026-11-27T10:00:00Z",
+                                        "2026-11-27T10:00:00Z"]})
+    path = tmp_path / "relabel.csv"
+    rows.iloc[[1, 0, 2, 3]].to_csv(path, index=False)  # the later 'correct' first in the file
+    frame = relabel(load_dataset(_config(data_path, tmp_path)), path).frame
+    assert frame.loc[frame["original_label"].notna(), "sample_id"].tolist() == ["r002"]  # r003: pos to pos
+
+
+def test_a_split_the_data_lacks_and_a_relabel_that_empties_a_class_are_refused(data_path, decided, tmp_path):
+    data = load_dataset(_config(data_path, tmp_path))
+    with pytest.raises(LoadError, match=r"--relabel-split 'tarin' is not a split of the data \(its splits: test, train\)"):
+        relabel(data, decided, split="tarin")
+    path = tmp_path / "all.duckdb"
+    negatives = data.frame[data.frame["label"] == 0]["sample_id"].tolist()
+    decisions.record_many(path, [{"sample_id": i, "old_label": "neg", "new_label": "pos"} for i in negatives],
+                          decision="mislabeled", source=str(data_path))
+    with pytest.raises(LoadError, match=r"after --relabel .* \(60 label\(s\) changed\): .*fewer members than the 2 "
+                                        r"cross-fitting folds: 'neg' \(0\)"):
+        relabel(data, path, folds=2)

@@ -248,24 +248,50 @@ def test_logits_said_to_be_probabilities_are_refused(reviews, bert):
                    max_tokens=128)
 
 
-def test_a_single_logit_column_is_read_through_a_sigmoid(tmp_path):
-    class OneLogit(torch.nn.Module):
-        def forward(self, input_ids, attention_mask):
-            return (input_ids.float() * attention_mask).sum(dim=1, keepdim=True) / 100.0 - 1.0
-
+def _word_model(folder, forward, name="one.onnx"):
+    """A tiny token-id graph computing ``forward(input_ids, attention_mask)``, with a WordLevel tokenizer.json."""
     from tokenizers import Tokenizer, models, pre_tokenizers
+
+    class Graph(torch.nn.Module):
+        def forward(self, input_ids, attention_mask):
+            return forward(input_ids, attention_mask)
 
     tok = Tokenizer(models.WordLevel({"[PAD]": 0, "[UNK]": 1, "good": 150, "bad": 20}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.save(str(tmp_path / "tok.json"))
+    tok.save(str(folder / "tok.json"))
     ids = torch.tensor([[150, 20]])
-    torch.onnx.export(OneLogit().eval(), (ids, torch.ones_like(ids)), str(tmp_path / "one.onnx"), dynamo=False,
+    torch.onnx.export(Graph().eval(), (ids, torch.ones_like(ids)), str(folder / name), dynamo=False,
                       input_names=["input_ids", "attention_mask"], output_names=["logits"], opset_version=17,
                       dynamic_axes={"input_ids": {0: "n", 1: "t"}, "attention_mask": {0: "n", 1: "t"}, "logits": {0: "n"}})
-    model = open_model(tmp_path / "one.onnx", classes=CLASSES, probe=["good"], tokenizer=tmp_path / "tok.json")
+    return folder / name, folder / "tok.json"
+
+
+def _one_logit(input_ids, attention_mask):
+    return (input_ids.float() * attention_mask).sum(dim=1, keepdim=True) / 100.0 - 1.0
+
+
+def test_a_single_logit_column_is_read_through_a_sigmoid_decided_once_for_every_text(tmp_path):
+    path, tok = _word_model(tmp_path, _one_logit)
+    model = open_model(path, classes=CLASSES, probe=["good"], tokenizer=tok)
     probs, _ = model.score(["good good", "bad"])
     expected = 1 / (1 + np.exp(-np.array([300 / 100 - 1, 20 / 100 - 1])))
     assert np.allclose(probs[:, 1], expected, atol=1e-6) and np.allclose(probs.sum(axis=1), 1)
+    # 40 texts whose logit (0.5) could pass for a probability, and one whose logit (3.5) cannot: batches of 32 texts
+    # once read the first batch as probabilities and the second as logits; now every text is read the same way
+    probs, _ = model.score(["good"] * 40 + ["good good good"])
+    assert np.allclose(probs[:40, 1], 1 / (1 + np.exp(-0.5)), atol=1e-6)
+
+
+def test_a_model_giving_nan_fails_before_any_training_with_a_message(reviews, tmp_path, monkeypatch):
+    from pipeline.models import linear
+
+    _, data = reviews
+    path, tok = _word_model(tmp_path, lambda i, m: torch.cat([_one_logit(i, m), _one_logit(i, m)], 1) * float("nan"))
+    monkeypatch.setattr(linear, "train_models", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(LoadError, match=r"holds values that are not finite numbers \(NaN or infinity\)"):
+        run_pipeline(Config(data=data, db=tmp_path / "s.duckdb", models_dir=tmp_path / "m", progress=False,
+                            dense=False, cnn=False, model=path, tokenizer=tok))
+    assert not (tmp_path / "s.duckdb").exists()
 
 
 def _numbered_model(path, table, inverted: bool):
