@@ -22,6 +22,7 @@ done = queries.count_among_flagged(ctx.ref, ctx.run_id, decided_ids) if n_flagge
 status = suspects["sample_id"].map(decided.set_index("sample_id")["decision"]) if len(decided) else None
 
 st.title("Mislabel review")
+review.say_ranking(ctx, "Suspects are ranked, and **Why flagged** is written, from")
 st.progress(done / max(n_suspects, 1), text=f"Reviewed {done:,} of {n_suspects:,} suspects")
 c = st.columns([1, 1, 3])
 with c[0]:

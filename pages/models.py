@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import charts, queries, state
-from pages.common.widgets import plain, sample_link, visible
+from pages.common.widgets import MISSING, PERCENT, listed, percent, sample_link, visible
 
 ctx = state.context()
 st.title("Models")
@@ -22,28 +22,37 @@ def named(frame: pd.DataFrame, side: str = "") -> list[str]:
 
 
 st.subheader("Accuracy")
-st.dataframe(models[["predictor", "texts", "accuracy", "unseen", "accuracy_unseen", "seen", "accuracy_seen"]],
-             hide_index=True, key="models_accuracy", column_config={
+shares = ["accuracy", "accuracy_unseen", "accuracy_seen"]
+table = models[["predictor", "texts", "accuracy", "unseen", "accuracy_unseen", "seen", "accuracy_seen"]]
+st.dataframe(table.assign(**{c: percent(table[c]) for c in shares}), hide_index=True, key="models_accuracy",
+             placeholder=MISSING, column_config={
                  "predictor": st.column_config.TextColumn("predictor", width="medium"),
                  "texts": st.column_config.NumberColumn("texts", format="%d", help="texts it scored"),
-                 "accuracy": st.column_config.NumberColumn("accuracy", format="percent", help="on every text scored"),
+                 "accuracy": st.column_config.NumberColumn("accuracy", format=PERCENT, help="on every text scored"),
                  "unseen": st.column_config.NumberColumn("unseen texts", format="%d",
                                                          help="texts it never trained on"),
-                 "accuracy_unseen": st.column_config.ProgressColumn("accuracy, unseen", min_value=0, max_value=1,
-                                                                    format="percent", width="small"),
+                 "accuracy_unseen": st.column_config.ProgressColumn("accuracy, unseen", min_value=0, max_value=100,
+                                                                    format=PERCENT, width="small"),
                  "seen": st.column_config.NumberColumn("seen texts", format="%d", help="texts it trained on"),
-                 "accuracy_seen": st.column_config.NumberColumn("accuracy, seen (optimistic)", format="percent")})
-seen = models[models["seen"] > 0]
+                 "accuracy_seen": st.column_config.NumberColumn("accuracy, seen (optimistic)", format=PERCENT,
+                                                                help=f"{MISSING} where it scored no text it "
+                                                                     "trained on")})
+some = models.loc[(models["seen"] > 0) & (models["unseen"] > 0), "predictor"]
+every = models.loc[models["unseen"] == 0, "predictor"]
+trained = []
+if len(some):
+    trained.append(f"Trained on some of the texts they scored: {listed(some)}.")
+if len(every):
+    trained.append(f"Trained on every text they scored (as far as the run knows): {listed(every)}.")
 st.caption("Accuracy against the labels this run used, on the texts each predictor scored. A predictor is only "
-           "honestly judged on texts it never trained on: out-of-fold predictions always are; "
-           + (f"{'; '.join(plain(p) for p in seen['predictor'])} trained on some of theirs, where accuracy is "
-              "optimistic, so compare predictors on the texts they never trained on." if len(seen) else
-              "this run has no prediction of a text its model trained on."))
-blind = models.loc[models["unseen"] == 0, "predictor"]
-if len(blind):
-    st.warning(f"Not known on any text it never saw: {'; '.join(plain(p) for p in blind)}. Every text counts as seen "
-               "in training unless the run was told otherwise (`--trained-on SPLIT`, or an `out_of_sample` column in "
-               "the predictions file).")
+           "honestly judged on texts it never trained on, as out-of-fold predictions always are. "
+           + (" ".join(trained) + " Their accuracy on the texts they trained on is optimistic, so compare "
+              "predictors on the texts they never trained on." if trained else
+              "This run has no prediction of a text its model trained on."))
+if len(every):
+    st.warning(f"Not known on any text it never saw: {listed(every)}. Every text counts as seen in training unless "
+               "the run was told otherwise (`--trained-on SPLIT`, or an `out_of_sample` column in the predictions "
+               "file).")
 
 rows = st.radio("Texts for the charts below", ["unseen", "all"], horizontal=True, key="models_rows",
                 format_func={"unseen": "only texts each predictor never trained on",
@@ -58,7 +67,7 @@ st.altair_chart(charts.share_heatmap(per, x="name", y="predictor", value="accura
                                      legend="accuracy", tooltip=(alt.Tooltip("texts:Q", format=","),)),
                 width="stretch")
 st.caption("Accuracy per given class (recall: the share of the class's texts each predictor gets right)"
-           + (f"; left out, having no text it never trained on: {'; '.join(plain(p) for p in missing)}." if missing
+           + (f"; left out, having no text it never trained on: {listed(missing)}." if missing
               else "."))
 
 st.subheader("Agreement")
@@ -119,9 +128,10 @@ with left:
     st.altair_chart((diagonal + curves).properties(height=380), width="stretch")
 with right:
     ece = bins.groupby("predictor", sort=False).agg(ece=("ece", "first"), texts=("texts", "sum")).reindex(drawn)
-    st.dataframe(ece.reset_index(), hide_index=True, key="models_ece", column_config={
+    st.dataframe(ece.reset_index().assign(ece=lambda d: percent(d["ece"])), hide_index=True, key="models_ece",
+                 column_config={
         "predictor": st.column_config.TextColumn("predictor", width="medium"),
-        "ece": st.column_config.NumberColumn("ECE", format="percent",
+        "ece": st.column_config.NumberColumn("ECE", format=PERCENT,
                                              help="expected calibration error: |accuracy - confidence| averaged over "
                                                   "the bins, weighted by their texts"),
         "texts": st.column_config.NumberColumn("texts", format="%d")})

@@ -12,8 +12,12 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import queries, state
-from pages.common.widgets import class_colors, cluster_colors, visible
-from pipeline.names import SPACE_NAMES
+from pages.common.naming import space_label
+from pages.common.widgets import class_colors, cluster_colors, plain, visible
+from pipeline.names import OWN_FAMILIES
+from pipeline.names import space as space_of
+
+OWN_SPACES = {space_of(f) for f in OWN_FAMILIES}  # the embeddings of a user's own models
 
 ctx = state.context()
 metas = queries.meta_columns(ctx.ref, ctx.run_id)
@@ -27,17 +31,19 @@ COLOR_BY = {
 }
 
 spaces = queries.spaces(ctx.ref, ctx.run_id) or [queries.SPACE]
-space = st.sidebar.selectbox("Map of", spaces, format_func=lambda s: SPACE_NAMES.get(s, s), key="map_space",
-                             help="Which model's view of the reviews: its embedding, mapped to 2-D with UMAP; "
-                                  "loss and predictions on the map are that model's, out of fold")
+own = queries.own_names(ctx.ref, ctx.run_id)  # a user's own model by the name they gave it
+space = st.sidebar.selectbox("Map of", spaces, format_func=lambda s: visible(space_label(s, own)), key="map_space",
+                             help="Which model's view of the reviews: its embedding, mapped to 2-D with UMAP; loss "
+                                  "and predictions on the map are that model's (out of fold for Lossmap's models; as "
+                                  "given for your own)")
 st.title("Population map")
-if space.endswith("-embedding"):  # the user's own model (names.space of an own family)
-    st.caption(f"{SPACE_NAMES.get(space, space)}: the vectors your model gave, mapped with UMAP (cosine). Loss and "
+if space in OWN_SPACES:
+    st.caption(f"{plain(space_label(space, own))}: the vectors your model gave, mapped with UMAP (cosine). Loss and "
                "predictions on this map are your model's as given: where it was not told it never saw a text, that "
                "text counts as seen in training and its loss is optimistic (Models page). The flags are the run's "
                "label issues, whichever map is shown.")
 else:
-    st.caption(f"{SPACE_NAMES.get(space, space)}. Network maps use the network trained on the train split (fold 0's "
+    st.caption(f"{plain(space_label(space, own))}. Network maps use the network trained on the train split (fold 0's "
                "when the data has no train split); the "
                "flags are the run's label issues, whichever map is shown.")
 c = st.columns([2, 2, 1, 1])

@@ -1,13 +1,18 @@
 """Sample analysis: one review, why it was scored as it was, every model's view of it, and its neighbours."""
 
+import math
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from pages.common import queries, review, state
-from pages.common.widgets import (SHOWN_CHARS, class_colors, highlight_html, legend_html, plain,
+from pages.common.naming import space_label
+from pages.common.widgets import (SHOWN_CHARS, class_colors, highlight_html, legend_html, listed, plain,
                                   rating_text, visible)
-from pipeline.names import SPACE_NAMES
+from pipeline.names import OWN_FAMILIES
+
+BAR_HEIGHT = 32  # pixels per predictor in the Predictions chart: room for its label
 
 ctx = state.context()
 review.say_last_recorded()
@@ -42,6 +47,7 @@ if len(mine):
     note = f" · your team decided: **{plain(last['decision'])}{to}**"
 flag = "Flagged as a likely mislabel" if row["is_label_issue"] else "Not flagged"
 st.markdown(f"**{flag}:** {plain(row['reason'])}{note}")
+review.say_ranking(ctx, "The issue rank and the line above come from")
 meta = queries.sample_meta(ctx.ref, ctx.run_id, sample_id)
 if len(meta):
     st.dataframe(meta.assign(column=meta["column"].map(visible), value=meta["value"].map(visible)).set_index(
@@ -77,15 +83,19 @@ with right:
     order = list(preds["model"])
     st.altair_chart(alt.Chart(bars).mark_bar().encode(
         x=alt.X("p:Q", stack="zero", scale=alt.Scale(domain=[0, 1]), title="probability of each class"),
-        y=alt.Y("model:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
-        color=alt.Color("class:N", scale=class_colors(ctx.classes), sort=list(ctx.classes), title="class"),
+        y=alt.Y("model:N", sort=order, title=None,  # every predictor named: Streamlit's theme drops overlapping labels
+                axis=alt.Axis(labelLimit=180, labelOverlap=False, labelFlush=False)),
+        color=alt.Color("class:N", scale=class_colors(ctx.classes), sort=list(ctx.classes), title="class",
+                        legend=alt.Legend(orient="bottom", columns=4, labelLimit=160)),
         order=alt.Order("order:Q"),
         tooltip=["model", "class", alt.Tooltip("p:Q", format=".3f")]).properties(
-        height=28 * max(len(order), 1) + 50), width="stretch")
-    if preds["seen_in_training"].any():
-        seen = "; ".join(plain(m) for m in preds.loc[preds["seen_in_training"], "model"])
-        st.caption(f"Optimistic here, having trained on this review (a model of your own may have, unless you said "
-                   f"it did not): {seen}. Out-of-fold scores come from models that never saw it.")
+        height=BAR_HEIGHT * max(len(order), 1) + 60 + 20 * math.ceil(len(ctx.classes) / 4)), width="stretch")
+    seen = preds[preds["seen_in_training"]]
+    if len(seen):
+        own = " (a model of your own may have, unless you said it did not)" if seen["family"].isin(
+            OWN_FAMILIES).any() else ""
+        st.caption(f"Optimistic here, having trained on this review{own}: {listed(seen['model'])}. Out-of-fold "
+                   "scores come from models that never saw it.")
     st.subheader("Strongest n-grams")
     top = tokens[tokens["kind"] == "token"].head(15)
     st.altair_chart(alt.Chart(top).mark_bar().encode(
@@ -97,8 +107,9 @@ with right:
 
 st.subheader("Nearest neighbours in embedding space")
 spaces = queries.neighbour_spaces(ctx.ref, ctx.run_id)
+own_names = queries.own_names(ctx.ref, ctx.run_id)
 space = (st.radio("Neighbours by", spaces, horizontal=True, key="neighbour_space",
-                  format_func=lambda s: SPACE_NAMES.get(s, s)) if len(spaces) > 1 else queries.SPACE)
+                  format_func=lambda s: plain(space_label(s, own_names))) if len(spaces) > 1 else queries.SPACE)
 near = queries.neighbours(ctx.ref, ctx.run_id, sample_id, space)
 if near.empty:
     st.info("This run has no embeddings for this review.")

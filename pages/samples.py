@@ -9,8 +9,8 @@ import math
 import streamlit as st
 
 from pages.common import filters, queries, review, state
+from pages.common.naming import space_label
 from pages.common.widgets import plain, visible
-from pipeline.names import SPACE_NAMES
 
 PAGE_SIZE = 100
 MAX_META_FILTERS = 12  # more of the data's columns than this: pick which to filter on
@@ -72,10 +72,11 @@ with st.expander("Filters", expanded=True):
     c[1].slider("Loss (nats)", 0.0, max_loss, key="f_loss", step=0.05)
     c[2].slider("Length (words)", 0, max_words, key="f_words")
     c = st.columns(4)
+    own = queries.own_names(ctx.ref, ctx.run_id)  # a user's own embedding by the name they gave their model
     c[0].multiselect("Cluster", cluster_ids(space), key="f_cluster",
-                     help=f"Clusters of the {SPACE_NAMES.get(space, space)} map (Population map lists them)")
+                     help=f"Clusters of the {plain(space_label(space, own))} map (Population map lists them)")
     if len(spaces) > 1:  # another map's cluster 1 is another cluster: the picked ones are cleared
-        c[0].selectbox("Clusters of the map", spaces, key="f_map", format_func=lambda s: SPACE_NAMES.get(s, s),
+        c[0].selectbox("Clusters of the map", spaces, key="f_map", format_func=lambda s: visible(space_label(s, own)),
                        on_change=lambda: st.session_state.update(f_cluster=[]))
     c[1].selectbox("Review status", filters.STATUSES, key="f_status")
     c[2].text_input("Search the text", key="f_q", placeholder="a word or phrase, as typed")

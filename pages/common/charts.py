@@ -101,7 +101,7 @@ def share_heatmap(frame: pd.DataFrame, *, x: str, y: str, value: str, x_sort: li
     base = alt.Chart(frame).encode(
         x=alt.X(f"{x}:N", sort=x_sort, title=x_title,
                 axis=alt.Axis(labelAngle=-40 if slanted else 0, labelLimit=180, labelOverlap=False)),
-        y=alt.Y(f"{y}:N", sort=y_sort, title=None, axis=alt.Axis(labelLimit=260)),
+        y=alt.Y(f"{y}:N", sort=y_sort, title=None, axis=alt.Axis(labelLimit=260, labelOverlap=False)),
         tooltip=[alt.Tooltip(f"{x}:N"), alt.Tooltip(f"{y}:N"), alt.Tooltip(f"{value}:Q", format=".1%", title=legend),
                  *tooltip])
     cells = base.mark_rect().encode(color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]),

@@ -1,4 +1,5 @@
-"""Deciding on reviews: one at a time (with a key per decision), several at once, and undoing.
+"""Deciding on reviews: one at a time (with a key per decision), several at once, and undoing; and what ranked the
+suspects (``say_ranking``).
 
 Every decision goes through ``pipeline.store.decisions`` (an append-only history); undo
 writes a row too. A note belongs to one review or one batch: its widget is keyed by
@@ -11,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from pipeline.store import decisions
+from pages.common import naming, queries
 from pages.common.state import Context
 from pages.common.widgets import plain
 
@@ -228,3 +230,25 @@ def scroll_to_top() -> None:
     st.html("<script>for (const el of [window.parent.document.querySelector('[data-testid=\"stMain\"]'), "
             "document.querySelector('[data-testid=\"stMain\"]')]) { if (el) el.scrollTo(0, 0); } "
             "window.scrollTo(0, 0);</script>", unsafe_allow_javascript=True)
+
+
+def say_ranking(ctx: Context, lead: str) -> None:
+    """A caption saying what ranked the run's suspects (``lead`` opens it, e.g. 'Suspects are ranked by'), and a
+    warning when the ranking used a user's own predictor that counts every text as seen in its training: its
+    confidence there is optimistic, so the texts it learned by heart, mislabeled or not, rank as trustworthy."""
+    method = queries.issue_method(ctx.ref, ctx.run_id)
+    own = queries.own_predictors(ctx.ref, ctx.run_id).set_index("family")
+    names = queries.own_names(ctx.ref, ctx.run_id)
+    ranked = naming.ranking(method)
+    used = [f for f in (ranked.families if ranked else ()) if f in own.index]
+    some = [f for f in used if 0 < own.loc[f, "seen"] < own.loc[f, "texts"]]
+    every = [f for f in used if own.loc[f, "texts"] and own.loc[f, "seen"] == own.loc[f, "texts"]]
+    st.caption(f"{lead} {plain(naming.ranking_text(method, names))}."
+               + "".join(f" {plain(naming.own_label(f, names))} trained on {int(own.loc[f, 'seen']):,} of its "
+                         f"{int(own.loc[f, 'texts']):,} texts, where its confidence is optimistic." for f in some))
+    for f in every:
+        st.warning(f"The ranking used {plain(naming.own_label(f, names))}, and every text counts as seen in its "
+                   "training (the run was not told which texts it never saw: `--trained-on SPLIT`, or an "
+                   "`out_of_sample` column in the predictions file). Its confidence on the texts it trained on is "
+                   "optimistic, so a mislabeled text it learned as labeled ranks as trustworthy: run again with "
+                   "`--issue-source nblr` to rank by the linear model's out-of-fold probabilities.")

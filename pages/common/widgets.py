@@ -19,8 +19,12 @@ import urllib.parse
 import altair as alt
 import pandas as pd
 
+from pages.common.naming import quoted
+
 
 SHOWN_CHARS = 15_000  # longest text a page renders as HTML; the rest is elided, with a note
+PERCENT = "%.1f%%"  # every share a table shows: one decimal place, of the share times 100 (``percent``)
+MISSING = "\u2013"  # what a table shows for a value it does not have (``st.dataframe(placeholder=...)``)
 _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 # every format character (Unicode category Cf: zero-width, direction, soft hyphen, tags, ...), the C1 controls and
 # the line and paragraph separators; the C0 controls get their Control Pictures instead
@@ -172,6 +176,17 @@ def sample_link(run_id: str, sample_id: str) -> str:
     query nor make the link leave the app."""
     return "sample_analysis?" + urllib.parse.urlencode({"run": run_id, "sample": sample_id},
                                                        quote_via=urllib.parse.quote)
+
+
+def listed(names) -> str:
+    """Names for Markdown, each quoted and escaped (``plain``): '“a”, “b” and “c”'."""
+    shown = [plain(quoted(n)) for n in names]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+
+
+def percent(shares: pd.Series) -> pd.Series:
+    """Shares (0-1) as percentages (0-100), for a table column formatted with ``PERCENT``."""
+    return shares * 100
 
 
 def pct(value) -> str:

@@ -1,6 +1,7 @@
 """The Compare runs page through app.py: two runs of one store, compared on the texts both hold, checked against
 the store."""
 
+import json
 import urllib.parse
 
 import pyarrow as pa
@@ -113,8 +114,12 @@ def test_moved_ranks_and_changed_labels_are_listed(compared, store):
     app, picked = compared
     moves = _frame(app, "rank_b")
     top = _rows(store, "SELECT max(issue_rank) AS m FROM sample_summary")["m"].iloc[0]
-    assert set(moves["sample_id"].iloc[:2]) == set(picked["swapped"]) and set(moves["moved"].iloc[:2]) == {
-        top - 1, 1 - top}
+    first, last = picked["swapped"]  # rank 1 and the last rank of run A, swapped in run B
+    moved = moves.set_index("sample_id").loc[[first, last]]
+    assert list(moved["rank_change"]) == [top - 1, 1 - top]  # rank B - rank A: the sign agrees with the name
+    assert list(moved["direction"]) == ["less suspect in B", "more suspect in B"]
+    (config,) = [json.loads(d.proto.columns) for d in app.dataframe if "rank_b" in d.value]
+    assert config["rank_change"]["label"] == "rank change, B - A"
     relabels = _frame(app, "new_label").set_index("sample_id")
     assert sorted(relabels.index) == picked["relabeled"]
     stored = _rows(store, "SELECT s.sample_id, o.name AS old, n.name AS new FROM samples s JOIN classes o ON o.run_id "
@@ -137,3 +142,54 @@ def test_runs_of_different_data_are_said_to_share_no_text(app, store):
                                                  "WHERE run_id = 'other-data'"))
     _compare(app)
     assert "hold different data" in app.warning[0].value and not app.dataframe
+
+
+def test_a_run_that_changed_nothing_says_so_without_arrows_or_an_empty_chart(app, store):
+    publish_copy_of_run(store, LATER)
+    _compare(app)
+    assert any(i.value.startswith("No class's accuracy changed") for i in app.info)
+    assert not app.get("vega_lite_chart")  # no per-class chart with a lone 0.000000 tick (and no changed prediction)
+    metrics = {m.label: m.proto for m in app.metric}
+    zero = metrics["Out-of-fold accuracy, B"]
+    assert zero.delta == "0.0 pp" and zero.color == zero.GRAY and zero.direction == zero.NONE  # no green up arrow
+    assert any("Both runs were made with the same settings" in c.value for c in app.caption)
+    assert not [d for d in app.dataframe if "setting" in d.value]
+
+
+def test_accuracy_per_class_is_in_percent_with_one_decimal_place_and_every_column_sized(compared):
+    app, _ = compared
+    (table,) = [d for d in app.dataframe if "delta_pp" in d.value]
+    config = json.loads(table.proto.columns)
+    assert config["accuracy_a"]["type_config"]["format"] == config["accuracy_b"]["type_config"]["format"] == "%.1f%%"
+    assert all(config[c].get("width") for c in ("name", "texts_a", "accuracy_a", "texts_b", "accuracy_b", "delta_pp"))
+    assert table.value["accuracy_a"].max() > 1  # percent, not a share
+    metrics = {m.label: m.proto for m in app.metric}
+    moved = metrics["Out-of-fold accuracy, B"]
+    assert moved.delta.endswith(" pp") and moved.delta != "0.0 pp" and moved.direction != moved.NONE
+
+
+def test_what_differs_between_the_runs_lists_their_settings_and_ranking(app, store):
+    make_later_run(store)
+    own = "<b>my</b> [BERT](https://evil.example/)"
+
+    def differently(con):  # run B: another seed, the user's predictions, ranked by the mean of every predictor's
+        config = json.loads(con.execute("SELECT config FROM runs WHERE run_id = ?", [LATER]).fetchone()[0])
+        config |= {"seed": 3, "predictions": "/data/preds.csv", "issue_source": "ensemble", "db": "/another/store"}
+        con.execute("UPDATE runs SET config = ? WHERE run_id = ?", [json.dumps(config), LATER])
+        con.execute("UPDATE label_issues SET method = 'self_confidence on ensemble of nblr, dense, cnn, imported' "
+                    "WHERE run_id = ?", [LATER])
+        con.execute("INSERT INTO models (run_id, model_id, family, role, reference, n_features, n_train, name, "
+                    "source) VALUES (?, 'imported', 'imported', 'own', false, 0, 0, ?, 'preds.csv')", [LATER, own])
+
+    files.publish(store, differently)
+    _compare(app)
+    (table,) = [d.value for d in app.dataframe if "setting" in d.value]
+    rows = table.set_index("setting")
+    assert list(rows.index) == ["label-issue ranking", "predictors", "seed", "predictions"]  # not where it wrote
+    assert rows.loc["label-issue ranking", "a"] == "cleanlab's self_confidence on the out-of-fold probabilities of " \
+                                                   "the linear model"
+    assert rows.loc["label-issue ranking", "b"] == (
+        "cleanlab's self_confidence on the mean of the probabilities of the linear model, the dense network, the CNN "
+        f"and \u201c{own}\u201d (your predictions) (out of fold for Lossmap's models; as given for yours)")
+    assert rows.loc["predictors", "b"].endswith(f", \u201c{own}\u201d (your predictions)")
+    assert tuple(rows.loc["seed"]) == ("0", "3") and tuple(rows.loc["predictions"]) == ("\u2013", "/data/preds.csv")

@@ -78,15 +78,45 @@ def test_accuracy_per_predictor_matches_the_store_and_seen_texts_are_told_apart(
     assert len(table) == len(truth) == 7  # three families, two protocols each, and the user's model
     own = truth.set_index(["family", "protocol"]).loc[("imported", "own")]
     assert table.loc[OWN_NAME, "texts"] == own["texts"] and table.loc[OWN_NAME, "seen"] == own["seen"] > 0
-    assert table.loc[OWN_NAME, "accuracy_unseen"] == pytest.approx(own["accuracy_unseen"])
+    assert table.loc[OWN_NAME, "accuracy_unseen"] == pytest.approx(own["accuracy_unseen"] * 100)  # percent
     linear = truth.set_index(["family", "protocol"]).loc[("nblr", "oof")]
-    assert table.loc["NB-LR (linear), out of fold", "accuracy"] == pytest.approx(linear["accuracy"])
+    assert table.loc["NB-LR (linear), out of fold", "accuracy"] == pytest.approx(linear["accuracy"] * 100)
     assert table.loc["NB-LR (linear), conventional", "accuracy_seen"] > table.loc[
         "NB-LR (linear), conventional", "accuracy_unseen"]  # trained on them: optimistic
     said = own_app.caption[0].value
     assert "optimistic" in said and "compare predictors on the texts they never trained on" in said
     assert "](" not in said and "\\[model\\]" in said and "<b>" not in said  # the user's name, as text
     assert OWN_NAME in _unescaped(said)
+
+
+def _formats(element) -> dict[str, str]:
+    """The number format of each column of a table on the page."""
+    return {k: v.get("type_config", {}).get("format") for k, v in json.loads(element.proto.columns).items()}
+
+
+def test_the_caption_tells_predictors_that_trained_on_some_texts_from_one_that_trained_on_all(app, store):
+    add_own_predictor(store)
+    files.publish(store, lambda con: con.execute("UPDATE predictions SET seen_in_training = true "
+                                                 "WHERE family = 'imported'"))  # not told which it never saw
+    said = _unescaped(_models_page(app).caption[0].value)
+    assert ("Trained on some of the texts they scored: \u201cNB-LR (linear), conventional\u201d, \u201cdense "
+            "network, conventional\u201d and \u201cCNN, conventional\u201d.") in said
+    assert f"Trained on every text they scored (as far as the run knows): \u201c{OWN_NAME}\u201d." in said
+    assert "; " not in said  # names that hold commas are not joined by semicolons
+    (warning,) = [_unescaped(w.value) for w in app.warning]
+    assert warning.startswith(f"Not known on any text it never saw: \u201c{OWN_NAME}\u201d.")
+
+
+def test_accuracy_is_one_percent_format_and_a_dash_where_a_predictor_saw_no_text(own_app):
+    accuracy, ece = own_app.dataframe[0], own_app.dataframe[2]
+    formats = _formats(accuracy)
+    assert formats["accuracy"] == formats["accuracy_unseen"] == formats["accuracy_seen"] == "%.1f%%"
+    assert _formats(ece)["ece"] == "%.1f%%"  # one decimal place everywhere: never 85.33% beside 85.2%
+    table = accuracy.value.set_index("predictor")
+    assert table.loc["NB-LR (linear), out of fold", "seen"] == 0
+    assert table["accuracy_seen"].isna()["NB-LR (linear), out of fold"]
+    assert accuracy.proto.placeholder == "\u2013"  # shown as a dash, not None
+    assert table["accuracy"].between(0, 100).all() and table["accuracy"].max() > 1
 
 
 def test_agreement_matrix_is_the_share_of_same_predictions(own_app, store):
@@ -124,7 +154,7 @@ def test_the_most_disagreed_texts_show_each_prediction_and_link_to_sample_analys
 
 
 def test_calibration_error_matches_a_numpy_computation(own_app, store):
-    ece = own_app.dataframe[2].value.set_index("predictor")["ece"]
+    ece = own_app.dataframe[2].value.set_index("predictor")["ece"] / 100  # shown in percent
     rows = _rows(store, """SELECT family, protocol, p_pred, (p.pred_label = s.label)::INT AS hit, seen_in_training
                            FROM predictions p JOIN samples s USING (run_id, sample_id)""")
     for (family, protocol), name in [(("nblr", "oof"), "NB-LR (linear), out of fold"), (("imported", "own"), OWN_NAME),
@@ -155,6 +185,25 @@ def test_a_model_of_your_own_appears_by_its_name_on_sample_analysis(app, store):
     assert OWN_NAME in set(bars["model"]) and "your predictions, as given" not in set(bars["model"])
     (said,) = [c.value for c in app.caption if c.value.startswith("Optimistic here")]
     assert OWN_NAME in _unescaped(said) and "](" not in said
+    assert "(a model of your own may have, unless you said it did not)" in _unescaped(said)
+
+
+def test_every_predictor_is_named_on_the_predictions_chart_and_only_your_own_may_have_trained_unsaid(app, store):
+    """Streamlit's chart theme drops y labels that would overlap: with seven predictors, every other one went
+    missing."""
+    (sample,) = _rows(store, "SELECT sample_id FROM samples WHERE split = 'train' ORDER BY sample_id LIMIT 1")[
+        "sample_id"]
+    app.query_params["sample"] = sample
+    app.run()
+    app.switch_page("pages/sample_analysis.py").run()
+    assert not app.exception
+    spec = json.loads(app.get("vega_lite_chart")[0].proto.spec)
+    predictors = spec["encoding"]["y"]["sort"]
+    assert len(predictors) == 6 and spec["encoding"]["y"]["axis"]["labelOverlap"] is False
+    assert spec["height"] >= 30 * len(predictors)  # room for every label
+    (said,) = [_unescaped(c.value) for c in app.caption if c.value.startswith("Optimistic here")]
+    assert "\u201cNB-LR (linear), conventional\u201d" in said  # trained on the train split, where this text is
+    assert "model of your own" not in said  # every predictor here is Lossmap's, and says what it saw
 
 
 def test_the_eight_class_store_renders_the_models_page(rating_store, monkeypatch):

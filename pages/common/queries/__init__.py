@@ -13,7 +13,7 @@ pages use them through this package: ``queries.sample_page(...)``.
 """
 
 from pages.common.queries.base import (  # noqa: F401
-    SPACE, StoreRef, class_counts, classes, runs,
+    SPACE, StoreRef, class_counts, classes, issue_method, own_names, own_predictors, runs,
 )
 from pages.common.queries.samples import (  # noqa: F401
     SORTABLE, SampleFilter, SampleOrder, confusion, count_among_flagged, filter_bounds, loss_by_rating,
@@ -35,5 +35,5 @@ from pages.common.queries.models import (  # noqa: F401
     CALIBRATION_BINS, agreement, calibration, disagreements, predictor_class_accuracy, predictor_labels, predictors,
 )
 from pages.common.queries.comparison import (  # noqa: F401
-    changed_predictions, class_accuracy_change, prediction_flows, rank_moves, relabeled, shared_texts,
+    changed_predictions, class_accuracy_change, prediction_flows, rank_moves, relabeled, run_settings, shared_texts,
 )

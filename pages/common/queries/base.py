@@ -1,4 +1,5 @@
-"""The store connection every query shares, and the run-level queries (runs, classes)."""
+"""The store connection every query shares, and the run-level queries (runs, classes, how the run ranked its label
+issues, the user's own predictors)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from pipeline.names import OWN_FAMILIES
 from pipeline.names import TEXT_SPACE as SPACE  # noqa: F401  (the default map space, for the pages)
 from pipeline.store.files import cursor as store_cursor
 from pipeline.store.files import open_readonly
@@ -58,3 +60,32 @@ def classes(ref: StoreRef, run_id: str) -> tuple[str, ...]:
 @st.cache_data(show_spinner=False, max_entries=16)
 def class_counts(ref: StoreRef, run_id: str) -> pd.DataFrame:
     return _query(ref, "SELECT class, name, n FROM classes WHERE run_id = ? ORDER BY class", [run_id])
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def issue_method(ref: StoreRef, run_id: str) -> str | None:
+    """How the run ranked its label issues (label_issues.method, '<cleanlab method> on <source>'); None without
+    label issues."""
+    method = _query(ref, "SELECT any_value(method) AS method FROM label_issues WHERE run_id = ?",
+                    [run_id])["method"].iloc[0]
+    return None if pd.isna(method) else str(method)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def own_predictors(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """The user's own predictors of the run (families ``names.OWN_FAMILIES``): family, name (models.name, as the
+    user gave it), texts scored, seen (how many of them count as seen in its training)."""
+    return _query(ref, """
+        WITH named AS (SELECT family, max(name) AS name FROM models WHERE run_id = $run
+                       AND list_contains($own, family) GROUP BY family)
+        SELECT named.family, named.name, count(p.sample_id) AS texts,
+               count(p.sample_id) FILTER (WHERE p.seen_in_training) AS seen
+        FROM named LEFT JOIN predictions p ON p.run_id = $run AND p.family = named.family
+        GROUP BY ALL ORDER BY named.family
+    """, {"run": run_id, "own": list(OWN_FAMILIES)})
+
+
+def own_names(ref: StoreRef, run_id: str) -> dict[str, str]:
+    """family -> the name the user gave their own predictor (models.name), for the run's own predictors."""
+    own = own_predictors(ref, run_id)
+    return {f: n for f, n in zip(own["family"], own["name"]) if isinstance(n, str) and n.strip()}

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
-from pages.common.queries.base import StoreRef, _query
+from pages.common.queries.base import StoreRef, _query, issue_method
+from pipeline.names import FAMILIES
 
 
 _SHARED = ("SELECT a.sample_id FROM sample_summary a JOIN sample_summary b ON b.run_id = $b "
            "AND b.sample_id = a.sample_id WHERE a.run_id = $a")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def run_settings(ref: StoreRef, run_id: str) -> dict:
+    """What a run was told and did: config (runs.config, its options as a dict, in the Config's order), method (how
+    it ranked label issues, ``issue_method``) and families (those it trained or was given, in ``FAMILIES`` order)."""
+    config = _query(ref, "SELECT config FROM runs WHERE run_id = ?", [run_id])["config"]
+    families = _query(ref, "SELECT DISTINCT family FROM models WHERE run_id = ? ORDER BY list_position(?, family), "
+                           "family", [run_id, list(FAMILIES)])["family"]
+    return {"config": json.loads(config.iloc[0]) if len(config) and isinstance(config.iloc[0], str) else {},
+            "method": issue_method(ref, run_id), "families": list(families)}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -85,10 +99,11 @@ def prediction_flows(ref: StoreRef, run_a: str, run_b: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def rank_moves(ref: StoreRef, run_a: str, run_b: str, limit: int = 100) -> pd.DataFrame:
-    """The shared texts whose label-issue rank moved most between the runs: sample_id, rank_a, rank_b, moved
-    (rank_a - rank_b: > 0 = more suspect in run B), flagged_a, flagged_b, label_b (run B's class name), preview."""
+    """The shared texts whose label-issue rank moved most between the runs: sample_id, rank_a, rank_b, rank_change
+    (rank_b - rank_a: < 0 = closer to rank 1, more suspect in run B), flagged_a, flagged_b, label_b (run B's class
+    name), preview."""
     return _query(ref, """
-        SELECT a.sample_id, a.issue_rank AS rank_a, b.issue_rank AS rank_b, a.issue_rank - b.issue_rank AS moved,
+        SELECT a.sample_id, a.issue_rank AS rank_a, b.issue_rank AS rank_b, b.issue_rank - a.issue_rank AS rank_change,
                a.is_label_issue AS flagged_a, b.is_label_issue AS flagged_b, c.name AS label_b, b.preview
         FROM sample_summary a JOIN sample_summary b ON b.run_id = $b AND b.sample_id = a.sample_id
         JOIN classes c ON c.run_id = $b AND c.class = b.label
