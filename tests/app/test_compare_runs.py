@@ -193,3 +193,19 @@ def test_what_differs_between_the_runs_lists_their_settings_and_ranking(app, sto
         f"and \u201c{own}\u201d (your predictions) (out of fold for Lossmap's models; as given for yours)")
     assert rows.loc["predictors", "b"].endswith(f", \u201c{own}\u201d (your predictions)")
     assert tuple(rows.loc["seed"]) == ("0", "3") and tuple(rows.loc["predictions"]) == ("\u2013", "/data/preds.csv")
+
+
+def test_runs_that_number_their_classes_differently_are_compared_by_class_name(app, store):
+    """A class added to the data shifts the others' numbers: the same predictions must not show as changes."""
+    publish_copy_of_run(store, LATER)
+
+    def renumber(con):  # run B numbers 'negative' 1 and 'positive' 0, with every label and prediction to match
+        for table, columns in (("classes", ("class",)), ("sample_summary", ("label", "pred_label", "suggested_label")),
+                               ("samples", ("label",))):
+            sets = ", ".join(f"{c} = 1 - {c}" for c in columns)  # names from this test, not from data
+            con.execute(f"UPDATE {table} SET {sets} WHERE run_id = ?", [LATER])
+
+    files.publish(store, renumber)
+    _compare(app)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Predictions changed"] == "0"

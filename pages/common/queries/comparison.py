@@ -61,8 +61,11 @@ def changed_predictions(ref: StoreRef, run_a: str, run_b: str, limit: int = 500)
     """(the shared texts whose linear out-of-fold prediction differs between the runs, at most ``limit``, the
     largest change of p(given) first; how many there are). Rows: sample_id, label_a, label_b, pred_a, pred_b (class
     names as each run names them), correct_a, correct_b (against each run's label), p_given_a, p_given_b, preview."""
+    # by class name: two runs may number their classes differently (a class added to the data shifts the others)
     where = ("FROM sample_summary a JOIN sample_summary b ON b.run_id = $b AND b.sample_id = a.sample_id "
-             "WHERE a.run_id = $a AND a.pred_label <> b.pred_label")
+             "JOIN classes na ON na.run_id = $a AND na.class = a.pred_label "
+             "JOIN classes nb ON nb.run_id = $b AND nb.class = b.pred_label "
+             "WHERE a.run_id = $a AND na.name <> nb.name")
     params = {"a": run_a, "b": run_b}
     total = int(_query(ref, f"SELECT count(*) AS n {where}", params)["n"].iloc[0])
     rows = _query(ref, f"""
@@ -92,7 +95,7 @@ def prediction_flows(ref: StoreRef, run_a: str, run_b: str) -> pd.DataFrame:
         FROM sample_summary a JOIN sample_summary b ON b.run_id = $b AND b.sample_id = a.sample_id
         JOIN classes qa ON qa.run_id = $a AND qa.class = a.pred_label
         JOIN classes qb ON qb.run_id = $b AND qb.class = b.pred_label
-        WHERE a.run_id = $a AND a.pred_label <> b.pred_label
+        WHERE a.run_id = $a AND qa.name <> qb.name  -- by class name, as changed_predictions
         GROUP BY ALL ORDER BY min(a.pred_label), min(b.pred_label), outcome
     """, {"a": run_a, "b": run_b})
 
