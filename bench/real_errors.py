@@ -49,7 +49,9 @@ def ranked_test_reviews(db: Path, run_id: str | None) -> tuple[str, str, list[st
     try:
         c = cursor(con)
         run_id = run_id or c.execute("SELECT run_id FROM runs ORDER BY completed_at DESC LIMIT 1").fetchone()[0]
-        method = c.execute("SELECT any_value(method) FROM label_issues WHERE run_id = ?", [run_id]).fetchone()[0]
+        method, ranked_on = c.execute("SELECT any_value(method), any_value(ranked_on) FROM label_issues WHERE "
+                                      "run_id = ?", [run_id]).fetchone()
+        method = f"{method} on {', '.join(ranked_on)}"
         ids = [r[0] for r in c.execute(
             "SELECT i.sample_id FROM label_issues i JOIN samples s USING (run_id, sample_id) "
             "WHERE i.run_id = ? AND s.split = 'test' ORDER BY i.issue_rank", [run_id]).fetchall()]

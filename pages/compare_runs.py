@@ -91,8 +91,8 @@ c[2].metric("Labels run B changed", f"{n_relabels:,}", help="--relabel: samples.
 st.subheader("What differs between the runs")
 setting_a, setting_b = queries.run_settings(ctx.ref, run_a), queries.run_settings(ctx.ref, run_b)
 names_a, names_b = queries.own_names(ctx.ref, run_a), queries.own_names(ctx.ref, run_b)
-differ = [("label-issue ranking", ranking_text(setting_a["method"], names_a, explain=False),
-           ranking_text(setting_b["method"], names_b, explain=False)),
+differ = [("label-issue ranking", ranking_text(setting_a["ranking"], names_a, explain=False),
+           ranking_text(setting_b["ranking"], names_b, explain=False)),
           ("predictors", predictors_text(setting_a["families"], names_a, len(name_a)),
            predictors_text(setting_b["families"], names_b, len(name_b))),
           *((key, setting_text(setting_a["config"].get(key)), setting_text(setting_b["config"].get(key)))

@@ -146,11 +146,11 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
                                              if n.embedding is not None}
                                | {t.scored.family: t.embedding for t in theirs if t.embedding is not None})
     with timer.stage("issues"):
-        probs, source = issues.issue_probabilities({s.family: s.oof for s in scored + [t.scored for t in theirs]},
-                                                   cfg.issue_source)
+        probs, ranked_on = issues.issue_probabilities(
+            {s.family: s.oof for s in scored + [t.scored for t in theirs]}, cfg.issue_source)
         found = issues.find_label_issues(data.labels, probs, data.frame["rating"].to_numpy(), classes=data.classes,
                                          method=cfg.issue_method, rating_name=_rating_name(data.columns),
-                                         model_name=_ranker_name(source, theirs))
+                                         model_name=_ranker_name(ranked_on, theirs))
     summary = RunSummary(
         run_id, Path(cfg.db), len(data.frame), data.classes, scored[0].test_accuracy(),
         scored[0].oof_accuracy(data.labels), int(found["is_label_issue"].sum()), scored[-1].provider,
@@ -164,7 +164,7 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
         write_run(RunRecord(
             run_id, started, dataclasses.asdict(cfg), Path(cfg.db), data, folds, scored + [t.scored for t in theirs],
             networks, maps, shap_tokens,
-            shap_base, found, f"{cfg.issue_method} on {source}", summary.test_accuracy, summary.oof_accuracy,
+            shap_base, found, cfg.issue_method, ranked_on, summary.test_accuracy, summary.oof_accuracy,
             timer.seconds, timer.peak_mib))
     timer.bar.close()
     summary.stage_seconds = timer.seconds
@@ -172,12 +172,12 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
     return summary
 
 
-def _ranker_name(source: str, theirs: list) -> str:
+def _ranker_name(ranked_on: tuple[str, ...], theirs: list) -> str:
     """Who 'the model' is in each suspect's reason: the probabilities the ranking used."""
     mine = {t.scored.family: t.name for t in theirs}
-    if source in mine:
-        return f"your model {mine[source]!r}"
-    return "the linear model" if source == "nblr" else "the models together (mean)"
+    if len(ranked_on) > 1:
+        return "the models together (mean)"
+    return f"your model {mine[ranked_on[0]]!r}" if ranked_on[0] in mine else "the linear model"
 
 
 def _rating_name(columns: dict) -> str | None:

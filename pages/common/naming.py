@@ -1,5 +1,5 @@
 """How pages name what a run holds, in words a person reads: its map spaces (a user's own embedding by the name
-they gave their model) and the ranking behind its label issues (``label_issues.method``).
+they gave their model) and the ranking behind its label issues (``label_issues.method`` and ``ranked_on``).
 
 Every function returns text as the data has it (a user's name untouched): pages pass it through ``plain`` for
 Markdown or ``visible`` for charts, tables and select boxes.
@@ -18,7 +18,6 @@ _METHODS = {"self_confidence": "self_confidence score (the probability given to 
             "normalized_margin": "normalized_margin score",
             "confidence_weighted_entropy": "confidence_weighted_entropy score",
             "confident_learning": "confident learning (the texts it flags first, then by self-confidence)"}
-_ENSEMBLE = "ensemble of "
 
 
 def quoted(name: str) -> str:
@@ -49,23 +48,23 @@ class Ranking:
     families: tuple[str, ...]
 
 
-def ranking(stored: str | None) -> Ranking | None:
-    """``label_issues.method`` as the pipeline records it ('<method> on <source>', the source a family or 'ensemble
-    of <family>, <family>, ...'), or None where it does not read so (a store of another version)."""
-    method, on, source = (stored or "").partition(" on ")
-    if not on or not method:
+def ranking(stored: tuple | None) -> Ranking | None:
+    """The ranking a run stored (``queries.issue_ranking``: label_issues.method and ranked_on), or None where it is
+    not one this Lossmap knows (no label issues; families it does not know)."""
+    if not stored or not stored[0] or not stored[1]:
         return None
-    families = tuple(source.removeprefix(_ENSEMBLE).split(", ")) if source.startswith(_ENSEMBLE) else (source,)
-    return Ranking(method, families) if families and all(f in FAMILIES for f in families) else None
+    method, families = str(stored[0]), tuple(stored[1])
+    return Ranking(method, families) if all(f in FAMILIES for f in families) else None
 
 
-def ranking_text(stored: str | None, names: dict[str, str], *, explain: bool = True) -> str:
+def ranking_text(stored: tuple | None, names: dict[str, str], *, explain: bool = True) -> str:
     """'cleanlab's self_confidence score (...) on the out-of-fold probabilities of the linear model': what ranked the
     suspects, a user's own predictor by the name they gave it (``names``: family -> models.name); without
     ``explain``, the method by its name alone (for a table)."""
     r = ranking(stored)
     if r is None:
-        return f"{stored} (as the run recorded it)" if stored else "not recorded by this run"
+        return (f"{stored[0]} on {', '.join(map(str, stored[1] or ()))} (as the run recorded it)" if stored
+                and stored[0] else "not recorded by this run")
     nouns = [own_label(f, names) if f in OWN_FAMILIES else _OURS.get(f, f) for f in r.families]
     listed = nouns[0] if len(nouns) == 1 else f"{', '.join(nouns[:-1])} and {nouns[-1]}"
     own = [f for f in r.families if f in OWN_FAMILIES]

@@ -236,7 +236,7 @@ def say_ranking(ctx: Context, lead: str) -> None:
     """A caption saying what ranked the run's suspects (``lead`` opens it, e.g. 'Suspects are ranked by'), and a
     warning when the ranking used a user's own predictor that counts every text as seen in its training: its
     confidence there is optimistic, so the texts it learned by heart, mislabeled or not, rank as trustworthy."""
-    method = queries.issue_method(ctx.ref, ctx.run_id)
+    method = queries.issue_ranking(ctx.ref, ctx.run_id)
     own = queries.own_predictors(ctx.ref, ctx.run_id).set_index("family")
     names = queries.own_names(ctx.ref, ctx.run_id)
     ranked = naming.ranking(method)

@@ -57,17 +57,18 @@ def find_label_issues(labels, probs, ratings, *, classes, method: str = "self_co
     return _find(labels, probs, ratings, tuple(classes), method, rating_name, model_name)
 
 
-def issue_probabilities(oof: dict[str, np.ndarray], source: str) -> tuple[np.ndarray, str]:
-    """((N, K) probabilities ranked, a description) from each family's out-of-fold probabilities."""
+def issue_probabilities(oof: dict[str, np.ndarray], source: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """((N, K) probabilities ranked, the families they came from: several, their mean) from each family's
+    probabilities (out of fold; a user's own as given)."""
     if source not in SOURCES:
         raise ValueError(f"issue_source must be one of {', '.join(SOURCES)}; got {source!r}")
     if source in ("imported", "onnx"):
         if source not in oof:
             raise ValueError(f"issue_source {source!r} needs that predictor in the run")
-        return oof[source], source
+        return oof[source], (source,)
     if source == "nblr" or len(oof) == 1:
-        return oof["nblr"], "nblr"
-    return np.mean(list(oof.values()), axis=0), "ensemble of " + ", ".join(oof)
+        return oof["nblr"], ("nblr",)
+    return np.mean(list(oof.values()), axis=0), tuple(oof)
 
 
 def _find(labels, probs, ratings, classes, method, rating_name, model_name="the model") -> pd.DataFrame:

@@ -195,12 +195,14 @@ LABEL_ISSUES = """
 CREATE TABLE IF NOT EXISTS label_issues (
     run_id          VARCHAR NOT NULL,
     sample_id       VARCHAR NOT NULL,
-    method          VARCHAR NOT NULL,  -- cleanlab ranking method, and which out-of-fold probabilities it ranked
+    method          VARCHAR NOT NULL,  -- cleanlab ranking method (analyses.issues.METHODS)
     label_score     DOUBLE NOT NULL,   -- label quality, 0..1; lower = more likely mislabeled
     is_label_issue  BOOLEAN NOT NULL,  -- cleanlab confident-learning flag
     suggested_label SMALLINT NOT NULL, -- the class the model believes
     issue_rank      INTEGER NOT NULL,  -- 1 = most suspect
     reason          VARCHAR NOT NULL,  -- one readable line
+    ranked_on       VARCHAR[],         -- the families whose probabilities were ranked (several: their mean), e.g.
+                                       -- ['nblr'], ['nblr', 'dense', 'cnn', 'imported']
     PRIMARY KEY (run_id, sample_id)
 )"""
 
@@ -467,6 +469,13 @@ UPGRADES = {
         "ALTER TABLE models ADD COLUMN name VARCHAR",
         "ALTER TABLE models ADD COLUMN source VARCHAR",
         "ALTER TABLE samples ADD COLUMN original_label SMALLINT",
+        # version 5 wrote '<method> on <source>' ('self_confidence on ensemble of nblr, dense, cnn'): split once here
+        "ALTER TABLE label_issues ADD COLUMN ranked_on VARCHAR[]",
+        """UPDATE label_issues SET
+               ranked_on = CASE WHEN contains(method, ' on ensemble of ')
+                                THEN string_split(split_part(method, ' on ensemble of ', 2), ', ')
+                                WHEN contains(method, ' on ') THEN [split_part(method, ' on ', 2)] END,
+               method = CASE WHEN contains(method, ' on ') THEN split_part(method, ' on ', 1) ELSE method END""",
     ),
 }
 

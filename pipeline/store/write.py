@@ -39,7 +39,8 @@ class RunRecord:
     shap_tokens: pd.DataFrame  # explain.explain_folds' attributions (with 'row')
     shap_base: pd.DataFrame
     issues: pd.DataFrame  # issues.ISSUE_COLUMNS, dataset row order
-    issue_method: str  # "<method> on <source>"
+    issue_method: str  # the cleanlab method (analyses.issues.METHODS)
+    ranked_on: tuple[str, ...]  # the families whose probabilities it ranked (several: their mean)
     test_accuracy: float | None
     oof_accuracy: float
     stage_seconds: dict[str, float]
@@ -79,7 +80,7 @@ def _tables(r: RunRecord) -> dict[str, pd.DataFrame | pa.Table]:
         "neighbours": _concat([_neighbour_table(ids, m) for m in r.maps]),
         "shap_base": r.shap_base,
         "shap_tokens": r.shap_tokens.assign(sample_id=ids[r.shap_tokens["row"]]).drop(columns="row"),
-        "label_issues": r.issues.assign(sample_id=ids, method=r.issue_method),
+        "label_issues": _label_issues(r.issues.assign(sample_id=ids, method=r.issue_method), r.ranked_on),
         "training_batches": _concat([n.batches for n in networks]),
         "training_epochs": _concat([n.epochs for n in networks]),
         "layer_stats": _concat([n.layer_stats for n in networks]),
@@ -87,6 +88,12 @@ def _tables(r: RunRecord) -> dict[str, pd.DataFrame | pa.Table]:
         "information_plane": _concat([n.information_plane for n in networks]),
         "truncation": _concat([n.truncation for n in networks]),
     }
+
+
+def _label_issues(frame: pd.DataFrame, ranked_on: tuple[str, ...]) -> pa.Table:
+    """The label issues, with ``ranked_on`` as a VARCHAR[] list column (the same list on every row)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.append_column("ranked_on", pa.array([list(ranked_on)] * len(frame), type=pa.list_(pa.string())))
 
 
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:

@@ -176,8 +176,8 @@ def test_what_differs_between_the_runs_lists_their_settings_and_ranking(app, sto
         config = json.loads(con.execute("SELECT config FROM runs WHERE run_id = ?", [LATER]).fetchone()[0])
         config |= {"seed": 3, "predictions": "/data/preds.csv", "issue_source": "ensemble", "db": "/another/store"}
         con.execute("UPDATE runs SET config = ? WHERE run_id = ?", [json.dumps(config), LATER])
-        con.execute("UPDATE label_issues SET method = 'self_confidence on ensemble of nblr, dense, cnn, imported' "
-                    "WHERE run_id = ?", [LATER])
+        con.execute("UPDATE label_issues SET method = 'self_confidence', ranked_on = ['nblr', 'dense', 'cnn', "
+                    "'imported'] WHERE run_id = ?", [LATER])
         con.execute("INSERT INTO models (run_id, model_id, family, role, reference, n_features, n_train, name, "
                     "source) VALUES (?, 'imported', 'imported', 'own', false, 0, 0, ?, 'preds.csv')", [LATER, own])
 

@@ -17,15 +17,15 @@ def _unescaped(markdown: str) -> str:
 
 
 @pytest.mark.parametrize("stored, expected", [
-    ("self_confidence on nblr", "cleanlab's self_confidence on the out-of-fold probabilities of the linear model"),
-    ("normalized_margin on imported", f"cleanlab's normalized_margin on the probabilities of {OPEN}my BERT{CLOSE} "
-                                      "(your predictions), as given"),
-    ("confident_learning on ensemble of nblr, dense, cnn", "cleanlab's confident_learning on the mean of the "
+    (("self_confidence", ("nblr",)), "cleanlab's self_confidence on the out-of-fold probabilities of the linear model"),
+    (("normalized_margin", ("imported",)), f"cleanlab's normalized_margin on the probabilities of {OPEN}my BERT{CLOSE} "
+                                           "(your predictions), as given"),
+    (("confident_learning", ("nblr", "dense", "cnn")), "cleanlab's confident_learning on the mean of the "
      "out-of-fold probabilities of the linear model, the dense network and the CNN"),
-    ("self_confidence on ensemble of nblr, onnx", "cleanlab's self_confidence on the mean of the probabilities of "
+    (("self_confidence", ("nblr", "onnx")), "cleanlab's self_confidence on the mean of the probabilities of "
      "the linear model and your ONNX model (out of fold for Lossmap's models; as given for yours)"),
-    ("self_confidence", "self_confidence (as the run recorded it)"),  # not '<method> on <source>': shown as stored
-    ("self_confidence on nblr-train", "self_confidence on nblr-train (as the run recorded it)"),
+    (("self_confidence", ()), "self_confidence on  (as the run recorded it)"),  # no families: shown as stored
+    (("self_confidence", ("nblr-train",)), "self_confidence on nblr-train (as the run recorded it)"),
     (None, "not recorded by this run"),
 ])
 def test_a_ranking_reads_as_words(stored, expected):
@@ -33,8 +33,8 @@ def test_a_ranking_reads_as_words(stored, expected):
 
 
 def test_a_ranking_names_the_families_whose_probabilities_it_used():
-    assert ranking("self_confidence on ensemble of nblr, dense, imported").families == ("nblr", "dense", "imported")
-    assert ranking("self_confidence on onnx").families == ("onnx",) and ranking("on nblr") is None
+    assert ranking(("self_confidence", ("nblr", "dense", "imported"))).families == ("nblr", "dense", "imported")
+    assert ranking(("self_confidence", ["onnx"])).families == ("onnx",) and ranking(("", ("nblr",))) is None
 
 
 def test_a_space_of_your_own_is_named_as_you_named_your_model():
@@ -84,7 +84,7 @@ def test_a_ranking_by_your_model_that_saw_every_text_is_warned_of(app, store):
     add_own_predictor(store)
 
     def ranked_by_yours(con):  # --issue-source imported, and the run not told which texts it never saw
-        con.execute("UPDATE label_issues SET method = 'self_confidence on imported'")
+        con.execute("UPDATE label_issues SET method = 'self_confidence', ranked_on = ['imported']")
         con.execute("UPDATE predictions SET seen_in_training = true WHERE family = 'imported'")
 
     files.publish(store, ranked_by_yours)
@@ -105,8 +105,8 @@ def test_a_ranking_by_your_model_that_saw_every_text_is_warned_of(app, store):
 
 def test_a_ranking_by_your_model_told_what_it_never_saw_counts_what_it_did(app, store):
     add_own_predictor(store)  # seen in training on the train split only
-    files.publish(store, lambda con: con.execute("UPDATE label_issues SET method = "
-                                                 "'self_confidence on ensemble of nblr, dense, cnn, imported'"))
+    files.publish(store, lambda con: con.execute("UPDATE label_issues SET method = 'self_confidence', "
+                                                 "ranked_on = ['nblr', 'dense', 'cnn', 'imported']"))
     app.run()
     app.switch_page("pages/mislabel_review.py").run()
     assert not app.exception and not app.warning

@@ -106,9 +106,9 @@ def test_truncation_covers_every_review_and_ranks_the_truncated(sample_run, stor
 
 
 def test_label_issues_rank_the_linear_model_by_default(sample_run, store_ro):
-    method = store_ro.execute("SELECT DISTINCT method FROM label_issues WHERE run_id = ?",
+    method = store_ro.execute("SELECT DISTINCT method, ranked_on FROM label_issues WHERE run_id = ?",
                               [sample_run.run_id]).fetchall()
-    assert method == [("self_confidence on nblr",)]  # it beat the ensemble in bench/label_noise.py
+    assert method == [("self_confidence", ["nblr"])]  # it beat the ensemble in bench/label_noise.py
 
 
 def test_ensemble_issue_source_averages_every_family(sample_config, tmp_path):
@@ -122,8 +122,8 @@ def test_ensemble_issue_source_averages_every_family(sample_config, tmp_path):
                               models_dir=tmp_path / "m", cnn_epochs=1)
     run_pipeline(cfg)
     con = duckdb.connect(str(cfg.db), read_only=True)
-    assert con.execute("SELECT DISTINCT method FROM label_issues").fetchall() == [
-        ("self_confidence on ensemble of nblr, dense, cnn",)]
+    assert con.execute("SELECT DISTINCT method, ranked_on FROM label_issues").fetchall() == [
+        ("self_confidence", ["nblr", "dense", "cnn"])]
     gap = con.execute("""
         WITH mean AS (SELECT sample_id, avg(probs[2]) AS p FROM predictions WHERE protocol = 'oof' GROUP BY ALL)
         SELECT max(abs(i.suggested_label - (m.p >= 0.5)::INT)) FROM label_issues i JOIN mean m USING (sample_id)

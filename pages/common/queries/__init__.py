@@ -13,7 +13,7 @@ pages use them through this package: ``queries.sample_page(...)``.
 """
 
 from pages.common.queries.base import (  # noqa: F401
-    SPACE, StoreRef, class_counts, classes, issue_method, own_names, own_predictors, runs,
+    SPACE, StoreRef, class_counts, classes, issue_ranking, own_names, own_predictors, runs,
 )
 from pages.common.queries.samples import (  # noqa: F401
     SORTABLE, SampleFilter, SampleOrder, confusion, count_among_flagged, filter_bounds, loss_by_rating,

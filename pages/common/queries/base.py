@@ -63,12 +63,15 @@ def class_counts(ref: StoreRef, run_id: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def issue_method(ref: StoreRef, run_id: str) -> str | None:
-    """How the run ranked its label issues (label_issues.method, '<cleanlab method> on <source>'); None without
-    label issues."""
-    method = _query(ref, "SELECT any_value(method) AS method FROM label_issues WHERE run_id = ?",
-                    [run_id])["method"].iloc[0]
-    return None if pd.isna(method) else str(method)
+def issue_ranking(ref: StoreRef, run_id: str) -> tuple[str, tuple[str, ...]] | None:
+    """How the run ranked its label issues: (cleanlab's method, the families whose probabilities it ranked: several,
+    their mean), from label_issues.method and ranked_on; None without label issues."""
+    row = _query(ref, "SELECT any_value(method) AS method, any_value(ranked_on) AS ranked_on FROM label_issues "
+                      "WHERE run_id = ?", [run_id]).iloc[0]
+    if row["method"] is None or (isinstance(row["method"], float) and pd.isna(row["method"])):
+        return None
+    ranked_on = row["ranked_on"]
+    return str(row["method"]), tuple(str(f) for f in ranked_on) if ranked_on is not None else ()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

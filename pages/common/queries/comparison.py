@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from pages.common.queries.base import StoreRef, _query, issue_method
+from pages.common.queries.base import StoreRef, _query, issue_ranking
 from pipeline.names import FAMILIES
 
 
@@ -17,13 +17,13 @@ _SHARED = ("SELECT a.sample_id FROM sample_summary a JOIN sample_summary b ON b.
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def run_settings(ref: StoreRef, run_id: str) -> dict:
-    """What a run was told and did: config (runs.config, its options as a dict, in the Config's order), method (how
-    it ranked label issues, ``issue_method``) and families (those it trained or was given, in ``FAMILIES`` order)."""
+    """What a run was told and did: config (runs.config, its options as a dict, in the Config's order), ranking (how
+    it ranked label issues, ``issue_ranking``) and families (those it trained or was given, in ``FAMILIES`` order)."""
     config = _query(ref, "SELECT config FROM runs WHERE run_id = ?", [run_id])["config"]
     families = _query(ref, "SELECT DISTINCT family FROM models WHERE run_id = ? ORDER BY list_position(?, family), "
                            "family", [run_id, list(FAMILIES)])["family"]
     return {"config": json.loads(config.iloc[0]) if len(config) and isinstance(config.iloc[0], str) else {},
-            "method": issue_method(ref, run_id), "families": list(families)}
+            "ranking": issue_ranking(ref, run_id), "families": list(families)}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -66,8 +66,9 @@ def test_a_run_of_its_own_out_of_fold_probabilities_ranks_the_same(base, table, 
         got = dict(c.execute("SELECT sample_id, issue_rank FROM label_issues WHERE run_id = ?",
                              [again.run_id]).fetchall())
         assert got == ranks
-        method = c.execute("SELECT DISTINCT method FROM label_issues WHERE run_id = ?", [again.run_id]).fetchone()[0]
-        assert method.endswith("on imported")
+        ranking = c.execute("SELECT DISTINCT method, ranked_on FROM label_issues WHERE run_id = ?",
+                            [again.run_id]).fetchall()
+        assert ranking == [("self_confidence", ["imported"])]
         model = c.execute("SELECT model_id, role, name, source, onnx_path, parity_max_abs, n_train, accuracy "
                           "FROM models WHERE run_id = ? AND family = 'imported'", [again.run_id]).fetchone()
         assert model[:6] == ("imported", "own", "my BERT", str(path), None, None)

@@ -49,6 +49,8 @@ def v5_store(tmp_path):
     con.execute("INSERT INTO models VALUES ('r1', 'nblr-fold0', 'nblr', 'fold', 0, false, 'models/r1/a.onnx', 'ab', "
                 "10, 5, 0.8, 1e-6, 'CPUExecutionProvider')")
     con.execute("INSERT INTO samples VALUES ('r1', 's1', 'row 1', 'train', 1, NULL, NULL, 0, 2, 'a b', 'a b')")
+    con.execute("INSERT INTO label_issues VALUES ('r1', 's1', 'self_confidence on ensemble of nblr, dense, cnn', 0.2, "
+                "true, 0, 1, 'why'), ('r1', 's2', 'confident_learning on nblr', 0.9, false, 1, 2, 'why')")
     con.close()
     return path
 
@@ -71,6 +73,8 @@ def test_upgrade_keeps_the_runs_and_gives_the_layout_of_a_new_store(v5_store, tm
         assert c.execute("SELECT model_id, onnx_path, name, source FROM models").fetchall() == [
             ("nblr-fold0", "models/r1/a.onnx", None, None)]
         assert c.execute("SELECT sample_id, label, original_label FROM samples").fetchall() == [("s1", 1, None)]
+        assert c.execute("SELECT method, ranked_on FROM label_issues ORDER BY sample_id").fetchall() == [
+            ("self_confidence", ["nblr", "dense", "cnn"]), ("confident_learning", ["nblr"])]
     finally:
         con.close()
     assert files.list_runs(v5_store)["run_id"].tolist() == ["r1"]
