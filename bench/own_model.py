@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.data.imdb import CLASSES, load_reviews  # noqa: E402
 from pipeline.data.predictions import read_predictions  # noqa: E402
 from pipeline.models.user_onnx import _BATCH_TOKENS, open_model  # noqa: E402
+from pipeline.run import reset_peak, rss_mib  # noqa: E402
 
 DEFAULT_DATA = os.environ.get("IMDB_DATA", str(ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"))
 EMBEDDING_DIM = 64
@@ -65,12 +66,12 @@ class Stages:
         self.rows: list[tuple[str, float, float, str, float, float]] = []
 
     def run(self, name: str, fn, *, count: int | None = None, unit: str = "texts"):
-        start_mib = _rss_mib("VmRSS")
-        _reset_peak()
+        start_mib = rss_mib("VmRSS")
+        reset_peak()
         start, cpu = time.perf_counter(), time.process_time()
         result = fn()
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        peak = _rss_mib("VmHWM")
+        peak = rss_mib("VmHWM")
         rate = f"{count / seconds:,.0f} {unit}/s" if count else ""
         self.rows.append((name, seconds, cpu, rate, peak, peak - start_mib))
         print(f"  {name:<34} {seconds:8.2f} s  {rate:>16}  CPU {cpu:7.2f} s  peak {peak:6,.0f} MiB "
@@ -296,26 +297,6 @@ def _session(path: Path, cores: int):
     options.log_severity_level = 3
     options.intra_op_num_threads = cores
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _reset_peak() -> None:
-    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM); elsewhere a no-op."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-    except OSError:
-        pass
-
-
-def _rss_mib(field: str) -> float:
-    """VmRSS (now) or VmHWM (peak since the last reset) in MiB; the process's peak where /proc is absent."""
-    try:
-        with open("/proc/self/status") as handle:
-            return next(int(line.split()[1]) for line in handle if line.startswith(field)) / 1024
-    except (OSError, StopIteration, ValueError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":

@@ -68,15 +68,15 @@ class _Timer:
     @contextmanager
     def stage(self, name: str):
         self.bar.set_postfix_str(name)
-        _reset_peak()
+        reset_peak()
         start = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - start, 2)
-        self.peak_mib[name] = _peak_mib()
+        self.peak_mib[name] = round(rss_mib("VmHWM"), 1)
         self.bar.update(1)
 
 
-def _reset_peak() -> None:
+def reset_peak() -> None:
     """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM); elsewhere a no-op."""
     try:
         with open("/proc/self/clear_refs", "w") as handle:
@@ -85,15 +85,16 @@ def _reset_peak() -> None:
         pass
 
 
-def _peak_mib() -> float:
-    """Peak resident memory since the last reset (VmHWM), else since the process started."""
+def rss_mib(field: str = "VmHWM") -> float:
+    """Resident memory in MiB: ``VmRSS`` (now) or ``VmHWM`` (the peak since ``reset_peak``); where /proc is absent,
+    the process's peak since it started. Benches use these too (bench/own_model.py)."""
     try:
         with open("/proc/self/status") as handle:
-            return round(next(int(line.split()[1]) for line in handle if line.startswith("VmHWM")) / 1024, 1)
+            return next(int(line.split()[1]) for line in handle if line.startswith(field)) / 1024
     except (OSError, StopIteration, ValueError):
         import resource
 
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_pipeline(cfg: Config, frame: pd.DataFrame | None = None) -> RunSummary:

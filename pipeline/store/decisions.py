@@ -305,7 +305,7 @@ def current(path: Path, source: str | None = None, *, upgrade: bool = True) -> p
     """The latest decision per sample (empty frame when none yet); with ``source``, only decisions on that data
     (and those recorded before sources were kept). ``upgrade=False`` never writes: a file of an older layout, or a
     DuckDB file that is no decisions file (a store), is a DecisionsError (the pipeline's --relabel reads this way)."""
-    return _read(path, _CURRENT + " ORDER BY decided_at", {"source": source}, spellings_of=source, upgrade=upgrade)
+    return _read(path, _CURRENT + " ORDER BY decided_at", {"source": source}, upgrade=upgrade)
 
 
 def history(path: Path) -> pd.DataFrame:
@@ -314,8 +314,7 @@ def history(path: Path) -> pd.DataFrame:
                        "ORDER BY decision_id")
 
 
-def _read(path: Path, sql: str, params: dict | None = None, *, spellings_of: str | None = None,
-          upgrade: bool = True) -> pd.DataFrame:
+def _read(path: Path, sql: str, params: dict | None = None, *, upgrade: bool = True) -> pd.DataFrame:
     """Run a query on the decisions file without taking its write lock (a file of an older layout is brought up to
     date first, once, with a short write)."""
     if not Path(path).exists():
@@ -332,8 +331,8 @@ def _read(path: Path, sql: str, params: dict | None = None, *, spellings_of: str
                 con.close()
                 _connect(path).close()  # creates undos, adds source, names 0/1 labels
                 con = _connect(path, read_only=True)
-            if spellings_of is not None or "$sources" in sql:
-                params = {**(params or {}), "sources": _spellings(con, spellings_of)}
+            if "$sources" in sql:  # the spellings of params' source that the file holds
+                params = {**params, "sources": _spellings(con, params["source"])}
             return con.execute(sql, params or {}).df()
         except duckdb.Error as exc:
             raise DecisionsError(_explain(path, exc)) from None

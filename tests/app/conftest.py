@@ -64,6 +64,14 @@ def publish_copy_of_run(store: Path, new_run_id: str, *, source: str | None = No
     pipeline_store.publish(store, copy_run)
 
 
+def open_page(app, page: str, title: str):
+    """Run the app, switch to ``page`` (its path) and check it rendered, titled ``title``, without an exception."""
+    app.run()
+    app.switch_page(page).run()
+    assert not app.exception and app.title[0].value == title
+    return app
+
+
 def store_frame(store: Path, sql: str, params=()):
     """The rows of a query over a store file, as a DataFrame (read-only, for checking what a page shows)."""
     import duckdb

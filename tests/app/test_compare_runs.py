@@ -9,7 +9,7 @@ import pytest
 
 from pages.common.widgets import pct
 from pipeline.store import files
-from tests.app.conftest import publish_copy_of_run
+from tests.app.conftest import open_page, publish_copy_of_run
 from tests.app.conftest import store_frame as _rows
 from tests.app.test_pages import N_REVIEWS
 
@@ -45,10 +45,7 @@ def make_later_run(store) -> dict[str, list[str]]:
 
 
 def _compare(app):
-    app.run()
-    app.switch_page("pages/compare_runs.py").run()
-    assert not app.exception and app.title[0].value == "Compare runs"
-    return app
+    return open_page(app, "pages/compare_runs.py", "Compare runs")
 
 
 def _frame(app, column: str):

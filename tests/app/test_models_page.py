@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pipeline.store import files
+from tests.app.conftest import open_page
 from tests.app.conftest import store_frame as _rows
 from tests.conftest import ROOT
 
@@ -52,10 +53,7 @@ def _chart(at, i: int, column: str):
 
 
 def _models_page(app):
-    app.run()
-    app.switch_page("pages/models.py").run()
-    assert not app.exception and app.title[0].value == "Models"
-    return app
+    return open_page(app, "pages/models.py", "Models")
 
 
 def _unescaped(markdown: str) -> str:
