@@ -250,6 +250,14 @@ def from_table(raw: pd.DataFrame, roles: dict, *, source: str, report: LoadRepor
                    meta.iloc[order].reset_index(drop=True), meta_columns)
 
 
+def require_split(data: Dataset, value: str, option: str) -> None:
+    """Raise LoadError unless ``value`` (given with ``option``, e.g. '--trained-on') is one of the data's splits."""
+    splits = sorted(set(data.frame["split"].dropna().astype(str)))
+    if value not in splits:
+        raise LoadError(f"{option} {value!r} is not a split of the data (its splits: "
+                        f"{examples(splits) if splits else 'none; give --split COLUMN'}).")
+
+
 def check(data: Dataset, *, folds: int) -> None:
     """Raise LoadError when the data cannot be cross-fitted into ``folds`` folds."""
     counts = data.class_counts()

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.data import tables
-from pipeline.data.dataset import Dataset, LoadError, LoadReport, check, examples
+from pipeline.data.dataset import Dataset, LoadError, LoadReport, check, examples, require_split
 from pipeline.data.unpack import Limits
 from pipeline.store import decisions
 
@@ -35,10 +35,8 @@ def relabel(data: Dataset, path: Path, *, split: str | None = None, folds: int |
             limits: Limits = Limits()) -> Dataset:
     """The dataset with the decisions in ``path`` applied; see the module doc. With ``folds``, the relabeled data is
     checked again (every class still has enough texts to cross-fit)."""
-    if split is not None and split not in set(data.frame["split"].dropna().astype(str)):
-        splits = sorted(set(data.frame["split"].dropna().astype(str)))
-        raise LoadError(f"--relabel-split {split!r} is not a split of the data (its splits: "
-                        f"{examples(splits) if splits else 'none; give --split COLUMN'}).")
+    if split is not None:
+        require_split(data, split, "--relabel-split")
     found = _read(Path(path), data.source, limits)
     frame = data.frame.copy()
     classes = {name: i for i, name in enumerate(data.classes)}

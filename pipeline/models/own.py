@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import Config
-from pipeline.data.dataset import Dataset, LoadError, examples
+from pipeline.data.dataset import Dataset, LoadError, require_split
 from pipeline.data.predictions import Predictions, read_predictions
 from pipeline.models.outputs import predicted_class, prediction_frame
 from pipeline.models.score import Scored
@@ -58,10 +58,7 @@ def read_own(cfg: Config, data: Dataset) -> OwnInputs:
     """Read and check every user predictor the config names; raises LoadError before any work."""
     own = OwnInputs()
     if cfg.trained_on is not None:
-        splits = set(data.frame["split"].dropna().astype(str))
-        if cfg.trained_on not in splits:
-            raise LoadError(f"--trained-on {cfg.trained_on!r} is not a split of the data (its splits: "
-                            f"{examples(sorted(splits)) if splits else 'none; give --split COLUMN'}).")
+        require_split(data, cfg.trained_on, "--trained-on")
     if cfg.predictions is not None:
         if not isinstance(cfg.predictions, (str, Path)):
             raise LoadError("predictions= takes the path of a predictions file (CSV, Parquet, JSON Lines); save a "
