@@ -18,7 +18,8 @@ ranks every source of out-of-fold probabilities:
 - methods: ``self_confidence``, ``normalized_margin`` and ``confidence_weighted_entropy``
   (cleanlab.rank; for two classes the first two give the same order), and
   ``confident_learning`` (cleanlab.filter's flags first, then the rest);
-- sources: each model alone, and ``ensemble``, the mean of the models' probabilities.
+- sources: each model alone, ``ensemble``, the mean of the models' probabilities, and ``stacked``,
+  their cross-fitted logistic-regression stack (``analyses.issues.stack``), as the pipeline ranks.
 
 Prints precision and recall at the top 1%, 5% and 10% of the ranking and the average
 precision (AP) of the whole ranking, per scenario, then each (source, method)'s mean
@@ -116,6 +117,7 @@ def run_scenario(name, frame, corpus, seqs, families, cfg) -> dict:
         print(f"  {name} {family}: out-of-fold probabilities in {time.perf_counter() - t:.0f} s", flush=True)
     if len(families) > 1:
         p_by["ensemble"] = np.mean([p_by[f] for f in families], axis=0)
+        p_by["stacked"] = issues.stack({f: binary_probs(p_by[f]) for f in families}, noisy, folds)[:, 1]
     ratings = frame["rating"].to_numpy()
     result = {}
     for source, p in p_by.items():

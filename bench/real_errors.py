@@ -14,6 +14,13 @@ never judged (or are in the half kept apart for an independent check), so for ea
 prints: how many of the top k were judged, the precision among those judged (real errors
 / judged), the lower bound that counts every unjudged review as correct (real errors / k),
 and the clear flips among them. Needs a store of the IMDB archive (its test/... ids).
+
+``--sources nblr,ensemble,stacked`` ranks the run again from what the store holds (each
+family's out-of-fold probabilities, the folds, the texts and the TF-IDF neighbours), as
+``python -m pipeline run --issue-source S`` would, and prints the same table for each
+source, then how the default's suggestions (``relabel`` / ``ambiguous``, analyses.evidence)
+split the judged reviews of its top 200: clear flips, other real errors (mixed or neutral,
+by the votes) and correct labels.
 """
 
 from __future__ import annotations
@@ -21,11 +28,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from pipeline.analyses import evidence, issues  # noqa: E402
+from pipeline.config import Config  # noqa: E402
 from pipeline.store.files import cursor, open_readonly  # noqa: E402
 
 DEFAULT_DEV = ROOT.parent / "shared" / "data" / "imdb_label_errors_dev.jsonl"
@@ -39,7 +52,8 @@ def judged(path: Path) -> dict[str, dict]:
         for line in handle:
             row = json.loads(line)
             votes = row["votes"]
-            out[row["sample_id"]] = {"real": votes["given"] < 3, "flip": votes["opposite"] >= 3}
+            out[row["sample_id"]] = {"real": votes["given"] < 3, "flip": votes["opposite"] >= 3,
+                                     "mixed": votes["given"] < 3 and votes["opposite"] < 3}
     return out
 
 
@@ -60,6 +74,54 @@ def ranked_test_reviews(db: Path, run_id: str | None) -> tuple[str, str, list[st
     return run_id, method, ids
 
 
+def rerank(db: Path, run_id: str | None, sources: list[str]) -> dict[str, tuple[list[str], pd.DataFrame]]:
+    """source -> (the test reviews' ids most suspect first, the evidence of every review) from the stored run."""
+    con = open_readonly(db)
+    try:
+        c = cursor(con)
+        run_id = run_id or c.execute("SELECT run_id FROM runs ORDER BY completed_at DESC LIMIT 1").fetchone()[0]
+        samples = c.execute("SELECT sample_id, split, label, fold, rating, display_text FROM samples WHERE run_id = ? "
+                            "ORDER BY sample_id", [run_id]).df()
+        probs = c.execute("SELECT family, sample_id, probs FROM predictions WHERE run_id = ? AND protocol = 'oof' "
+                          "ORDER BY family, sample_id", [run_id]).df()
+        names = [r[0] for r in c.execute("SELECT name FROM classes WHERE run_id = ? ORDER BY class",
+                                         [run_id]).fetchall()]
+        near = c.execute("SELECT sample_id, rank, neighbour_id, similarity FROM neighbours WHERE run_id = ? AND "
+                         "space = 'tfidf-svd'", [run_id]).df()
+    finally:
+        con.close()
+    row = pd.Series(np.arange(len(samples)), index=samples["sample_id"])
+    oof = {f: np.stack(g["probs"].to_numpy()) for f, g in probs.groupby("family", sort=False)}
+    labels, folds = samples["label"].to_numpy(int), samples["fold"].to_numpy()
+    neighbours = pd.DataFrame({"row": row[near["sample_id"]].to_numpy(), "rank": near["rank"].to_numpy(),
+                               "neighbour_row": row[near["neighbour_id"]].to_numpy(),
+                               "similarity": near["similarity"].to_numpy()})
+    test = samples["split"].to_numpy() == "test"
+    out = {}
+    for source in sources:
+        start = time.perf_counter()
+        p, _ = issues.issue_probabilities(oof, source, labels, folds)
+        found = issues.find_label_issues(labels, p, samples["rating"].to_numpy(float), classes=names)
+        ranked_at = time.perf_counter()
+        ev = evidence.gather(labels, names, samples["sample_id"].to_numpy(), samples["display_text"],
+                             samples["rating"].to_numpy(float), p, [(q, np.ones(len(q), bool)) for q in oof.values()],
+                             neighbours)
+        print(f"{source}: ranked in {ranked_at - start:.1f} s, evidence gathered in "
+              f"{time.perf_counter() - ranked_at:.1f} s ({len(labels):,} texts)")
+        order = np.argsort(found["issue_rank"].to_numpy())
+        out[source] = ([s for s in samples["sample_id"].to_numpy()[order] if s.startswith("test/")],
+                       ev.set_index(samples["sample_id"]))
+        assert test.sum() == len(out[source][0])
+    return out
+
+
+def suggestions(ranked: list[str], ev: pd.DataFrame, truth: dict[str, dict], k: int = 200) -> pd.DataFrame:
+    """How the suggestions split the judged reviews of the top k."""
+    rows = [{"suggestion": ev.at[s, "suggestion"], "clear flip": truth[s]["flip"], "mixed": truth[s]["mixed"],
+             "correct": not truth[s]["real"]} for s in ranked[:k] if s in truth]
+    return pd.DataFrame(rows).groupby("suggestion")[["clear flip", "mixed", "correct"]].sum()
+
+
 def table(ranked: list[str], truth: dict[str, dict]) -> list[dict]:
     rows = []
     for k in DEPTHS:
@@ -78,21 +140,35 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=ROOT / "data" / "lossmap.duckdb",
                         help="a store of a run on the IMDB archive (default: %(default)s)")
     parser.add_argument("--run", default=None, help="the run to measure (default: the latest)")
+    parser.add_argument("--sources", default=None,
+                        help="rank again from the store with each of these issue sources (comma-separated, e.g. "
+                             "nblr,ensemble,stacked) instead of reading the run's ranking")
     parser.add_argument("--dev", type=Path, default=DEFAULT_DEV, help="the judged reviews (default: %(default)s)")
     args = parser.parse_args()
     truth = judged(args.dev)
+    if args.sources:
+        for source, (ranked, ev) in rerank(args.db, args.run, args.sources.split(",")).items():
+            default = " - the default" if source == Config.issue_source else ""
+            print(f"\n### ranked again on {source} (self_confidence){default}\n")
+            print_table(ranked, truth)
+            print(f"\nsuggestions among the judged reviews of its top 200 (analyses.evidence):\n"
+                  f"{suggestions(ranked, ev, truth).to_string()}")
+        return
     run_id, method, ranked = ranked_test_reviews(args.db, args.run)
     if not ranked:
         sys.exit(f"run {run_id} of {args.db} has no test reviews: measure a run on the IMDB archive.")
     in_run = sum(s in truth for s in ranked)
     print(f"run {run_id} ({method}): {len(ranked):,} test reviews ranked; {in_run} of the file's {len(truth)} "
           f"judged reviews are among them ({sum(t['real'] for t in truth.values())} real errors in the file)\n")
+    print_table(ranked, truth)
+
+
+def print_table(ranked: list[str], truth: dict[str, dict]) -> None:
     print(f"{'k':>5} {'judged':>7} {'real errors':>12} {'clear flips':>12} {'precision among judged':>23} "
           f"{'lower bound':>12}")
     for r in table(ranked, truth):
         print(f"{r['k']:>5} {r['judged']:>7} {r['real']:>12} {r['flips']:>12} {r['precision_judged']:>23.3f} "
               f"{r['lower_bound']:>12.3f}")
-
 
 if __name__ == "__main__":
     main()

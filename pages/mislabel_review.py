@@ -63,6 +63,9 @@ else:
         st.session_state["review_scroll_top"] = True
         st.rerun()
     st.markdown(f"**Why flagged:** {plain(row['reason'])}")
+    if row.get("suggestion") == "ambiguous":
+        st.info("Ambiguous rather than mislabeled: the evidence above says the text is mixed or neutral, so "
+                "flipping its label would be a guess. Consider **Ambiguous** (key A) rather than a new label.")
     strongest = tokens[tokens["kind"] == "token"].head(8)
     st.markdown(f"**Strongest n-grams** (SHAP value for {plain(ctx.name(shown_class))}: + pushes toward it, "
                 "− away from it): " + ", ".join(
@@ -74,7 +77,8 @@ else:
 st.subheader("All suspects" if len(suspects) == n_suspects else f"The {len(suspects):,} most suspect")
 if len(suspects) < n_suspects:
     st.caption(f"Of {n_suspects:,} flagged reviews; the Samples page (Flagged mislabels only) pages through all.")
-listing = suspects[["issue_rank", "sample_id", "label", "suggested_label", "rating", "label_score", "reason"]].assign(
+listing = suspects[["issue_rank", "sample_id", "label", "suggested_label", "suggestion", "rating", "label_score",
+                     "reason"]].assign(
     label=lambda d: d["label"].map(ctx.name).map(visible),
     suggested_label=lambda d: d["suggested_label"].map(ctx.name).map(visible),
     sample_id=lambda d: d["sample_id"].map(visible), reason=lambda d: d["reason"].map(visible),
@@ -84,6 +88,9 @@ event = st.dataframe(listing, hide_index=True, key=f"suspects_table_{round_}", o
                      selection_mode="multi-row",
                      column_config={"issue_rank": "rank", "sample_id": "id", "label": "given label",
                                     "suggested_label": "suggested",
+                                    "suggestion": st.column_config.TextColumn(
+                                        "relabel or ambiguous", help="relabel: the evidence points to the suggested "
+                                        "class; ambiguous: the text reads as mixed or neutral"),
                                     "rating": None if not ctx.rating_name else ctx.rating_name,
                                     "label_score": st.column_config.NumberColumn("score", format="%.3f"),
                                     "status": "review status"})

@@ -101,8 +101,9 @@ class Config:
     clusters: int = 12  # k-means clusters on the embedding
     neighbours: int = 10  # most similar reviews stored per review (cosine, TF-IDF embedding)
     issue_method: str = "self_confidence"  # cleanlab ranking, one of analyses.issues.METHODS
-    issue_source: str = "nblr"  # probabilities ranked, one of analyses.issues.SOURCES (imported/onnx: your model's); nblr ranked
-    # injected flips better than the ensemble (AP 0.706 vs 0.675, bench/label_noise.py), so it is the default
+    issue_source: str = "stacked"  # probabilities ranked, one of analyses.issues.SOURCES (imported/onnx: your
+    # model's). stacked ranked the people-judged real errors best (bench/real_errors.py) and held the injected-flip
+    # figures (bench/label_noise.py); README "Which ranking" has both tables. With the linear model alone it is nblr
 
     # --- runtime ---
     device: str = "auto"  # ONNX Runtime provider, one of models.devices.DEVICES (auto: CUDA when usable)

@@ -16,10 +16,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from pipeline.analyses import explain, issues, project
+from pipeline.analyses import evidence, explain, issues, project
 from pipeline.config import Config
 from pipeline.data.load import load_dataset
 from pipeline.data.relabel import relabel
@@ -148,10 +149,15 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
                                | {t.scored.family: t.embedding for t in theirs if t.embedding is not None})
     with timer.stage("issues"):
         probs, ranked_on = issues.issue_probabilities(
-            {s.family: s.oof for s in scored + [t.scored for t in theirs]}, cfg.issue_source)
+            {s.family: s.oof for s in scored + [t.scored for t in theirs]}, cfg.issue_source, data.labels, folds)
         found = issues.find_label_issues(data.labels, probs, data.frame["rating"].to_numpy(), classes=data.classes,
                                          method=cfg.issue_method, rating_name=_rating_name(data.columns),
-                                         model_name=_ranker_name(ranked_on, theirs))
+                                         model_name=_ranker_name(ranked_on, theirs, cfg.issue_source))
+        votes = [(s.oof, np.ones(len(s.oof), bool)) for s in scored]  # fold models: none saw the review
+        votes += [(t.scored.oof, ~t.scored.predictions["seen_in_training"].to_numpy(bool)) for t in theirs]
+        found = evidence.attach(found, evidence.gather(
+            data.labels, data.classes, data.frame["sample_id"].to_numpy(), data.frame["display_text"],
+            data.frame["rating"].to_numpy(), probs, votes, maps[0].neighbours), data.classes)
     summary = RunSummary(
         run_id, Path(cfg.db), len(data.frame), data.classes, scored[0].test_accuracy(),
         scored[0].oof_accuracy(data.labels), int(found["is_label_issue"].sum()), scored[-1].provider,
@@ -173,11 +179,11 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
     return summary
 
 
-def _ranker_name(ranked_on: tuple[str, ...], theirs: list) -> str:
+def _ranker_name(ranked_on: tuple[str, ...], theirs: list, cfg_source: str) -> str:
     """Who 'the model' is in each suspect's reason: the probabilities the ranking used."""
     mine = {t.scored.family: t.name for t in theirs}
     if len(ranked_on) > 1:
-        return "the models together (mean)"
+        return "the models together (stacked)" if cfg_source == "stacked" else "the models together (mean)"
     return f"your model {mine[ranked_on[0]]!r}" if ranked_on[0] in mine else "the linear model"
 
 

@@ -19,9 +19,13 @@ self-confidence. The rating is only used in the reason, never in the score: it i
 a reviewer checks the model against.
 
 ``SOURCES`` are the probabilities a run ranks: ``nblr`` (the linear model's),
-``ensemble`` (the mean of every family's, the user's own predictors included), or a user
-predictor's own: ``imported`` (``--predictions``) or ``onnx`` (``--model``);
-``issue_probabilities`` picks them.
+``stacked`` (Lossmap's own families combined by a logistic regression on their
+out-of-fold log-probabilities, itself cross-fitted on the run's folds, so that each
+review's stacked probability still comes from models that never saw it; the weights
+follow how well each family predicts the given labels), ``ensemble`` (the plain mean of
+every family's, the user's own predictors included), or a user predictor's own:
+``imported`` (``--predictions``) or ``onnx`` (``--model``); ``issue_probabilities`` picks
+them. A user's predictor is left out of ``stacked``: it may have seen the texts.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import pandas as pd
 from pipeline.models.outputs import predicted_class
 
 METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy", "confident_learning")
-SOURCES = ("nblr", "ensemble", "imported", "onnx")
+SOURCES = ("stacked", "nblr", "ensemble", "imported", "onnx")
 ISSUE_COLUMNS = ["label_score", "is_label_issue", "suggested_label", "issue_rank", "reason"]
 
 
@@ -57,18 +61,43 @@ def find_label_issues(labels, probs, ratings, *, classes, method: str = "self_co
     return _find(labels, probs, ratings, tuple(classes), method, rating_name, model_name)
 
 
-def issue_probabilities(oof: dict[str, np.ndarray], source: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """((N, K) probabilities ranked, the families they came from: several, their mean) from each family's
-    probabilities (out of fold; a user's own as given)."""
+def issue_probabilities(oof: dict[str, np.ndarray], source: str, labels=None,
+                        folds=None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """((N, K) probabilities ranked, the families they came from: several, combined) from each family's
+    probabilities (out of fold; a user's own as given). ``stacked`` needs the given labels and the folds."""
     if source not in SOURCES:
         raise ValueError(f"issue_source must be one of {', '.join(SOURCES)}; got {source!r}")
     if source in ("imported", "onnx"):
         if source not in oof:
             raise ValueError(f"issue_source {source!r} needs that predictor in the run")
         return oof[source], (source,)
+    if source == "stacked":
+        own = {f: p for f, p in oof.items() if f not in ("imported", "onnx")}
+        if len(own) > 1:
+            return stack(own, labels, folds), tuple(own)
+        source = "nblr"
     if source == "nblr" or len(oof) == 1:
         return oof["nblr"], ("nblr",)
     return np.mean(list(oof.values()), axis=0), tuple(oof)
+
+
+def stack(oof: dict[str, np.ndarray], labels, folds) -> np.ndarray:
+    """(N, K) probabilities from a logistic regression over every family's log-probabilities, fitted on the
+    given labels of the other folds for each fold's reviews (scikit-learn's stacking, on predictions we have)."""
+    from sklearn.linear_model import LogisticRegression
+
+    labels, folds = np.asarray(labels), np.asarray(folds)
+    x = np.hstack([np.log(np.clip(p, 1e-6, 1.0)) for p in oof.values()])
+    k = next(iter(oof.values())).shape[1]
+    out = np.empty((len(labels), k))
+    for fold in np.unique(folds):
+        held, rest = folds == fold, folds != fold
+        if len(np.unique(labels[rest])) < k:  # a class missing from the other folds: fall back to the mean
+            out[held] = np.mean([p[held] for p in oof.values()], axis=0)
+            continue
+        model = LogisticRegression(C=1.0, max_iter=1000).fit(x[rest], labels[rest])
+        out[held] = model.predict_proba(x[held])
+    return out
 
 
 def _find(labels, probs, ratings, classes, method, rating_name, model_name="the model") -> pd.DataFrame:

@@ -15,8 +15,8 @@ import duckdb
 
 from pipeline.store import guard
 
-SCHEMA_VERSION = 6
-UPGRADABLE = (5,)  # older versions ``upgrade`` brings up to date in place (``UPGRADES``)
+SCHEMA_VERSION = 7
+UPGRADABLE = (5, 6)  # older versions ``upgrade`` brings up to date in place (``UPGRADES``)
 
 META = """
 CREATE TABLE IF NOT EXISTS lossmap_meta (
@@ -203,6 +203,17 @@ CREATE TABLE IF NOT EXISTS label_issues (
     reason          VARCHAR NOT NULL,  -- one readable line
     ranked_on       VARCHAR[],         -- the families whose probabilities were ranked (several: their mean), e.g.
                                        -- ['nblr'], ['nblr', 'dense', 'cnn', 'imported']
+    -- the evidence beside the rank (analyses.evidence); NULL in runs written before schema version 7
+    n_models            SMALLINT,      -- predictors that never saw the text (fold models; a user's where unseen)
+    models_disagree     SMALLINT,      -- of them, those predicting another class than the given one
+    neighbours_disagree DOUBLE,        -- share of its stored TF-IDF neighbours labeled otherwise, 0..1; NULL: none
+    stated_label        SMALLINT,      -- the class of a score its text states ('4/10'); -1: none that one class owns
+    stated_text         VARCHAR,       -- the words stating scores, untrusted; NULL: the text states none
+    duplicate_of        VARCHAR,       -- sample_id of a near-duplicate labeled otherwise (cleanlab Datalab); NULL: none
+    is_outlier          BOOLEAN,       -- Datalab's outlier flag (far from every other text)
+    outlier_score       DOUBLE,        -- Datalab's outlier score, 0..1, lower = more outlying; NULL: no neighbours
+    suggestion          VARCHAR,       -- 'relabel' | 'ambiguous' | 'keep' (analyses.evidence.SUGGESTIONS)
+    ambiguity           VARCHAR,       -- the signal that makes a doubted label ambiguous rather than wrong; NULL: none
     PRIMARY KEY (run_id, sample_id)
 )"""
 
@@ -381,6 +392,7 @@ CREATE TABLE IF NOT EXISTS sample_summary (
     y               FLOAT,
     preview         VARCHAR NOT NULL,  -- the first 160 characters of display_text, untrusted
     search_text     VARCHAR NOT NULL,  -- lower(display_text), for the literal text search
+    suggestion      VARCHAR,           -- label_issues.suggestion; NULL in runs written before schema version 7
     PRIMARY KEY (run_id, sample_id)
 )"""
 
@@ -419,7 +431,8 @@ DERIVED = (
     """INSERT INTO sample_summary
        SELECT s.run_id, s.sample_id, s.path, s.split, s.label, s.rating, s.n_words, p.p_given, p.pred_label, p.p_pred,
               p.loss, p.margin, p.pred_label = s.label, i.label_score, i.is_label_issue, i.suggested_label,
-              i.issue_rank, i.reason, e.cluster, e.x, e.y, left(s.display_text, 160), lower(s.display_text)
+              i.issue_rank, i.reason, e.cluster, e.x, e.y, left(s.display_text, 160), lower(s.display_text),
+              i.suggestion
        FROM samples s
        JOIN predictions p ON p.run_id = s.run_id AND p.sample_id = s.sample_id AND p.family = 'nblr'
                          AND p.protocol = 'oof'
@@ -459,7 +472,7 @@ RUN_TABLES = tuple(t for t in TABLES if t != "lossmap_meta" and t not in SWEEP_T
 DERIVED_TABLES = ("sample_summary", "map_points")  # filled by ``derive``, never from a stage's frames
 
 
-# In-place upgrades from an older version to SCHEMA_VERSION: new columns go last, as in the DDL above.
+# In-place upgrades, version v -> v + 1, applied in turn up to SCHEMA_VERSION: new columns go last, as in the DDL above.
 UPGRADES = {
     5: (
         "ALTER TABLE models ALTER COLUMN onnx_path DROP NOT NULL",
@@ -477,6 +490,10 @@ UPGRADES = {
                                 WHEN contains(method, ' on ') THEN [split_part(method, ' on ', 2)] END,
                method = CASE WHEN contains(method, ' on ') THEN split_part(method, ' on ', 1) ELSE method END""",
     ),
+    6: tuple(f"ALTER TABLE label_issues ADD COLUMN {column}" for column in (
+        "n_models SMALLINT", "models_disagree SMALLINT", "neighbours_disagree DOUBLE", "stated_label SMALLINT",
+        "stated_text VARCHAR", "duplicate_of VARCHAR", "is_outlier BOOLEAN", "outlier_score DOUBLE",
+        "suggestion VARCHAR", "ambiguity VARCHAR")) + ("ALTER TABLE sample_summary ADD COLUMN suggestion VARCHAR",),
 }
 
 
@@ -489,8 +506,9 @@ def upgrade(con: duckdb.DuckDBPyConnection) -> int | None:
     if row is None or row[0] == str(SCHEMA_VERSION):
         return None
     found = int(row[0])
-    for sql in UPGRADES[found]:
-        con.execute(sql)
+    for version in range(found, SCHEMA_VERSION):  # each step brings version v to v + 1
+        for sql in UPGRADES[version]:
+            con.execute(sql)
     con.execute("UPDATE lossmap_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
     return found
 

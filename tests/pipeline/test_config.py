@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 @pytest.mark.parametrize("field, value, message", [
     ("truncation", "tail", "truncation must be one of head, head_tail"),
     ("issue_method", "vibes", "issue_method must be one of self_confidence"),
-    ("issue_source", "cnn", "issue_source must be one of nblr, ensemble"),
+    ("issue_source", "cnn", "issue_source must be one of stacked, nblr, ensemble"),
     ("device", "tpu", "device must be one of auto, cpu, cuda"),
     ("folds", 1, "folds must be at least 2"),
     ("sample", 1, "sample must be at least 2"),

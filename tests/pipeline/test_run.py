@@ -105,10 +105,24 @@ def test_truncation_covers_every_review_and_ranks_the_truncated(sample_run, stor
     assert wrong == 0  # each review analysed by the fold model that never saw it
 
 
-def test_label_issues_rank_the_linear_model_by_default(sample_run, store_ro):
+def test_label_issues_rank_the_stacked_models_by_default(sample_run, store_ro):
+    import numpy as np
+
+    from pipeline.analyses.issues import stack
+
     method = store_ro.execute("SELECT DISTINCT method, ranked_on FROM label_issues WHERE run_id = ?",
                               [sample_run.run_id]).fetchall()
-    assert method == [("self_confidence", ["nblr"])]  # it beat the ensemble in bench/label_noise.py
+    families = [r[0] for r in store_ro.execute("SELECT DISTINCT family FROM predictions WHERE run_id = ? AND "
+                                               "protocol = 'oof' ORDER BY family", [sample_run.run_id]).fetchall()]
+    assert len(method) == 1 and method[0][0] == "self_confidence" and sorted(method[0][1]) == families
+    rows = store_ro.execute("SELECT s.label, s.fold, i.label_score FROM samples s JOIN label_issues i "
+                            "USING (run_id, sample_id) WHERE run_id = ? ORDER BY sample_id", [sample_run.run_id]).df()
+    oof = {f: np.stack(store_ro.execute("SELECT p.probs FROM predictions p WHERE run_id = ? AND family = ? AND "
+                                        "protocol = 'oof' ORDER BY sample_id", [sample_run.run_id, f]).df()["probs"])
+           for f in method[0][1]}
+    stacked = stack(oof, rows["label"].to_numpy(), rows["fold"].to_numpy())
+    p_given = stacked[np.arange(len(rows)), rows["label"].to_numpy()]
+    assert np.allclose(rows["label_score"].to_numpy(), p_given, atol=1e-9)  # self-confidence of the stack
 
 
 def test_ensemble_issue_source_averages_every_family(sample_config, tmp_path):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from pipeline.analyses import issues
 from pipeline.analyses.issues import METHODS, find_label_issues as _find
 
 NAMES = ("negative", "positive")
@@ -69,3 +70,19 @@ def test_many_classes_suggest_the_most_probable_class_and_name_it():
     priority = _find(labels, probs, np.full(100, 2.0), classes=classes, rating_name="priority")
     assert priority.loc[5, "reason"].endswith("; priority 2")
     assert (found.drop(index=5)["suggested_label"] == np.delete(labels, 5)).all()
+
+
+def test_stacked_probabilities_come_from_the_other_folds_and_weigh_the_better_model():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 600)
+    folds = np.arange(600) % 5
+    good = np.where(labels[:, None] == np.arange(2), 0.8, 0.2)  # right on every review
+    noise = rng.uniform(0.05, 0.95, 600)
+    bad = np.column_stack([1 - noise, noise])  # a coin
+    p, ranked_on = issues.issue_probabilities({"nblr": good, "dense": bad}, "stacked", labels, folds)
+    assert ranked_on == ("nblr", "dense") and np.allclose(p.sum(axis=1), 1)
+    assert (p.argmax(axis=1) == labels).all()  # the coin gets (almost) no weight
+    alone, on = issues.issue_probabilities({"nblr": good}, "stacked", labels, folds)
+    assert on == ("nblr",) and alone is good  # one family: nothing to stack
+    mine, on = issues.issue_probabilities({"nblr": good, "dense": bad, "imported": good}, "stacked", labels, folds)
+    assert on == ("nblr", "dense")  # a user's predictor may have seen the texts: left out

@@ -32,6 +32,26 @@ RULES = {
         SELECT * FROM label_issues i ANTI JOIN classes c ON c.run_id = i.run_id AND c.class = i.suggested_label""",
     "onnx parity within 1e-4": "SELECT * FROM models WHERE parity_max_abs > 1e-4",
     "label scores within [0, 1]": "SELECT * FROM label_issues WHERE label_score NOT BETWEEN 0 AND 1",
+    "every suspect has its evidence, within range": """
+        SELECT * FROM label_issues i JOIN runs r USING (run_id)
+        WHERE i.suggestion IS NULL OR i.suggestion NOT IN ('relabel', 'ambiguous', 'keep')
+           OR i.n_models < 1 OR i.models_disagree NOT BETWEEN 0 AND i.n_models
+           OR i.neighbours_disagree NOT BETWEEN 0 AND 1 OR i.outlier_score NOT BETWEEN 0 AND 1
+           OR i.stated_label NOT BETWEEN -1 AND r.n_classes - 1 OR i.is_outlier IS NULL""",
+    "a label is kept exactly when neither the models nor the text doubt it": """
+        SELECT * FROM label_issues i JOIN samples s USING (run_id, sample_id)
+        WHERE (i.suggestion = 'keep') <> (i.suggested_label = s.label AND i.stated_label IN (-1, s.label))""",
+    "an ambiguous suspect names its signal, a kept label none": """
+        SELECT * FROM label_issues WHERE (suggestion = 'ambiguous' AND ambiguity IS NULL)
+                                      OR (suggestion = 'keep' AND ambiguity IS NOT NULL)""",
+    "a near-duplicate named is a text of the run labeled otherwise": """
+        SELECT * FROM label_issues i JOIN samples s USING (run_id, sample_id)
+        WHERE i.duplicate_of IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM samples d
+            WHERE d.run_id = i.run_id AND d.sample_id = i.duplicate_of AND d.label <> s.label)""",
+    "the summary carries each suspect's suggestion": """
+        SELECT * FROM sample_summary m JOIN label_issues i USING (run_id, sample_id)
+        WHERE m.suggestion IS DISTINCT FROM i.suggestion""",
     "every run is complete": "SELECT * FROM runs WHERE completed_at IS NULL OR completed_at < started_at",
     "train-split rows of the conventional model are marked seen": """
         SELECT * FROM predictions p JOIN samples s USING (run_id, sample_id)

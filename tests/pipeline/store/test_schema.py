@@ -11,19 +11,20 @@ from pipeline.store import files, schema
 from pipeline.store.schema import StoreError
 from tests.conftest import ROOT
 
-PREVIOUS = "8c81eb0"  # the last commit that wrote schema version 5
+PREVIOUS = {5: "8c81eb0", 6: "d1b6059"}  # the last commit that wrote each schema version
 
 
-def _previous_schema() -> types.ModuleType:
-    """pipeline/store/schema.py as it was at version 5, from git."""
-    found = subprocess.run(["git", "show", f"{PREVIOUS}:pipeline/store/schema.py"], cwd=ROOT, capture_output=True,
+def _previous_schema(version: int = 5) -> types.ModuleType:
+    """pipeline/store/schema.py as it was at that version, from git."""
+    commit = PREVIOUS[version]
+    found = subprocess.run(["git", "show", f"{commit}:pipeline/store/schema.py"], cwd=ROOT, capture_output=True,
                            text=True)
     if found.returncode:
-        pytest.skip(f"this checkout lacks the history of {PREVIOUS} (a shallow clone): {found.stderr.strip()}")
+        pytest.skip(f"this checkout lacks the history of {commit} (a shallow clone): {found.stderr.strip()}")
     source = found.stdout
-    module = types.ModuleType("schema_v5")
-    exec(compile(source, "schema_v5.py", "exec"), module.__dict__)
-    assert module.SCHEMA_VERSION == 5
+    module = types.ModuleType(f"schema_v{version}")
+    exec(compile(source, f"schema_v{version}.py", "exec"), module.__dict__)
+    assert module.SCHEMA_VERSION == version
     return module
 
 
@@ -57,7 +58,7 @@ def v5_store(tmp_path):
 
 def test_the_app_refuses_a_version_5_store_saying_how_to_upgrade_it(v5_store):
     with pytest.raises(StoreError, match=r"written by an earlier Lossmap \(schema version 5; this one reads version "
-                                         r"6\)\. Upgrade it in place, keeping its runs and decisions: `python -m "
+                                         r"7\)\. Upgrade it in place, keeping its runs and decisions: `python -m "
                                          r"pipeline upgrade --db PATH`"):
         files.open_readonly(v5_store)
 
@@ -66,15 +67,15 @@ def test_upgrade_keeps_the_runs_and_gives_the_layout_of_a_new_store(v5_store, tm
     done = subprocess.run([sys.executable, "-m", "pipeline", "upgrade", "--db", str(v5_store)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{v5_store} upgraded from schema version 5 to 6; its runs are kept."
+    assert done.stdout.strip() == f"{v5_store} upgraded from schema version 5 to 7; its runs are kept."
     con = files.open_readonly(v5_store)
     try:
         c = files.cursor(con)
         assert c.execute("SELECT model_id, onnx_path, name, source FROM models").fetchall() == [
             ("nblr-fold0", "models/r1/a.onnx", None, None)]
         assert c.execute("SELECT sample_id, label, original_label FROM samples").fetchall() == [("s1", 1, None)]
-        assert c.execute("SELECT method, ranked_on FROM label_issues ORDER BY sample_id").fetchall() == [
-            ("self_confidence", ["nblr", "dense", "cnn"]), ("confident_learning", ["nblr"])]
+        assert c.execute("SELECT method, ranked_on, suggestion FROM label_issues ORDER BY sample_id").fetchall() == [
+            ("self_confidence", ["nblr", "dense", "cnn"], None), ("confident_learning", ["nblr"], None)]
     finally:
         con.close()
     assert files.list_runs(v5_store)["run_id"].tolist() == ["r1"]
@@ -94,3 +95,24 @@ def test_upgrading_what_is_not_a_store_changes_nothing(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "is not a Lossmap store" in done.stderr
     assert other.read_bytes() == before
+
+
+def test_a_version_6_store_gets_the_evidence_columns_empty(tmp_path):
+    old = _previous_schema(6)
+    path = tmp_path / "v6.duckdb"
+    con = duckdb.connect(str(path))
+    for ddl in old.TABLES.values():
+        con.execute(ddl)
+    con.execute("INSERT INTO lossmap_meta VALUES ('schema_version', '6'), ('created_by', 'lossmap pipeline')")
+    con.execute("INSERT INTO label_issues VALUES ('r1', 's1', 'self_confidence', 0.2, true, 0, 1, 'why', ['nblr'])")
+    con.close()
+    assert files.upgrade_store(path) == 6
+    con = files.open_readonly(path)
+    try:
+        assert files.cursor(con).execute("SELECT reason, n_models, stated_label, suggestion FROM label_issues"
+                                         ).fetchall() == [("why", None, None, None)]
+    finally:
+        con.close()
+    fresh = tmp_path / "new.duckdb"
+    files.publish(fresh, lambda con: None)
+    assert _layout(path) == _layout(fresh)

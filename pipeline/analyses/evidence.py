@@ -1,0 +1,252 @@
+"""The evidence beside each suspect's rank, and whether to relabel it or call it ambiguous (issue 14).
+
+``gather(...)`` returns one row per review, in dataset order, with ``EVIDENCE_COLUMNS``:
+
+- ``n_models`` / ``models_disagree``: the predictors that never saw the review (every
+  family's fold model that held it out; a user's own model only where it is known not to
+  have trained on it) and how many of them predict another class than the given one;
+- ``neighbours_disagree``: the share of its nearest reviews (the stored TF-IDF neighbours)
+  whose given label differs from its own; NaN without neighbours;
+- ``stated_label`` / ``stated_text``: for data with a score column (IMDB: the stars), the
+  class of a score the text itself states ("4/10", "7 out of 10", "one star") and the
+  words that state it; -1 / None when the text states none, or none that one class owns;
+- ``duplicate_of``: a near-duplicate of the review that carries another label (its id),
+  and ``is_outlier`` / ``outlier_score``: the review lies far from the others; both from
+  cleanlab's Datalab (issue types ``near_duplicate`` and ``outlier``), run on the stored
+  neighbour graph rather than a search of its own;
+- ``suggestion``: ``relabel`` (the evidence points to one other class), ``ambiguous`` (the
+  ranked models or the text disagree with the label, but the text reads as mixed or
+  neutral, so a flip would be a guess) or ``keep``; ``ambiguity`` names the signal.
+
+A stated score's class comes from the score column itself: the range of scores each class
+holds (its 2nd to 98th percentile, so a few wrong labels do not stretch it); a stated score
+outside every range, or inside two, is "between the classes". The score column is only
+read to learn those ranges, never per review: the ranking stays the models' and the text's.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from pipeline.models.outputs import predicted_class
+
+EVIDENCE_COLUMNS = ["n_models", "models_disagree", "neighbours_disagree", "stated_label", "stated_text",
+                    "duplicate_of", "is_outlier", "outlier_score", "suggestion", "ambiguity"]
+SUGGESTIONS = ("relabel", "ambiguous", "keep")
+UNSURE = 0.75  # the ranked models' belief in their own class below this: the text reads as mixed
+
+_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+          "nine": 9, "ten": 10}
+_NUMBER = r"(\d{1,2}(?:\.\d{1,2})?|zero|one|two|three|four|five|six|seven|eight|nine|ten)"
+# "7/10", "7 / 10", "7 out of 10" (not a date "3/10/2005", nor "9 out of 10 people")
+_FRACTION = re.compile(r"(?<![\d/.])" + _NUMBER + r"\s*(?:/|out of)\s*(10|ten|5|five)\b(?!\s*/|\s*\d)"
+                       r"(?!\s+(?:people|times|of|viewers|critics|films|movies)\b)", re.IGNORECASE)
+# "one star", "2 stars", "4-star", "3*" (out of 5 or of 10: used only when both readings agree)
+_STARS = re.compile(r"(?<![\d/.])\b" + _NUMBER + r"(?:[\s-]*stars?\b|\s*\*(?!\w))", re.IGNORECASE)
+
+
+def gather(labels, classes, ids, texts, ratings, ranked_probs, votes: list[tuple[np.ndarray, np.ndarray]],
+           neighbours: pd.DataFrame | None) -> pd.DataFrame:
+    """Every review's evidence; see the module doc. ``votes``: (probabilities (N, K), unseen (N,) bool) of each
+    predictor; ``neighbours``: rows of (row, neighbour_row, similarity), or None."""
+    labels = np.asarray(labels, dtype=int)
+    n = len(labels)
+    n_models, disagree = model_votes(labels, votes)
+    stated, stated_text, between = stated_labels(texts, ratings, labels, len(classes))
+    neighbours_disagree = neighbour_disagreement(labels, neighbours)
+    duplicate_of, is_outlier, outlier_score = datalab_issues(labels, ids, neighbours)
+    believed = predicted_class(np.asarray(ranked_probs))
+    sure = np.asarray(ranked_probs).max(axis=1)
+    suggestion, ambiguity = [], []
+    for i in range(n):
+        doubt = believed[i] != labels[i] or (stated[i] >= 0 and stated[i] != labels[i])
+        signal = _ambiguity(sure[i], n_models[i], disagree[i], between[i], stated[i], believed[i], labels[i])
+        suggestion.append("keep" if not doubt else "ambiguous" if signal else "relabel")
+        ambiguity.append(signal if doubt else None)
+    return pd.DataFrame({
+        "n_models": n_models.astype("int16"), "models_disagree": disagree.astype("int16"),
+        "neighbours_disagree": neighbours_disagree, "stated_label": stated.astype("int16"),
+        "stated_text": stated_text, "duplicate_of": duplicate_of, "is_outlier": is_outlier,
+        "outlier_score": outlier_score, "suggestion": suggestion, "ambiguity": ambiguity,
+    }, index=range(n))
+
+
+def _ambiguity(sure, n_models, disagree, between, stated, believed, label) -> str | None:
+    if between:
+        return f"the text states {between}"
+    if stated >= 0 and stated == label and believed != label:
+        return "the text states a score of its given class, while the models read another"
+    if stated >= 0 and stated != label and believed == label:
+        return "the text states a score of another class, while the models agree with the label"
+    if sure < UNSURE:
+        return f"the models are unsure ({sure:.0%} for their own class)"
+    if 0 < disagree < n_models:
+        return f"the models split ({disagree} of {n_models} disagree with the label)"
+    return None
+
+
+def model_votes(labels: np.ndarray, votes: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(how many predictors never saw each review, how many of them predict another class than the given one)."""
+    n_models = np.zeros(len(labels), dtype=int)
+    disagree = np.zeros(len(labels), dtype=int)
+    for probs, unseen in votes:
+        unseen = np.asarray(unseen, dtype=bool)
+        n_models += unseen
+        disagree += unseen & (np.asarray(probs).argmax(axis=1) != labels)
+    return n_models, disagree
+
+
+def neighbour_disagreement(labels: np.ndarray, neighbours: pd.DataFrame | None) -> np.ndarray:
+    """Share of each review's stored neighbours labeled otherwise; NaN for a review without neighbours."""
+    out = np.full(len(labels), np.nan)
+    if neighbours is None or not len(neighbours):
+        return out
+    rows = neighbours["row"].to_numpy()
+    differs = labels[neighbours["neighbour_row"].to_numpy()] != labels[rows]
+    counts = np.bincount(rows, minlength=len(labels))
+    has = counts > 0
+    out[has] = np.bincount(rows, weights=differs, minlength=len(labels))[has] / counts[has]
+    return out
+
+
+def score_ranges(ratings, labels, n_classes: int) -> list[tuple[float, float]] | None:
+    """Each class's range of scores (2nd to 98th percentile), or None when the data has no score column."""
+    ratings = np.asarray(ratings, dtype=float)
+    known = ~np.isnan(ratings)
+    if known.sum() < n_classes or np.nanmax(ratings) <= 0:
+        return None
+    ranges = []
+    for c in range(n_classes):
+        values = ratings[known & (labels == c)]
+        ranges.append(tuple(np.percentile(values, [2, 98])) if len(values) else (np.inf, -np.inf))
+    return ranges
+
+
+def stated_labels(texts, ratings, labels, n_classes: int) -> tuple[np.ndarray, list, list]:
+    """(the class each text's stated scores belong to, or -1; the words; what makes it 'between the classes'
+    ('' when nothing does)). Every stated score must fall in one class's range, and all in the same one."""
+    labels = np.asarray(labels, dtype=int)
+    stated = np.full(len(labels), -1)
+    words: list[str | None] = [None] * len(labels)
+    between = [""] * len(labels)
+    ranges = score_ranges(ratings, labels, n_classes)
+    if ranges is None:
+        return stated, words, between
+    top = float(np.nanmax(np.asarray(ratings, dtype=float)))
+    for i, text in enumerate(texts):
+        found = scores_in(text, top)
+        if not found:
+            continue
+        owners = [(phrase, _owner(value, ranges)) for phrase, value in found]
+        words[i] = ", ".join(list(dict.fromkeys(p for p, _ in owners))[:3])
+        classes = {c for _, c in owners}
+        if -1 in classes:
+            middle = next(p for p, c in owners if c == -1)
+            between[i] = f"'{middle}', a score between the classes"
+        elif len(classes) > 1:
+            between[i] = "scores of different classes (" + words[i] + ")"
+        else:
+            stated[i] = classes.pop()
+    return stated, words, between
+
+
+def scores_in(text: str, top: float) -> list[tuple[str, float]]:
+    """(phrase, score on the data's scale 0..top) of each score the text states; a star count that reads
+    differently out of 5 and out of 10 is given as both."""
+    found = []
+    for m in _FRACTION.finditer(text):
+        value, of = _number(m.group(1)), _number(m.group(2))
+        if value <= of:
+            found.append((m.group(0), value / of * top))
+    for m in _STARS.finditer(text):
+        value = _number(m.group(1))
+        if 0 < value <= 10:
+            found.append((m.group(0), value / 10 * top))
+            if value <= 5:
+                found.append((m.group(0), value / 5 * top))
+    return found
+
+
+def _number(word: str) -> float:
+    return float(_WORDS.get(word.lower(), word))
+
+
+def _owner(value: float, ranges: list[tuple[float, float]]) -> int:
+    """The one class whose range holds ``value`` (rounded to the scale's steps; past either end of the scale, the
+    class at that end), else -1."""
+    value = min(max(value, min(lo for lo, _ in ranges)), max(hi for _, hi in ranges))
+    holders = [c for c, (lo, hi) in enumerate(ranges) if lo - 0.5 <= value <= hi + 0.5]
+    return holders[0] if len(holders) == 1 else -1
+
+
+def datalab_issues(labels: np.ndarray, ids, neighbours: pd.DataFrame | None):
+    """(id of a near-duplicate with another label or None, is an outlier, outlier score 0..1 (lower = more
+    outlying; NaN without neighbours)) per review, from cleanlab's Datalab on the stored neighbour graph."""
+    n = len(labels)
+    duplicate_of: list[str | None] = [None] * n
+    is_outlier, outlier_score = np.zeros(n, dtype=bool), np.full(n, np.nan)
+    graph = _knn_graph(n, neighbours)
+    if graph is None:
+        return duplicate_of, is_outlier, outlier_score
+    from cleanlab import Datalab
+
+    lab = Datalab(data={"label": np.asarray(labels)}, label_name="label", verbosity=0)
+    lab.find_issues(knn_graph=graph, issue_types={"near_duplicate": {}, "outlier": {}})
+    near = lab.get_issues("near_duplicate")
+    for i in np.flatnonzero(near["is_near_duplicate_issue"].to_numpy()):
+        other = [j for j in near["near_duplicate_sets"].iloc[i] if labels[j] != labels[i]]
+        if other:
+            duplicate_of[i] = str(ids[other[0]])
+    outliers = lab.get_issues("outlier")
+    return duplicate_of, outliers["is_outlier_issue"].to_numpy(bool), outliers["outlier_score"].to_numpy(float)
+
+
+def _knn_graph(n: int, neighbours: pd.DataFrame | None):
+    """The neighbours as the sparse distance graph Datalab takes (each row nearest first, the same count per
+    row); None when there are too few reviews for one."""
+    import scipy.sparse as sp
+
+    if neighbours is None or n < 5 or not len(neighbours):
+        return None
+    counts = np.bincount(neighbours["row"].to_numpy(), minlength=n)
+    k = int(counts.min())
+    if k < 1:
+        return None
+    kept = neighbours[neighbours["rank"] <= k] if counts.max() > k else neighbours
+    kept = kept.sort_values(["row", "rank"])
+    if len(kept) != n * k:  # ranks with gaps: keep the first k of each row
+        kept = kept.groupby("row", sort=True).head(k)
+    distance = np.clip(1.0 - kept["similarity"].to_numpy(np.float64), 0.0, None)
+    return sp.csr_matrix((distance, kept["neighbour_row"].to_numpy(), np.arange(0, n * k + 1, k)), shape=(n, n))
+
+
+def attach(found: pd.DataFrame, evidence: pd.DataFrame, classes) -> pd.DataFrame:
+    """``found`` (analyses.issues) with the evidence columns, and each reason told the evidence that speaks."""
+    reasons = [reason + "".join(f"; {part}" for part in describe(row, classes))
+               for reason, row in zip(found["reason"], evidence.itertuples(index=False))]
+    return pd.concat([found.assign(reason=reasons), evidence.set_index(found.index)], axis=1)
+
+
+def describe(row, classes) -> list[str]:
+    """The evidence of one review (an ``EVIDENCE_COLUMNS`` row) as short phrases, the strongest first."""
+    parts = []
+    told = row.ambiguity if isinstance(row.ambiguity, str) else ""
+    stated_text = row.stated_text if isinstance(row.stated_text, str) else ""
+    if row.suggestion == "ambiguous":
+        parts.append(f"ambiguous rather than mislabeled: {row.ambiguity}")
+    if row.n_models > 1 and row.models_disagree and "models split" not in told:
+        parts.append(f"{row.models_disagree} of {row.n_models} models that never saw it disagree with the label")
+    if stated_text and "the text states" not in told and row.stated_label >= 0:
+        parts.append(f"the text states {row.stated_text!r}, a score of {classes[row.stated_label]!r}")
+    elif stated_text and "the text states" in told and "between" not in told:
+        parts.append(f"it states {row.stated_text!r}")
+    if row.neighbours_disagree == row.neighbours_disagree and row.neighbours_disagree >= 0.5:
+        parts.append(f"{row.neighbours_disagree:.0%} of its nearest reviews are labeled otherwise")
+    if isinstance(row.duplicate_of, str):
+        parts.append(f"a near-duplicate ({row.duplicate_of}) is labeled otherwise")
+    if row.is_outlier:
+        parts.append("it is unlike the other texts (an outlier)")
+    return parts
