@@ -41,7 +41,7 @@ from sklearn.metrics import average_precision_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.analyses import issues  # noqa: E402
+from pipeline.analyses import evidence, issues  # noqa: E402
 from pipeline.config import Config  # noqa: E402
 from pipeline.data import imdb  # noqa: E402
 from pipeline.models import linear, sequences, train_nn  # noqa: E402
@@ -102,7 +102,7 @@ def scores(flipped: np.ndarray, rank: np.ndarray) -> dict:
     return out
 
 
-def run_scenario(name, frame, corpus, seqs, families, cfg) -> dict:
+def run_scenario(name, frame, corpus, seqs, families, cfg, cache: Path | None = None) -> dict:
     kind, share = name.split(":")
     flipped = flip(frame, kind, float(share), cfg.seed)
     noisy = np.where(flipped, 1 - frame["label"].to_numpy(), frame["label"].to_numpy())
@@ -112,12 +112,22 @@ def run_scenario(name, frame, corpus, seqs, families, cfg) -> dict:
     p_by = {}
     for family in families:
         t = time.perf_counter()
+        saved = None if cache is None else cache / f"{name.replace(':', '-')}-{family}-n{len(frame)}-seed{cfg.seed}" \
+                                                   f"{'' if cfg.prune else '-noprune'}.npy"
+        if saved is not None and saved.exists():
+            p_by[family] = np.load(saved)
+            print(f"  {name} {family}: out-of-fold probabilities from {saved}", flush=True)
+            continue
         p_by[family] = (oof_probabilities(corpus, data, folds, cfg) if family == "nblr"
                         else network_oof(family, corpus, noisy_frame, folds, cfg, seqs))
+        if saved is not None:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            np.save(saved, p_by[family])
         print(f"  {name} {family}: out-of-fold probabilities in {time.perf_counter() - t:.0f} s", flush=True)
     if len(families) > 1:
         p_by["ensemble"] = np.mean([p_by[f] for f in families], axis=0)
-        p_by["stacked"] = issues.stack({f: binary_probs(p_by[f]) for f in families}, noisy, folds)[:, 1]
+        stated = evidence.stated_labels(frame["display_text"], frame["rating"].to_numpy(float), noisy, 2)[0]
+        p_by["stacked"] = issues.stack({f: binary_probs(p_by[f]) for f in families}, noisy, folds, stated)[:, 1]
     ratings = frame["rating"].to_numpy()
     result = {}
     for source, p in p_by.items():
@@ -156,6 +166,10 @@ def main() -> None:
     parser.add_argument("--no-prune", action="store_true", help="NB-LR in one cross-fitting round, no pruning")
     parser.add_argument("--models", default="nblr,dense,cnn",
                         help="comma-separated families; the ensemble is their mean (default: %(default)s)")
+    parser.add_argument("--cache", action="store_true",
+                        help="keep each scenario's out-of-fold probabilities in build/bench/label_noise/ and reuse "
+                             "them when the same scenario, family, sample and seed come again (to compare rankings; "
+                             "leave it off after changing a model)")
     args = parser.parse_args()
     families = args.models.split(",")
     scenarios = args.scenarios.split(",")
@@ -165,7 +179,8 @@ def main() -> None:
     frame = imdb.load_reviews(Path(args.data), sample=args.sample, seed=args.seed, progress=False).frame
     corpus = tokenize(frame["display_text"], ngram_max=cfg.ngram_max)
     seqs = sequences.tokenize_sequences(frame["display_text"]) if {"cnn", "bilstm"} & set(families) else None
-    outs = {name: run_scenario(name, frame, corpus, seqs, families, cfg) for name in scenarios}
+    cache = ROOT / "build" / "bench" / "label_noise" if args.cache else None
+    outs = {name: run_scenario(name, frame, corpus, seqs, families, cfg, cache) for name in scenarios}
 
     print(f"\n{len(frame):,} reviews, seed {args.seed}, models {', '.join(families)}"
           f"{' (NB-LR without pruning)' if args.no_prune else ''}; P = precision, R = recall at the top k% of the "

@@ -100,12 +100,13 @@ def rerank(db: Path, run_id: str | None, sources: list[str]) -> dict[str, tuple[
     out = {}
     for source in sources:
         start = time.perf_counter()
-        p, _ = issues.issue_probabilities(oof, source, labels, folds)
+        stated = evidence.stated_labels(samples["display_text"], samples["rating"].to_numpy(float), labels, len(names))
+        p, _ = issues.issue_probabilities(oof, source, labels, folds, stated[0])
         found = issues.find_label_issues(labels, p, samples["rating"].to_numpy(float), classes=names)
         ranked_at = time.perf_counter()
         ev = evidence.gather(labels, names, samples["sample_id"].to_numpy(), samples["display_text"],
                              samples["rating"].to_numpy(float), p, [(q, np.ones(len(q), bool)) for q in oof.values()],
-                             neighbours)
+                             neighbours, stated)
         print(f"{source}: ranked in {ranked_at - start:.1f} s, evidence gathered in "
               f"{time.perf_counter() - ranked_at:.1f} s ({len(labels):,} texts)")
         order = np.argsort(found["issue_rank"].to_numpy())

@@ -10,7 +10,7 @@ from pages.common import queries, review, state
 from pages.common.naming import space_label
 from pages.common.widgets import (SHOWN_CHARS, class_colors, highlight_html, legend_html, listed, plain,
                                   rating_text, visible)
-from pipeline.names import OWN_FAMILIES
+from pipeline.names import FAMILY_NAMES, NETWORKS, OWN_FAMILIES
 
 BAR_HEIGHT = 32  # pixels per predictor in the Predictions chart: room for its label
 
@@ -104,6 +104,43 @@ with right:
         color=alt.condition("datum.shap_value > 0", alt.value("#16a34a"), alt.value("#dc2626")),
         tooltip=["token", alt.Tooltip("shap_value:Q", format="+.3f")]).properties(height=18 * max(len(top), 1) + 40),
         width="stretch")
+
+networks = preds[(preds["protocol"] == "oof") & preds["family"].isin(NETWORKS)]
+if len(networks):
+    st.subheader("What the networks read")
+    st.caption("Each word's effect on a network's log-odds of the class, found by scoring the review again without "
+               "that word through the fold model that never saw it (its ONNX file, nothing retrained). Green pushes "
+               "toward the class, red away; words past the network's cut are not read.")
+    c = st.columns([2, 2, 1])
+    family = c[0].radio("Network", list(networks["family"]), horizontal=True, key=f"occlusion_family_{sample_id}",
+                        format_func=lambda f: FAMILY_NAMES.get(f, f))
+    target = c[1].selectbox("Class", list(range(len(ctx.classes))), index=int(row["pred_label"]),
+                            format_func=lambda k: plain(ctx.name(k)), key=f"occlusion_class_{sample_id}")
+    asked = st.session_state.setdefault("occlusion_asked", set())
+    if c[2].button("Compute", key=f"occlusion_go_{sample_id}", help="One pass through the network per word read, "
+                   "about a second"):
+        asked.add(sample_id)
+    if sample_id in asked:
+        model_id = networks.loc[networks["family"] == family, "model_id"].iloc[0]
+        try:
+            words, p_target = queries.occlusion(ctx.ref, ctx.run_id, model_id, row["display_text"], target)
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:  # the model file changed, removed, unreadable
+            st.warning(f"The {FAMILY_NAMES.get(family, family)}'s model file cannot be used: {plain(str(exc))}")
+        else:
+            read = words[words["read"] & words["value"].notna()]
+            typed = read.groupby("token", as_index=False)["value"].mean()
+            st.markdown(f"The {FAMILY_NAMES.get(family, family)} ({plain(model_id)}) gives "
+                        f"{plain(ctx.name(target))} **{p_target:.1%}**; it read {len(read):,} of "
+                        f"{len(words):,} words.")
+            st.html(highlight_html(row["display_text"], typed.assign(kind="token", shap_value=typed["value"]),
+                                   what="occlusion"))
+            top = typed.reindex(typed["value"].abs().sort_values(ascending=False).index).head(12)
+            st.altair_chart(alt.Chart(top).mark_bar().encode(
+                x=alt.X("value:Q", title=f"log-odds of {visible(ctx.name(target))} lost without the word"),
+                y=alt.Y("token:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=180)),
+                color=alt.condition("datum.value > 0", alt.value("#16a34a"), alt.value("#dc2626")),
+                tooltip=["token", alt.Tooltip("value:Q", format="+.3f")]).properties(
+                height=18 * max(len(top), 1) + 40), width="stretch")
 
 st.subheader("Nearest neighbours in embedding space")
 spaces = queries.neighbour_spaces(ctx.ref, ctx.run_id)

@@ -148,8 +148,11 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
                                              if n.embedding is not None}
                                | {t.scored.family: t.embedding for t in theirs if t.embedding is not None})
     with timer.stage("issues"):
+        stated = evidence.stated_labels(data.frame["display_text"], data.frame["rating"].to_numpy(), data.labels,
+                                        len(data.classes))
         probs, ranked_on = issues.issue_probabilities(
-            {s.family: s.oof for s in scored + [t.scored for t in theirs]}, cfg.issue_source, data.labels, folds)
+            {s.family: s.oof for s in scored + [t.scored for t in theirs]}, cfg.issue_source, data.labels, folds,
+            stated[0])
         found = issues.find_label_issues(data.labels, probs, data.frame["rating"].to_numpy(), classes=data.classes,
                                          method=cfg.issue_method, rating_name=_rating_name(data.columns),
                                          model_name=_ranker_name(ranked_on, theirs, cfg.issue_source))
@@ -157,7 +160,7 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
         votes += [(t.scored.oof, ~t.scored.predictions["seen_in_training"].to_numpy(bool)) for t in theirs]
         found = evidence.attach(found, evidence.gather(
             data.labels, data.classes, data.frame["sample_id"].to_numpy(), data.frame["display_text"],
-            data.frame["rating"].to_numpy(), probs, votes, maps[0].neighbours), data.classes)
+            data.frame["rating"].to_numpy(), probs, votes, maps[0].neighbours, stated), data.classes)
     summary = RunSummary(
         run_id, Path(cfg.db), len(data.frame), data.classes, scored[0].test_accuracy(),
         scored[0].oof_accuracy(data.labels), int(found["is_label_issue"].sum()), scored[-1].provider,

@@ -67,7 +67,7 @@ def word_scores(text: str, tokens: pd.DataFrame) -> list[tuple[str, float]]:
     return list(zip(pieces, score))
 
 
-def highlight_html(text: str, tokens: pd.DataFrame, limit: int = SHOWN_CHARS) -> str:
+def highlight_html(text: str, tokens: pd.DataFrame, limit: int = SHOWN_CHARS, what: str = "SHAP") -> str:
     """Escaped HTML of ``text`` with words tinted green (toward positive) or red (toward negative).
 
     Only the first ``limit`` characters are rendered; a note says how many are left out.
@@ -83,7 +83,7 @@ def highlight_html(text: str, tokens: pd.DataFrame, limit: int = SHOWN_CHARS) ->
             continue
         r, g, b = _POS if s > 0 else _NEG
         alpha = 0.15 + 0.6 * abs(s) / top
-        out.append(f'<span title="SHAP {s:+.3f}" style="background:rgba({r},{g},{b},{alpha:.2f})">{safe}</span>')
+        out.append(f'<span title="{html.escape(what)} {s:+.3f}" style="background:rgba({r},{g},{b},{alpha:.2f})">{safe}</span>')
     if rest:
         out.append(_elided(rest))
     return ("<style>.lossmap-review span{border-radius:3px;padding:0 1px}</style>"

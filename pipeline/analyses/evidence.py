@@ -18,10 +18,10 @@
   ranked models or the text disagree with the label, but the text reads as mixed or
   neutral, so a flip would be a guess) or ``keep``; ``ambiguity`` names the signal.
 
-A stated score's class comes from the score column itself: the range of scores each class
-holds (its 2nd to 98th percentile, so a few wrong labels do not stretch it); a stated score
-outside every range, or inside two, is "between the classes". The score column is only
-read to learn those ranges, never per review: the ranking stays the models' and the text's.
+A stated score's class comes from the score column itself: each score value belongs to the
+class most of its rows carry (a majority, so a share of wrong labels does not move it); a
+stated score between values of two classes (IMDB's 5/10) is "between the classes". The
+score column is only read to learn that mapping, never per review.
 """
 
 from __future__ import annotations
@@ -49,13 +49,14 @@ _STARS = re.compile(r"(?<![\d/.])\b" + _NUMBER + r"(?:[\s-]*stars?\b|\s*\*(?!\w)
 
 
 def gather(labels, classes, ids, texts, ratings, ranked_probs, votes: list[tuple[np.ndarray, np.ndarray]],
-           neighbours: pd.DataFrame | None) -> pd.DataFrame:
+           neighbours: pd.DataFrame | None, stated=None) -> pd.DataFrame:
     """Every review's evidence; see the module doc. ``votes``: (probabilities (N, K), unseen (N,) bool) of each
-    predictor; ``neighbours``: rows of (row, neighbour_row, similarity), or None."""
+    predictor; ``neighbours``: rows of (row, neighbour_row, similarity), or None; ``stated``: stated_labels(...)
+    when already read."""
     labels = np.asarray(labels, dtype=int)
     n = len(labels)
     n_models, disagree = model_votes(labels, votes)
-    stated, stated_text, between = stated_labels(texts, ratings, labels, len(classes))
+    stated, stated_text, between = stated or stated_labels(texts, ratings, labels, len(classes))
     neighbours_disagree = neighbour_disagreement(labels, neighbours)
     duplicate_of, is_outlier, outlier_score = datalab_issues(labels, ids, neighbours)
     believed = predicted_class(np.asarray(ranked_probs))
@@ -112,17 +113,19 @@ def neighbour_disagreement(labels: np.ndarray, neighbours: pd.DataFrame | None) 
     return out
 
 
-def score_ranges(ratings, labels, n_classes: int) -> list[tuple[float, float]] | None:
-    """Each class's range of scores (2nd to 98th percentile), or None when the data has no score column."""
+def score_owners(ratings, labels, n_classes: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the score values the data holds, sorted; the class most rows of each value carry, -1 on a tie), or None when
+    the data has no score column. A majority per value, so that a share of wrong labels does not move it."""
     ratings = np.asarray(ratings, dtype=float)
     known = ~np.isnan(ratings)
-    if known.sum() < n_classes or np.nanmax(ratings) <= 0:
+    if known.sum() < n_classes:
         return None
-    ranges = []
-    for c in range(n_classes):
-        values = ratings[known & (labels == c)]
-        ranges.append(tuple(np.percentile(values, [2, 98])) if len(values) else (np.inf, -np.inf))
-    return ranges
+    values, where = np.unique(ratings[known], return_inverse=True)
+    counts = np.zeros((len(values), n_classes))
+    np.add.at(counts, (where, np.asarray(labels)[known]), 1)
+    best = counts.argmax(axis=1)
+    tie = (counts == counts.max(axis=1, keepdims=True)).sum(axis=1) > 1
+    return values, np.where(tie, -1, best)
 
 
 def stated_labels(texts, ratings, labels, n_classes: int) -> tuple[np.ndarray, list, list]:
@@ -132,15 +135,15 @@ def stated_labels(texts, ratings, labels, n_classes: int) -> tuple[np.ndarray, l
     stated = np.full(len(labels), -1)
     words: list[str | None] = [None] * len(labels)
     between = [""] * len(labels)
-    ranges = score_ranges(ratings, labels, n_classes)
-    if ranges is None:
+    owners_of = score_owners(ratings, labels, n_classes)
+    if owners_of is None:
         return stated, words, between
     top = float(np.nanmax(np.asarray(ratings, dtype=float)))
     for i, text in enumerate(texts):
         found = scores_in(text, top)
         if not found:
             continue
-        owners = [(phrase, _owner(value, ranges)) for phrase, value in found]
+        owners = [(phrase, _owner(value, *owners_of)) for phrase, value in found]
         words[i] = ", ".join(list(dict.fromkeys(p for p, _ in owners))[:3])
         classes = {c for _, c in owners}
         if -1 in classes:
@@ -174,12 +177,14 @@ def _number(word: str) -> float:
     return float(_WORDS.get(word.lower(), word))
 
 
-def _owner(value: float, ranges: list[tuple[float, float]]) -> int:
-    """The one class whose range holds ``value`` (rounded to the scale's steps; past either end of the scale, the
-    class at that end), else -1."""
-    value = min(max(value, min(lo for lo, _ in ranges)), max(hi for _, hi in ranges))
-    holders = [c for c, (lo, hi) in enumerate(ranges) if lo - 0.5 <= value <= hi + 0.5]
-    return holders[0] if len(holders) == 1 else -1
+def _owner(value: float, values: np.ndarray, owners: np.ndarray) -> int:
+    """The class of a stated score: that of the data's score it equals, or of the data's scores on both sides of it
+    when they agree (past either end of the scale: the end's); -1 between scores of two classes."""
+    at = int(np.searchsorted(values, value))
+    if at < len(values) and np.isclose(values[at], value):
+        return int(owners[at])
+    below, above = owners[max(at - 1, 0)], owners[min(at, len(values) - 1)]
+    return int(below) if below == above else -1
 
 
 def datalab_issues(labels: np.ndarray, ids, neighbours: pd.DataFrame | None):

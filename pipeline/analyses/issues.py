@@ -20,9 +20,10 @@ a reviewer checks the model against.
 
 ``SOURCES`` are the probabilities a run ranks: ``nblr`` (the linear model's),
 ``stacked`` (Lossmap's own families combined by a logistic regression on their
-out-of-fold log-probabilities, itself cross-fitted on the run's folds, so that each
+out-of-fold log-probabilities and, where the data has a score column, on the class of a
+score the text states ("4/10"), itself cross-fitted on the run's folds, so that each
 review's stacked probability still comes from models that never saw it; the weights
-follow how well each family predicts the given labels), ``ensemble`` (the plain mean of
+follow how well each input predicts the given labels), ``ensemble`` (the plain mean of
 every family's, the user's own predictors included), or a user predictor's own:
 ``imported`` (``--predictions``) or ``onnx`` (``--model``); ``issue_probabilities`` picks
 them. A user's predictor is left out of ``stacked``: it may have seen the texts.
@@ -61,10 +62,11 @@ def find_label_issues(labels, probs, ratings, *, classes, method: str = "self_co
     return _find(labels, probs, ratings, tuple(classes), method, rating_name, model_name)
 
 
-def issue_probabilities(oof: dict[str, np.ndarray], source: str, labels=None,
-                        folds=None) -> tuple[np.ndarray, tuple[str, ...]]:
+def issue_probabilities(oof: dict[str, np.ndarray], source: str, labels=None, folds=None,
+                        stated=None) -> tuple[np.ndarray, tuple[str, ...]]:
     """((N, K) probabilities ranked, the families they came from: several, combined) from each family's
-    probabilities (out of fold; a user's own as given). ``stacked`` needs the given labels and the folds."""
+    probabilities (out of fold; a user's own as given). ``stacked`` needs the given labels and the folds, and
+    takes ``stated``, the class of a score each text states (-1: none; analyses.evidence.stated_labels)."""
     if source not in SOURCES:
         raise ValueError(f"issue_source must be one of {', '.join(SOURCES)}; got {source!r}")
     if source in ("imported", "onnx"):
@@ -74,21 +76,25 @@ def issue_probabilities(oof: dict[str, np.ndarray], source: str, labels=None,
     if source == "stacked":
         own = {f: p for f, p in oof.items() if f not in ("imported", "onnx")}
         if len(own) > 1:
-            return stack(own, labels, folds), tuple(own)
+            return stack(own, labels, folds, stated), tuple(own)
         source = "nblr"
     if source == "nblr" or len(oof) == 1:
         return oof["nblr"], ("nblr",)
     return np.mean(list(oof.values()), axis=0), tuple(oof)
 
 
-def stack(oof: dict[str, np.ndarray], labels, folds) -> np.ndarray:
-    """(N, K) probabilities from a logistic regression over every family's log-probabilities, fitted on the
-    given labels of the other folds for each fold's reviews (scikit-learn's stacking, on predictions we have)."""
+def stack(oof: dict[str, np.ndarray], labels, folds, stated=None) -> np.ndarray:
+    """(N, K) probabilities from a logistic regression over every family's log-probabilities (and, with ``stated``,
+    which class a score stated in the text belongs to, one indicator per class), fitted on the given labels of the
+    other folds for each fold's reviews (scikit-learn's stacking, on predictions we have). The weights, the text's
+    stated score's included, are learnt from the given labels alone."""
     from sklearn.linear_model import LogisticRegression
 
     labels, folds = np.asarray(labels), np.asarray(folds)
-    x = np.hstack([np.log(np.clip(p, 1e-6, 1.0)) for p in oof.values()])
     k = next(iter(oof.values())).shape[1]
+    x = np.hstack([np.log(np.clip(p, 1e-6, 1.0)) for p in oof.values()])
+    if stated is not None and (np.asarray(stated) >= 0).any():
+        x = np.hstack([x, (np.asarray(stated)[:, None] == np.arange(k)).astype(float)])
     out = np.empty((len(labels), k))
     for fold in np.unique(folds):
         held, rest = folds == fold, folds != fold

@@ -1,6 +1,7 @@
 """Every page, started from app.py through AppTest."""
 
 import re
+import shutil
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -683,3 +684,39 @@ def test_a_damaged_decisions_file_leaves_the_pages_working_and_keeps_what_was_ty
     assert not app.exception and any(e.value.startswith("Not saved") for e in app.error)
     assert _suspect_id(app) == first and app.text_input(key=f"note_review_{first}").value == "praise, clearly"
     assert path.read_bytes() == b"not a database" * 100
+
+
+def _longest_review_with_a_cnn(store):
+    return store_frame(store, "SELECT s.sample_id, s.n_words, p.model_id, p.probs, s.display_text FROM samples s "
+                              "JOIN predictions p USING (run_id, sample_id) WHERE p.family = 'cnn' AND "
+                              "p.protocol = 'oof' ORDER BY s.n_words DESC, s.sample_id LIMIT 1").iloc[0]
+
+
+def test_sample_analysis_shows_what_a_network_read_by_occlusion(app, store, app_store):
+    shutil.copytree(app_store.parent / "models", store.parent / "models")  # the run's ONNX files, beside the copy
+    row = _longest_review_with_a_cnn(store)
+    app.query_params["sample"] = row["sample_id"]
+    app.run()
+    app.switch_page("pages/sample_analysis.py").run()
+    assert not app.exception and not any("What the networks read" in m.value for m in app.markdown)
+    app.radio(key=f"occlusion_family_{row['sample_id']}").set_value("cnn").run()
+    app.selectbox(key=f"occlusion_class_{row['sample_id']}").set_value(1).run()
+    app.button(key=f"occlusion_go_{row['sample_id']}").click().run()
+    assert not app.exception and not app.warning
+    said = next(m.value for m in app.markdown if m.value.startswith("The CNN"))
+    assert f"**{row['probs'][1]:.1%}**" in said  # the whole review through the ONNX file: the stored score
+    from pipeline.models.text import TOKEN_PATTERN
+
+    words = len(re.findall(TOKEN_PATTERN, row["display_text"]))
+    assert f"it read {min(words, 256):,} of {words:,} words" in said  # a longer review is cut to --max-len 256
+    assert any('title="occlusion ' in h.proto.body for h in app.get("html"))
+
+
+def test_occlusion_without_the_model_files_says_how_to_get_them_back(app, store):
+    row = _longest_review_with_a_cnn(store)  # the copied store has no models folder beside it
+    app.query_params["sample"] = row["sample_id"]
+    app.run()
+    app.switch_page("pages/sample_analysis.py").run()
+    app.button(key=f"occlusion_go_{row['sample_id']}").click().run()
+    assert not app.exception
+    assert "cannot be used" in app.warning[0].value and "run the pipeline again" in app.warning[0].value.lower()

@@ -17,7 +17,7 @@ from pages.common.queries.base import (  # noqa: F401
 )
 from pages.common.queries.samples import (  # noqa: F401
     SORTABLE, SampleFilter, SampleOrder, confusion, count_among_flagged, filter_bounds, loss_by_rating,
-    loss_histogram, meta_columns, meta_values, neighbour_spaces, neighbours, next_suspect, per_class,
+    loss_histogram, meta_columns, meta_values, neighbour_spaces, neighbours, next_suspect, occlusion, per_class,
     predictions_for, sample_count, sample_detail, sample_meta, sample_page, shap_classes, shap_tokens, suspects,
     top_loss,
 )

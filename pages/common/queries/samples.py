@@ -311,3 +311,17 @@ def loss_by_rating(ref: StoreRef, run_id: str) -> pd.DataFrame:
                quantile_cont(loss, 0.25) AS q25, quantile_cont(loss, 0.75) AS q75
         FROM binned GROUP BY rating ORDER BY rating
     """, {"run": run_id})
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def occlusion(ref: StoreRef, run_id: str, model_id: str, text: str, target: int) -> tuple[pd.DataFrame, float]:
+    """(one row per word: token, start, value, read; the model's probability of ``target``) for a stored network's
+    reading of ``text``, by occlusion through its ONNX file (``pipeline.analyses.attribution``); the file is checked
+    against the run's sha256 first (ModelFileError when it was changed or removed)."""
+    from pathlib import Path
+
+    from pipeline.analyses.attribution import occlusion as occlude
+    from pipeline.models.score import load_stored
+
+    words = occlude(load_stored(Path(ref.path), run_id, model_id, device="cpu"), text, target)
+    return words, words.attrs["p_target"]
