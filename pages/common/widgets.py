@@ -83,7 +83,8 @@ def highlight_html(text: str, tokens: pd.DataFrame, limit: int = SHOWN_CHARS, wh
             continue
         r, g, b = _POS if s > 0 else _NEG
         alpha = 0.15 + 0.6 * abs(s) / top
-        out.append(f'<span title="{html.escape(what)} {s:+.3f}" style="background:rgba({r},{g},{b},{alpha:.2f})">{safe}</span>')
+        tint = f"background:rgba({r},{g},{b},{alpha:.2f})"
+        out.append(f'<span title="{html.escape(what)} {s:+.3f}" style="{tint}">{safe}</span>')
     if rest:
         out.append(_elided(rest))
     return ("<style>.lossmap-review span{border-radius:3px;padding:0 1px}</style>"

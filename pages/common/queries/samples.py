@@ -12,7 +12,8 @@ from pipeline.names import FAMILIES, PROTOCOLS
 
 
 _SUMMARY_COLUMNS = ("sample_id, path, split, label, rating, n_words, p_given, pred_label, p_pred, loss, margin, "
-                    "correct, label_score, is_label_issue, suggested_label, issue_rank, reason, cluster, preview, suggestion")
+                    "correct, label_score, is_label_issue, suggested_label, issue_rank, reason, cluster, preview, "
+                    "suggestion")
 
 
 @dataclasses.dataclass(frozen=True)
