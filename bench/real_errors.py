@@ -39,6 +39,8 @@ import pandas as pd  # noqa: E402
 
 from pipeline.analyses import evidence, issues  # noqa: E402
 from pipeline.config import Config  # noqa: E402
+from pipeline.models.score import load_stored  # noqa: E402
+from pipeline.names import model_id  # noqa: E402
 from pipeline.store.files import cursor, open_readonly  # noqa: E402
 
 DEFAULT_DEV = ROOT.parent / "shared" / "data" / "imdb_label_errors_dev.jsonl"
@@ -104,9 +106,15 @@ def rerank(db: Path, run_id: str | None, sources: list[str]) -> dict[str, tuple[
         p, _ = issues.issue_probabilities(oof, source, labels, folds, stated[0])
         found = issues.find_label_issues(labels, p, samples["rating"].to_numpy(float), classes=names)
         ranked_at = time.perf_counter()
+        mixed = np.full(len(labels), np.nan)
+        doubt = evidence.doubted(labels, p, stated[0])
+        for fold in np.unique(folds):
+            rows = np.flatnonzero(doubt & (folds == fold))
+            model = load_stored(db, run_id, model_id("nblr", int(fold)), device="cpu")
+            mixed[rows] = evidence.sentence_mix(samples["display_text"].to_numpy()[rows], model.score_texts)
         ev = evidence.gather(labels, names, samples["sample_id"].to_numpy(), samples["display_text"],
                              samples["rating"].to_numpy(float), p, [(q, np.ones(len(q), bool)) for q in oof.values()],
-                             neighbours, stated)
+                             neighbours, stated, mixed)
         print(f"{source}: ranked in {ranked_at - start:.1f} s, evidence gathered in "
               f"{time.perf_counter() - ranked_at:.1f} s ({len(labels):,} texts)")
         order = np.argsort(found["issue_rank"].to_numpy())
@@ -120,6 +128,13 @@ def suggestions(ranked: list[str], ev: pd.DataFrame, truth: dict[str, dict], k: 
     """How the suggestions split the judged reviews of the top k."""
     rows = [{"suggestion": ev.at[s, "suggestion"], "clear flip": truth[s]["flip"], "mixed": truth[s]["mixed"],
              "correct": not truth[s]["real"]} for s in ranked[:k] if s in truth]
+    return pd.DataFrame(rows).groupby("suggestion")[["clear flip", "mixed", "correct"]].sum()
+
+
+def suggestions_all(ev: pd.DataFrame, truth: dict[str, dict]) -> pd.DataFrame:
+    """How the suggestions split every judged review (the file's reviews are all ones some model doubted)."""
+    rows = [{"suggestion": ev.at[s, "suggestion"], "clear flip": t["flip"], "mixed": t["mixed"],
+             "correct": not t["real"]} for s, t in truth.items() if s in ev.index]
     return pd.DataFrame(rows).groupby("suggestion")[["clear flip", "mixed", "correct"]].sum()
 
 
@@ -154,6 +169,8 @@ def main() -> None:
             print_table(ranked, truth)
             print(f"\nsuggestions among the judged reviews of its top 200 (analyses.evidence):\n"
                   f"{suggestions(ranked, ev, truth).to_string()}")
+            print(f"\nsuggestions among all {len(truth)} judged reviews (votes: clear flip = 3+ of 5 chose the other "
+                  f"label; mixed = a real error that is not a clear flip):\n{suggestions_all(ev, truth).to_string()}")
         return
     run_id, method, ranked = ranked_test_reviews(args.db, args.run)
     if not ranked:

@@ -64,8 +64,9 @@ else:
         st.rerun()
     st.markdown(f"**Why flagged:** {plain(row['reason'])}")
     if row.get("suggestion") == "ambiguous":
-        st.info("Ambiguous rather than mislabeled: the evidence above says the text is mixed or neutral, so "
-                "flipping its label would be a guess. Consider **Ambiguous** (key A) rather than a new label.")
+        signal = (queries.evidence(ctx.ref, ctx.run_id, row["sample_id"]) or {}).get("ambiguity")
+        st.info(f"Ambiguous rather than mislabeled: {plain(signal or 'the text reads as mixed or neutral')}. "
+                "Flipping its label would be a guess; consider **Ambiguous** (key A) rather than a new label.")
     strongest = tokens[tokens["kind"] == "token"].head(8)
     st.markdown(f"**Strongest n-grams** (SHAP value for {plain(ctx.name(shown_class))}: + pushes toward it, "
                 "− away from it): " + ", ".join(
@@ -82,6 +83,7 @@ listing = suspects[["issue_rank", "sample_id", "label", "suggested_label", "sugg
     label=lambda d: d["label"].map(ctx.name).map(visible),
     suggested_label=lambda d: d["suggested_label"].map(ctx.name).map(visible),
     sample_id=lambda d: d["sample_id"].map(visible), reason=lambda d: d["reason"].map(visible),
+    suggestion=lambda d: d["suggestion"].fillna("not recorded"),
     status=status.fillna("undecided") if status is not None else "undecided")
 round_ = st.session_state.setdefault("suspects_round", 0)  # a new table (no selection) after each batch
 event = st.dataframe(listing, hide_index=True, key=f"suspects_table_{round_}", on_select="rerun",
@@ -94,7 +96,10 @@ event = st.dataframe(listing, hide_index=True, key=f"suspects_table_{round_}", o
                                     "rating": None if not ctx.rating_name else ctx.rating_name,
                                     "label_score": st.column_config.NumberColumn("score", format="%.3f"),
                                     "status": "review status"})
-st.caption("Select rows to open one in Sample analysis or decide on several at once.")
+st.caption("Select rows to open one in Sample analysis or decide on several at once."
+           + (" This run was written before Lossmap suggested relabel or ambiguous ('not recorded'); run the "
+              "pipeline again for the suggestions and their evidence." if suspects["suggestion"].isna().all()
+              and len(suspects) else ""))
 picked = suspects.iloc[sorted(event.selection.rows)] if event.selection.rows else suspects.iloc[0:0]
 if len(picked):
     first = picked["sample_id"].iloc[0]

@@ -9,7 +9,7 @@ import streamlit as st
 from pages.common import queries, review, state
 from pages.common.naming import space_label
 from pages.common.widgets import (SHOWN_CHARS, class_colors, highlight_html, legend_html, listed, plain,
-                                  rating_text, visible)
+                                  rating_text, spans_html, visible)
 from pipeline.names import FAMILY_NAMES, NETWORKS, OWN_FAMILIES
 
 BAR_HEIGHT = 32  # pixels per predictor in the Predictions chart: room for its label
@@ -48,6 +48,30 @@ if len(mine):
 flag = "Flagged as a likely mislabel" if row["is_label_issue"] else "Not flagged"
 st.markdown(f"**{flag}:** {plain(row['reason'])}{note}")
 review.say_ranking(ctx, "The issue rank and the line above come from")
+found = queries.evidence(ctx.ref, ctx.run_id, sample_id) or {}
+if found.get("suggestion") is not None:
+    told = {"relabel": f"**relabel** as {plain(ctx.name(row['suggested_label']))}",
+            "ambiguous": f"**ambiguous** rather than mislabeled ({plain(found['ambiguity'] or '')})",
+            "keep": "**keep** the label"}[found["suggestion"]]
+    facts = [f"Suggestion: {told}."]
+    if found["n_models"]:
+        facts.append(f"{found['models_disagree']} of {found['n_models']} models that never saw it disagree with "
+                     "the label.")
+    if found["neighbours_disagree"] is not None:
+        facts.append(f"{found['neighbours_disagree']:.0%} of its nearest reviews (TF-IDF) are labeled otherwise.")
+    if found["stated_text"]:
+        owner = (f", a score of {plain(ctx.name(found['stated_label']))}" if found["stated_label"] is not None
+                 and found["stated_label"] >= 0 else "")
+        facts.append(f"The text states {plain(repr(found['stated_text']))}{owner}.")
+    if found["sentence_mix"] is not None:
+        facts.append(f"Its sentences, read one by one by the linear model: {found['sentence_mix']:.0%} of their "
+                     "evidence against the majority (a third or more reads as mixed).")
+    if found["is_outlier"]:
+        facts.append("It is unlike the other texts (an outlier by cleanlab's Datalab).")
+    st.markdown("**Evidence:** " + " ".join(facts))
+    if found["duplicate_of"]:
+        st.page_link("pages/sample_analysis.py", query_params={"sample": found["duplicate_of"]},
+                     label=f"A near-duplicate labeled otherwise: {plain(found['duplicate_of'][:60])}")
 meta = queries.sample_meta(ctx.ref, ctx.run_id, sample_id)
 if len(meta):
     st.dataframe(meta.assign(column=meta["column"].map(visible), value=meta["value"].map(visible)).set_index(
@@ -110,7 +134,8 @@ if len(networks):
     st.subheader("What the networks read")
     st.caption("Each word's effect on a network's log-odds of the class, found by scoring the review again without "
                "that word through the fold model that never saw it (its ONNX file, nothing retrained). Green pushes "
-               "toward the class, red away; words past the network's cut are not read.")
+               "toward the class, red away; words past the network's cut, and words outside its vocabulary, are "
+               "not read.")
     c = st.columns([2, 2, 1])
     family = c[0].radio("Network", list(networks["family"]), horizontal=True, key=f"occlusion_family_{sample_id}",
                         format_func=lambda f: FAMILY_NAMES.get(f, f))
@@ -132,8 +157,9 @@ if len(networks):
             st.markdown(f"The {FAMILY_NAMES.get(family, family)} ({plain(model_id)}) gives "
                         f"{plain(ctx.name(target))} **{p_target:.1%}**; it read {len(read):,} of "
                         f"{len(words):,} words.")
-            st.html(highlight_html(row["display_text"], typed.assign(kind="token", shap_value=typed["value"]),
-                                   what="occlusion"))
+            st.html(legend_html(ctx.name(target), "other classes" if len(ctx.classes) > 2 else ctx.name(1 - target),
+                                "stronger tint = more log-odds lost without the word; every word read is tinted"))
+            st.html(spans_html(row["display_text"], read, what="occlusion"))
             top = typed.reindex(typed["value"].abs().sort_values(ascending=False).index).head(12)
             st.altair_chart(alt.Chart(top).mark_bar().encode(
                 x=alt.X("value:Q", title=f"log-odds of {visible(ctx.name(target))} lost without the word"),

@@ -121,9 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--issue-method", default=d.issue_method, choices=METHODS,
                    help="cleanlab label-quality score used to rank suspects (default: %(default)s)")
     g.add_argument("--issue-source", default=d.issue_source, choices=SOURCES,
-                   help="probabilities the suspects are ranked on: the linear model's (out of fold), the mean of "
-                        "every model's (ensemble, your own included), or your own model's: imported (--predictions) "
-                        "or onnx (--model) (default: %(default)s; it ranked injected label flips better)")
+                   help="probabilities the suspects are ranked on: stacked (Lossmap's models combined by a "
+                        "logistic regression on their out-of-fold probabilities and on any score the text states, "
+                        "itself cross-fitted; your own model is left out, as it may have seen the texts), nblr (the "
+                        "linear model's, out of fold), ensemble (the mean of every model's, yours included), or your "
+                        "own model's: imported (--predictions) or onnx (--model) (default: %(default)s; it found the "
+                        "most people-judged real errors and held the injected-flip figures: README, Which ranking)")
     g = run.add_argument_group(
         "your own model", "Bring the classifier you already have: its predictions, or the ONNX model itself. It is "
                           "stored as a predictor of its own beside Lossmap's models (Models page), its embedding as a "
@@ -254,7 +257,9 @@ def _run(args) -> int:
         if seen_acc is not None:
             told += f"; {seen_acc:.2%} on the texts it may have trained on (optimistic)"
         print(f"  your model {name!r}: accuracy {told}")
-    print(f"  flagged as likely mislabeled: {s.n_flagged:,} ({s.n_flagged / s.n_samples:.1%})")
+    print(f"  flagged as likely mislabeled: {s.n_flagged:,} ({s.n_flagged / s.n_samples:.1%}), ranked by "
+          f"{s.ranked_by}; suggested: relabel {s.suggestions.get('relabel', 0):,}, ambiguous (mixed or neutral "
+          f"text) {s.suggestions.get('ambiguous', 0):,}")
     print(f"  ONNX Runtime: {s.provider}, largest gap to the native models {s.parity_max_abs:.1e} in probability")
     print("  time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in s.stage_seconds.items()))
     print("  peak memory per stage: " + ", ".join(f"{k} {v:,.0f} MiB" for k, v in s.stage_peak_mib.items()))

@@ -28,7 +28,7 @@ from pipeline.models import export, linear, outputs, own, sequences, train_nn
 from pipeline.models.folds import make_folds
 from pipeline.models.run_folder import run_folder
 from pipeline.models.text import tokenize
-from pipeline.names import FAMILY_NAMES, SEQUENCE_NETWORKS
+from pipeline.names import FAMILY_NAMES, LINEAR, SEQUENCE_NETWORKS, model_id
 from pipeline.store import files
 from pipeline.store.write import RunRecord, write_run
 
@@ -52,6 +52,8 @@ class RunSummary:
     # the user's predictors: name -> (accuracy on the texts it never saw, how many, accuracy on the texts it may have
     # trained on); an accuracy is None where there are no such texts
     stage_peak_mib: dict[str, float] = dataclasses.field(default_factory=dict)  # stage -> peak RSS, MiB
+    suggestions: dict[str, int] = dataclasses.field(default_factory=dict)  # 'relabel' / 'ambiguous' -> texts
+    ranked_by: str = ""  # who ranked the label issues, as the reasons name it
 
     @property
     def seconds(self) -> float:
@@ -156,17 +158,20 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
         found = issues.find_label_issues(data.labels, probs, data.frame["rating"].to_numpy(), classes=data.classes,
                                          method=cfg.issue_method, rating_name=_rating_name(data.columns),
                                          model_name=_ranker_name(ranked_on, theirs, cfg.issue_source))
+        mixed = _sentence_mix(data, folds, paths, evidence.doubted(data.labels, probs, stated[0]), cfg.device)
         votes = [(s.oof, np.ones(len(s.oof), bool)) for s in scored]  # fold models: none saw the review
         votes += [(t.scored.oof, ~t.scored.predictions["seen_in_training"].to_numpy(bool)) for t in theirs]
         found = evidence.attach(found, evidence.gather(
             data.labels, data.classes, data.frame["sample_id"].to_numpy(), data.frame["display_text"],
-            data.frame["rating"].to_numpy(), probs, votes, maps[0].neighbours, stated), data.classes)
+            data.frame["rating"].to_numpy(), probs, votes, maps[0].neighbours, stated, mixed), data.classes)
     summary = RunSummary(
         run_id, Path(cfg.db), len(data.frame), data.classes, scored[0].test_accuracy(),
         scored[0].oof_accuracy(data.labels), int(found["is_label_issue"].sum()), scored[-1].provider,
         max(s.parity_max_abs for s in scored), timer.seconds, data.report.lines(), list(data.report.notes),
         {FAMILY_NAMES[s.family]: s.test_accuracy() for s in scored[1:] if s.test_accuracy() is not None},
         {t.name: (t.scored.models["accuracy"].iloc[0], t.n_unseen, t.seen_accuracy) for t in theirs})
+    summary.suggestions = {k: int(v) for k, v in found["suggestion"].value_counts().items() if k != "keep"}
+    summary.ranked_by = _ranker_name(ranked_on, theirs, cfg.issue_source)
     cautions = own.ranking_warnings(theirs, cfg.issue_source)
     summary.warnings += cautions
     data.report.notes.extend(f"warning: {c}" for c in cautions)  # stored with the run (runs.load_notes)
@@ -180,6 +185,20 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
     summary.stage_seconds = timer.seconds
     summary.stage_peak_mib = timer.peak_mib
     return summary
+
+
+def _sentence_mix(data, folds, paths: dict, doubted: np.ndarray, device: str) -> np.ndarray:
+    """evidence.sentence_mix of the doubted reviews, each read by the linear fold model that never saw it (ONNX)."""
+    from pipeline.models.score import OnnxTextModel
+
+    mixed = np.full(len(doubted), np.nan)
+    texts = data.frame["display_text"].to_numpy()
+    for fold in np.unique(folds):
+        rows = np.flatnonzero(doubted & (folds == fold))
+        if len(rows):
+            model = OnnxTextModel.load(paths[model_id(LINEAR, int(fold))], device=device)
+            mixed[rows] = evidence.sentence_mix(texts[rows], model.score_texts)
+    return mixed
 
 
 def _ranker_name(ranked_on: tuple[str, ...], theirs: list, cfg_source: str) -> str:

@@ -42,10 +42,12 @@ def space_label(name: str, names: dict[str, str]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Ranking:
-    """How a run ranked its label issues: cleanlab's method and whose probabilities (several: their mean)."""
+    """How a run ranked its label issues: cleanlab's method and whose probabilities (several: their mean, or their
+    stack)."""
 
     method: str
     families: tuple[str, ...]
+    stacked: bool = False  # several families combined by the run's stack (issue_source 'stacked'), not their mean
 
 
 def ranking(stored: tuple | None) -> Ranking | None:
@@ -54,7 +56,8 @@ def ranking(stored: tuple | None) -> Ranking | None:
     if not stored or not stored[0] or not stored[1]:
         return None
     method, families = str(stored[0]), tuple(stored[1])
-    return Ranking(method, families) if all(f in FAMILIES for f in families) else None
+    stacked = len(stored) > 2 and stored[2] == "stacked" and len(families) > 1
+    return Ranking(method, families, stacked) if all(f in FAMILIES for f in families) else None
 
 
 def ranking_text(stored: tuple | None, names: dict[str, str], *, explain: bool = True) -> str:
@@ -68,7 +71,10 @@ def ranking_text(stored: tuple | None, names: dict[str, str], *, explain: bool =
     nouns = [own_label(f, names) if f in OWN_FAMILIES else _OURS.get(f, f) for f in r.families]
     listed = nouns[0] if len(nouns) == 1 else f"{', '.join(nouns[:-1])} and {nouns[-1]}"
     own = [f for f in r.families if f in OWN_FAMILIES]
-    if len(nouns) > 1:
+    if r.stacked:
+        source = (f"a logistic-regression stack of the out-of-fold probabilities of {listed} (and of any score "
+                  "the text states), fitted on the other folds' labels")
+    elif len(nouns) > 1:
         kind = " (out of fold for Lossmap's models; as given for yours)" if own else ""
         source = (f"the mean of the probabilities of {listed}{kind}" if own
                   else f"the mean of the out-of-fold probabilities of {listed}")

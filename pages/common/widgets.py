@@ -67,6 +67,31 @@ def word_scores(text: str, tokens: pd.DataFrame) -> list[tuple[str, float]]:
     return list(zip(pieces, score))
 
 
+def spans_html(text: str, spans: pd.DataFrame, what: str, limit: int = SHOWN_CHARS) -> str:
+    """Escaped HTML of ``text`` with each span (``start``, ``end``, ``value``: character offsets) tinted green
+    (value > 0) or red, by position, so that the same word is tinted only where it was scored; the rest plain."""
+    rest = max(0, len(text) - limit)
+    shown = spans[(spans["end"] <= limit) & spans["value"].notna()].sort_values("start")
+    top = float(shown["value"].abs().max()) if len(shown) else 0.0
+    top = top or 1.0
+    out, at = [], 0
+    for start, end, value in shown[["start", "end", "value"]].itertuples(index=False):
+        if start < at:
+            continue
+        out.append(html.escape(visible(text[at:start])).replace("\n", "<br>"))
+        r, g, b = _POS if value > 0 else _NEG
+        tint = f"background:rgba({r},{g},{b},{0.15 + 0.6 * abs(value) / top:.2f})"
+        out.append(f'<span title="{html.escape(what)} {value:+.3f}" style="{tint}">'
+                   f"{html.escape(visible(text[start:end]))}</span>")
+        at = end
+    out.append(html.escape(visible(text[at:limit])).replace("\n", "<br>"))
+    if rest:
+        out.append(_elided(rest))
+    return ("<style>.lossmap-review span{border-radius:3px;padding:0 1px}</style>"
+            '<div class="lossmap-review" style="line-height:1.7;overflow-wrap:anywhere;unicode-bidi:isolate">'
+            + "".join(out) + "</div>")
+
+
 def highlight_html(text: str, tokens: pd.DataFrame, limit: int = SHOWN_CHARS, what: str = "SHAP") -> str:
     """Escaped HTML of ``text`` with words tinted green (toward positive) or red (toward negative).
 
@@ -112,14 +137,17 @@ def marked_html(text: str, start: int, end: int, limit: int = SHOWN_CHARS) -> st
             f"{shown(text[start:end])}</span>{shown(text[end:])}</div>")
 
 
-def legend_html(toward: str, away: str) -> str:
-    """The SHAP tint legend: green pushes toward ``toward``, red toward ``away`` (class names, escaped)."""
+SHAP_NOTE = "stronger tint = larger |SHAP value| (logit units); top 30 n-grams shown"
+
+
+def legend_html(toward: str, away: str, note: str = SHAP_NOTE) -> str:
+    """The tint legend: green pushes toward ``toward``, red toward ``away`` (class names, escaped), then ``note``."""
     return (
         f'<span style="background:rgba(22,163,74,.6);padding:0 6px;border-radius:3px">pushes toward '
         f"{html.escape(visible(toward))}</span> "
         f'<span style="background:rgba(220,38,38,.6);padding:0 6px;border-radius:3px">pushes toward '
         f"{html.escape(visible(away))}</span> "
-        '<span style="color:gray">stronger tint = larger |SHAP value| (logit units); top 30 n-grams shown</span>'
+        f'<span style="color:gray">{html.escape(note)}</span>'
     )
 
 

@@ -3,8 +3,8 @@
 ``occlusion(model, text, target)`` scores ``text`` with a stored network (an
 ``OnnxNetwork`` from ``models.score.load_stored``: the fold model that never saw the
 review) once as it is and once without each word, all in one batch through ONNX Runtime,
-and returns one row per word the model read: ``token`` (lowercased, as the model's
-tokenizer reads it), ``start`` (character offset in the text), ``value`` (how much the
+and returns one row per word of the text: ``token`` (lowercased, as the model's
+tokenizer reads it), ``start`` / ``end`` (character offsets in the text), ``value`` (how much the
 model's log-odds of class ``target`` fall when the word is left out, so > 0 means the word
 pushes toward ``target``), and ``read`` (False for the words a sequence network's cut to
 ``max_len`` words never shows it; they get no value).
@@ -29,20 +29,23 @@ import pandas as pd
 
 from pipeline.models import sequences
 
+_BLOCK = 256  # dense network: the texts without one word each are scored this many at a time (bounded memory)
+
 
 def occlusion(model, text: str, target: int) -> pd.DataFrame:
     """One row per word of ``text``: token, start, value (log-odds of ``target`` lost without it), read."""
     spec = model.tokenizer
     pattern = re.compile(spec.get("token_pattern", sequences.TOKEN_PATTERN))
-    found = [(m.group().lower() if spec.get("lowercase", True) else m.group(), m.start())
+    found = [(m.group().lower() if spec.get("lowercase", True) else m.group(), m.start(), m.end())
              for m in pattern.finditer(text)]
-    words = [w for w, _ in found]
+    words = [w for w, _, _ in found]
     index = {w: i for i, w in enumerate(model.vocab)}
     if "max_len" in spec:
         values, read, base = _sequence(model, words, index, spec, target)
     else:
         values, read, base = _multi_hot(model, words, index, target)
-    out = pd.DataFrame({"token": words, "start": [s for _, s in found], "value": values, "read": read})
+    out = pd.DataFrame({"token": words, "start": [a for _, a, _ in found], "end": [b for _, _, b in found],
+                        "value": values, "read": read})
     out.attrs["p_target"] = base  # the model's probability of ``target`` for the whole text as it reads it
     return out
 
@@ -60,10 +63,10 @@ def _sequence(model, words, index, spec, target) -> tuple[np.ndarray, np.ndarray
     read = np.zeros(len(ids), dtype=bool)
     read[kept] = True
     values = np.full(len(ids), np.nan)
-    if not len(kept):
-        return values, read, float("nan")
+    if not len(kept):  # no word at all: the model reads padding alone, as the run scored it
+        return values, read, float(model.score_ids(np.zeros((1, max_len), dtype=np.int64))[0][0, target])
     seq = ids[kept]
-    batch = np.zeros((len(kept) + 1, max(len(kept), 1)), dtype=np.int64)
+    batch = np.zeros((len(kept) + 1, max_len), dtype=np.int64)  # padded to max_len, as the run encoded it
     batch[0, :len(seq)] = seq
     for j in range(len(seq)):
         without = np.delete(seq, j)
@@ -74,16 +77,22 @@ def _sequence(model, words, index, spec, target) -> tuple[np.ndarray, np.ndarray
     return values, read, float(probs[0, target])
 
 
-def _multi_hot(model, words, index, target) -> tuple[np.ndarray, np.ndarray]:
+def _multi_hot(model, words, index, target) -> tuple[np.ndarray, np.ndarray, float]:
     import scipy.sparse as sp
 
-    present = sorted({index[w] for w in words if w in index})
-    rows = [present] + [[c for c in present if c != drop] for drop in present]
-    indptr = np.cumsum([0] + [len(r) for r in rows])
-    x = sp.csr_matrix((np.ones(indptr[-1], np.float32), np.concatenate([np.asarray(r, dtype=np.int64) for r in rows]),
-                       indptr), shape=(len(rows), len(model.vocab)))
-    probs = model.score_multi_hot(x)[0]
+    present = np.array(sorted({index[w] for w in words if w in index}), dtype=np.int64)
+    n = len(present)
+    whole = sp.csr_matrix((np.ones(n, np.float32), present, [0, n]), shape=(1, len(model.vocab)))
+    probs = [model.score_multi_hot(whole)[0]]
+    for first in range(0, n, _BLOCK):  # the text without each word in turn, a block of rows at a time
+        drops = np.arange(first, min(first + _BLOCK, n))
+        keep = np.ones((len(drops), n), dtype=bool)
+        keep[np.arange(len(drops)), drops] = False
+        x = sp.csr_matrix((np.ones(keep.sum(), np.float32), np.tile(present, len(drops))[keep.ravel()],
+                           np.arange(len(drops) + 1) * (n - 1)), shape=(len(drops), len(model.vocab)))
+        probs.append(model.score_multi_hot(x)[0])
+    probs = np.concatenate(probs)
     logit = _log_odds(probs, target)
-    by_column = dict(zip(present, logit[0] - logit[1:]))
+    by_column = dict(zip(present.tolist(), logit[0] - logit[1:]))
     values = np.array([by_column.get(index.get(w, -1), np.nan) for w in words], dtype=float)
     return values, np.array([w in index for w in words], dtype=bool), float(probs[0, target])

@@ -14,18 +14,25 @@
   and ``is_outlier`` / ``outlier_score``: the review lies far from the others; both from
   cleanlab's Datalab (issue types ``near_duplicate`` and ``outlier``), run on the stored
   neighbour graph rather than a search of its own;
+- ``sentence_mix``: for the reviews whose label is doubted, how mixed the text is (below);
 - ``suggestion``: ``relabel`` (the evidence points to one other class), ``ambiguous`` (the
   ranked models or the text disagree with the label, but the text reads as mixed or
-  neutral, so a flip would be a guess) or ``keep``; ``ambiguity`` names the signal.
+  neutral, so a flip would be a guess) or ``keep``; ``ambiguity`` names the signal: the
+  text's own score between the classes or of its given class, its sentences pulling both
+  ways (``sentence_mix``: a third or more of their evidence against the majority), or the
+  ranking unsure (under 75% for its class). How many single models disagree is told but
+  decides nothing: on a quick run a network can sit at chance, and the stack already
+  weighs each model by how well it predicts.
 
 A stated score's class comes from the score column itself: each score value belongs to the
-class most of its rows carry (a majority, so a share of wrong labels does not move it); a
+class two thirds or more of its rows carry (so a share of wrong labels does not move it); a
 stated score between values of two classes (IMDB's 5/10) is "between the classes". The
 score column is only read to learn that mapping, never per review.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -34,25 +41,38 @@ import pandas as pd
 from pipeline.models.outputs import predicted_class
 
 EVIDENCE_COLUMNS = ["n_models", "models_disagree", "neighbours_disagree", "stated_label", "stated_text",
-                    "duplicate_of", "is_outlier", "outlier_score", "suggestion", "ambiguity"]
+                    "duplicate_of", "is_outlier", "outlier_score", "sentence_mix", "suggestion", "ambiguity"]
 SUGGESTIONS = ("relabel", "ambiguous", "keep")
 UNSURE = 0.75  # the ranked models' belief in their own class below this: the text reads as mixed
+OWNED = 2 / 3  # a score value belongs to a class when at least this share of its rows (and 3 or more) carry it
+MIXED = 1 / 3  # a third or more of a review's sentence evidence against its majority: the text reads as mixed
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 _WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
           "nine": 9, "ten": 10}
 _NUMBER = r"(\d{1,2}(?:\.\d{1,2})?|zero|one|two|three|four|five|six|seven|eight|nine|ten)"
-# "7/10", "7 / 10", "7 out of 10" (not a date "3/10/2005", nor "9 out of 10 people")
-_FRACTION = re.compile(r"(?<![\d/.])" + _NUMBER + r"\s*(?:/|out of)\s*(10|ten|5|five)\b(?!\s*/|\s*\d)"
-                       r"(?!\s+(?:people|times|of|viewers|critics|films|movies)\b)", re.IGNORECASE)
-# "one star", "2 stars", "4-star", "3*" (out of 5 or of 10: used only when both readings agree)
-_STARS = re.compile(r"(?<![\d/.])\b" + _NUMBER + r"(?:[\s-]*stars?\b|\s*\*(?!\w))", re.IGNORECASE)
+_AFTER_NOUN = (r"(?!\s{0,3}(?:people|persons|times|viewers|critics|users|reviewers|films|movies|minutes?|mins?|"
+               r"hours?|seconds?|episodes?|years?|of|are|were|have)\b)")
+# "7/10", "7 / 10", "7 out of 10", "4 stars out of 5", "2 outta 5" (not a date "3/10/2005", "v1/10", "-3/10",
+# "7,5/10", nor "9 out of 10 people" or "7/10 minutes")
+_FRACTION = re.compile(r"(?<![\w/.,-])" + _NUMBER + r"\s{0,3}(?:stars?\s{0,3})?(?:/|out of|outta)\s{0,3}"
+                       r"(10|ten|5|five|4|four)\b(?!\s{0,3}/|\d)" + _AFTER_NOUN, re.IGNORECASE)
+# "I give it one star", "rated 2 stars", "4-star", "Five stars." as a sentence of its own: a star count counts only
+# as a rating (after a rating verb, or standing alone), so "the two stars" of a cast and "Star Wars" do not; out of 5
+# where the data's scale is 5 or less, else read out of 5 and of 10 and used only when both readings agree
+_STARS = re.compile(r"(?:(?<=give it )|(?<=gave it )|(?<=giving it )|(?<=rate it )|(?<=rated )|(?<=rating: )|"
+                    r"(?<=rating of )|(?<=deserves )|(?<=earns )|(?<=gets )|(?<=give this )|(?<=gave this )|"
+                    r"(?<=give it a )|(?<=gave it a )|(?<=score: )|(?<=verdict: )|(?<=^)|(?<=[.!?:]\s)|(?<=\n))"
+                    + _NUMBER + r"(?:[\s-]{0,3}stars?\b(?![\s-]{0,3}(?:wars|trek)\b)|\s{0,3}\*(?![\w*]))",
+                    re.IGNORECASE)
+_MOST = 20  # stated scores read per text: enough for any review, bounded for a hostile one
 
 
 def gather(labels, classes, ids, texts, ratings, ranked_probs, votes: list[tuple[np.ndarray, np.ndarray]],
-           neighbours: pd.DataFrame | None, stated=None) -> pd.DataFrame:
+           neighbours: pd.DataFrame | None, stated=None, mixed=None) -> pd.DataFrame:
     """Every review's evidence; see the module doc. ``votes``: (probabilities (N, K), unseen (N,) bool) of each
     predictor; ``neighbours``: rows of (row, neighbour_row, similarity), or None; ``stated``: stated_labels(...)
-    when already read."""
+    when already read; ``mixed``: sentence_mix(...) of the doubted reviews (NaN elsewhere), or None."""
     labels = np.asarray(labels, dtype=int)
     n = len(labels)
     n_models, disagree = model_votes(labels, votes)
@@ -61,32 +81,58 @@ def gather(labels, classes, ids, texts, ratings, ranked_probs, votes: list[tuple
     duplicate_of, is_outlier, outlier_score = datalab_issues(labels, ids, neighbours)
     believed = predicted_class(np.asarray(ranked_probs))
     sure = np.asarray(ranked_probs).max(axis=1)
+    mixed = np.full(n, np.nan) if mixed is None else np.asarray(mixed, dtype=float)
     suggestion, ambiguity = [], []
     for i in range(n):
         doubt = believed[i] != labels[i] or (stated[i] >= 0 and stated[i] != labels[i])
-        signal = _ambiguity(sure[i], n_models[i], disagree[i], between[i], stated[i], believed[i], labels[i])
-        suggestion.append("keep" if not doubt else "ambiguous" if signal else "relabel")
-        ambiguity.append(signal if doubt else None)
+        backed = stated[i] == labels[i]  # the author's own score agrees with the label: keep it, whatever the models
+        signal = _ambiguity(sure[i], between[i], stated[i], believed[i], labels[i], mixed[i])
+        suggestion.append("keep" if not doubt or backed else "ambiguous" if signal else "relabel")
+        ambiguity.append(signal if doubt and not backed else None)
     return pd.DataFrame({
         "n_models": n_models.astype("int16"), "models_disagree": disagree.astype("int16"),
         "neighbours_disagree": neighbours_disagree, "stated_label": stated.astype("int16"),
         "stated_text": stated_text, "duplicate_of": duplicate_of, "is_outlier": is_outlier,
-        "outlier_score": outlier_score, "suggestion": suggestion, "ambiguity": ambiguity,
+        "outlier_score": outlier_score, "sentence_mix": mixed, "suggestion": suggestion, "ambiguity": ambiguity,
     }, index=range(n))
 
 
-def _ambiguity(sure, n_models, disagree, between, stated, believed, label) -> str | None:
+def _ambiguity(sure, between, stated, believed, label, mixed=np.nan) -> str | None:
     if between:
         return f"the text states {between}"
-    if stated >= 0 and stated == label and believed != label:
-        return "the text states a score of its given class, while the models read another"
     if stated >= 0 and stated != label and believed == label:
-        return "the text states a score of another class, while the models agree with the label"
+        return "the text's own score belongs to another class, while the ranking agrees with the label"
+    if mixed >= MIXED:
+        return f"its sentences pull both ways ({mixed:.0%} of their evidence against the majority)"
     if sure < UNSURE:
-        return f"the models are unsure ({sure:.0%} for their own class)"
-    if 0 < disagree < n_models:
-        return f"the models split ({disagree} of {n_models} disagree with the label)"
+        return f"the ranking is unsure ({sure:.0%} for its own class)"
     return None
+
+
+def sentence_mix(texts, score_texts) -> np.ndarray:
+    """How mixed each text is, 0..1 - 1/K (NaN for a text of fewer than two sentences of three words or more): its
+    sentences scored one by one (``score_texts``: list of texts -> (n, K) probabilities, e.g. the linear fold model
+    that never saw the review, through ONNX), each weighing its words times its margin (log-probability of its class
+    over the next one); the share of that weight on classes other than the heaviest one."""
+    pieces, owner = [], []
+    for i, text in enumerate(texts):
+        sentences = [s for s in _SENTENCE.split(text) if len(s.split()) >= 3]
+        if len(sentences) >= 2:
+            pieces += sentences
+            owner += [i] * len(sentences)
+    out = np.full(len(texts), np.nan)
+    if not pieces:
+        return out
+    probs = np.clip(np.asarray(score_texts(pieces), dtype=float), 1e-9, 1.0)
+    top2 = np.sort(np.log(probs), axis=1)[:, -2:]
+    weight = (top2[:, 1] - top2[:, 0]) * np.array([len(p.split()) for p in pieces])
+    owner = np.asarray(owner)
+    mass = np.zeros((len(texts), probs.shape[1]))
+    np.add.at(mass, (owner, probs.argmax(axis=1)), weight)
+    total = mass.sum(axis=1)
+    has = np.isin(np.arange(len(texts)), owner)
+    out[has] = np.where(total[has] > 0, 1 - mass[has].max(axis=1) / np.maximum(total[has], 1e-12), 0.0)
+    return out
 
 
 def model_votes(labels: np.ndarray, votes: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +142,7 @@ def model_votes(labels: np.ndarray, votes: list[tuple[np.ndarray, np.ndarray]]) 
     for probs, unseen in votes:
         unseen = np.asarray(unseen, dtype=bool)
         n_models += unseen
-        disagree += unseen & (np.asarray(probs).argmax(axis=1) != labels)
+        disagree += unseen & (predicted_class(np.asarray(probs)) != labels)
     return n_models, disagree
 
 
@@ -114,8 +160,9 @@ def neighbour_disagreement(labels: np.ndarray, neighbours: pd.DataFrame | None) 
 
 
 def score_owners(ratings, labels, n_classes: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(the score values the data holds, sorted; the class most rows of each value carry, -1 on a tie), or None when
-    the data has no score column. A majority per value, so that a share of wrong labels does not move it."""
+    """(the score values the data holds, sorted; the class two thirds or more of each value's rows carry, -1 where
+    none does or a value has under 3 rows), or None when the data has no score column. A clear majority per value,
+    so that a share of wrong labels does not move it."""
     ratings = np.asarray(ratings, dtype=float)
     known = ~np.isnan(ratings)
     if known.sum() < n_classes:
@@ -124,8 +171,8 @@ def score_owners(ratings, labels, n_classes: int) -> tuple[np.ndarray, np.ndarra
     counts = np.zeros((len(values), n_classes))
     np.add.at(counts, (where, np.asarray(labels)[known]), 1)
     best = counts.argmax(axis=1)
-    tie = (counts == counts.max(axis=1, keepdims=True)).sum(axis=1) > 1
-    return values, np.where(tie, -1, best)
+    clear = (counts.max(axis=1) >= OWNED * counts.sum(axis=1)) & (counts.sum(axis=1) >= 3)
+    return values, np.where(clear, best, -1)
 
 
 def stated_labels(texts, ratings, labels, n_classes: int) -> tuple[np.ndarray, list, list]:
@@ -139,16 +186,23 @@ def stated_labels(texts, ratings, labels, n_classes: int) -> tuple[np.ndarray, l
     if owners_of is None:
         return stated, words, between
     top = float(np.nanmax(np.asarray(ratings, dtype=float)))
+    bottom = float(np.nanmin(np.asarray(ratings, dtype=float)))
     for i, text in enumerate(texts):
-        found = scores_in(text, top)
+        found = scores_in(text, top, bottom)
         if not found:
             continue
-        owners = [(phrase, _owner(value, *owners_of)) for phrase, value in found]
+        owners = []
+        for phrase, readings in found:
+            read = {_owner(value, *owners_of) for value in readings}
+            if len(read) == 1:
+                owners.append((phrase, read.pop()))  # readings that disagree say nothing: the phrase is left out
+        if not owners:
+            continue
         words[i] = ", ".join(list(dict.fromkeys(p for p, _ in owners))[:3])
         classes = {c for _, c in owners}
         if -1 in classes:
             middle = next(p for p, c in owners if c == -1)
-            between[i] = f"'{middle}', a score between the classes"
+            between[i] = f"{middle!r}, a score that no one class holds"
         elif len(classes) > 1:
             between[i] = "scores of different classes (" + words[i] + ")"
         else:
@@ -156,20 +210,25 @@ def stated_labels(texts, ratings, labels, n_classes: int) -> tuple[np.ndarray, l
     return stated, words, between
 
 
-def scores_in(text: str, top: float) -> list[tuple[str, float]]:
-    """(phrase, score on the data's scale 0..top) of each score the text states; a star count that reads
-    differently out of 5 and out of 10 is given as both."""
-    found = []
-    for m in _FRACTION.finditer(text):
+def scores_in(text: str, top: float, bottom: float = 0.0) -> list[tuple[str, list[float]]]:
+    """(phrase, its readings on the data's scale) of each score the text states (the first ``_MOST`` of each form):
+    one for "7/10"; a star count without its scale, two (out of 5 and out of 10) unless the data's own scale is 5 or
+    less. A score v of n is v / n of the scale's top (of the range ``bottom``..``top`` when it goes below 0)."""
+    def scaled(fraction: float) -> float:
+        return fraction * top if bottom >= 0 else bottom + fraction * (top - bottom)
+
+    found, taken = [], []
+    for m in itertools.islice(_FRACTION.finditer(text), _MOST):
         value, of = _number(m.group(1)), _number(m.group(2))
+        taken.append(m.span())
         if value <= of:
-            found.append((m.group(0), value / of * top))
-    for m in _STARS.finditer(text):
+            found.append((m.group(0), [scaled(value / of)]))
+    for m in itertools.islice(_STARS.finditer(text), _MOST):
         value = _number(m.group(1))
-        if 0 < value <= 10:
-            found.append((m.group(0), value / 10 * top))
-            if value <= 5:
-                found.append((m.group(0), value / 5 * top))
+        if any(a <= m.start() < b for a, b in taken) or not 0 <= value <= (5 if top <= 5 else 10):
+            continue  # "4 stars out of 10" is read above; a count past the scale is no score
+        readings = [scaled(value / 5)] if top <= 5 or value > 5 else [scaled(value / 10), scaled(value / 5)]
+        found.append((m.group(0), readings))
     return found
 
 
@@ -220,10 +279,7 @@ def _knn_graph(n: int, neighbours: pd.DataFrame | None):
     k = int(counts.min())
     if k < 1:
         return None
-    kept = neighbours[neighbours["rank"] <= k] if counts.max() > k else neighbours
-    kept = kept.sort_values(["row", "rank"])
-    if len(kept) != n * k:  # ranks with gaps: keep the first k of each row
-        kept = kept.groupby("row", sort=True).head(k)
+    kept = neighbours.sort_values(["row", "rank"]).groupby("row", sort=True).head(k)  # each row's k nearest
     distance = np.clip(1.0 - kept["similarity"].to_numpy(np.float64), 0.0, None)
     return sp.csr_matrix((distance, kept["neighbour_row"].to_numpy(), np.arange(0, n * k + 1, k)), shape=(n, n))
 
@@ -242,12 +298,14 @@ def describe(row, classes) -> list[str]:
     stated_text = row.stated_text if isinstance(row.stated_text, str) else ""
     if row.suggestion == "ambiguous":
         parts.append(f"ambiguous rather than mislabeled: {row.ambiguity}")
-    if row.n_models > 1 and row.models_disagree and "models split" not in told:
+    if row.n_models > 1 and row.models_disagree:
         parts.append(f"{row.models_disagree} of {row.n_models} models that never saw it disagree with the label")
-    if stated_text and "the text states" not in told and row.stated_label >= 0:
+    if stated_text and "own score" not in told and row.stated_label >= 0 and row.suggestion != "keep":
         parts.append(f"the text states {row.stated_text!r}, a score of {classes[row.stated_label]!r}")
-    elif stated_text and "the text states" in told and "between" not in told:
+    elif stated_text and "own score" in told:
         parts.append(f"it states {row.stated_text!r}")
+    if row.suggestion == "keep" and row.stated_label >= 0 and stated_text:
+        parts.insert(0, f"keep the label: the text's own score ({row.stated_text!r}) agrees with it")
     if row.neighbours_disagree == row.neighbours_disagree and row.neighbours_disagree >= 0.5:
         parts.append(f"{row.neighbours_disagree:.0%} of its nearest reviews are labeled otherwise")
     if isinstance(row.duplicate_of, str):
@@ -255,3 +313,10 @@ def describe(row, classes) -> list[str]:
     if row.is_outlier:
         parts.append("it is unlike the other texts (an outlier)")
     return parts
+
+
+def doubted(labels, ranked_probs, stated) -> np.ndarray:
+    """The reviews whose label the ranked models or the text's own score doubt (those that get a suggestion)."""
+    labels = np.asarray(labels)
+    stated = np.asarray(stated)
+    return (predicted_class(np.asarray(ranked_probs)) != labels) | ((stated >= 0) & (stated != labels))

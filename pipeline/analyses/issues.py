@@ -15,8 +15,9 @@ Methods (``METHODS``): ``self_confidence`` | ``normalized_margin`` |
 ``confidence_weighted_entropy`` rank by cleanlab.rank's score of that name;
 ``confident_learning`` ranks the reviews cleanlab's confident learning flags first
 (most suspect first by self-confidence), then the rest, and its ``label_score`` is the
-self-confidence. The rating is only used in the reason, never in the score: it is what
-a reviewer checks the model against.
+self-confidence. The rating itself is only used in the reason, never in the score: it is
+what a reviewer checks the model against (the ``stacked`` source learns from the score
+column only which class each score value belongs to, to read scores the texts state).
 
 ``SOURCES`` are the probabilities a run ranks: ``nblr`` (the linear model's),
 ``stacked`` (Lossmap's own families combined by a logistic regression on their

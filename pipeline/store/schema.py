@@ -201,7 +201,8 @@ CREATE TABLE IF NOT EXISTS label_issues (
     suggested_label SMALLINT NOT NULL, -- the class the model believes
     issue_rank      INTEGER NOT NULL,  -- 1 = most suspect
     reason          VARCHAR NOT NULL,  -- one readable line
-    ranked_on       VARCHAR[],         -- the families whose probabilities were ranked (several: their mean), e.g.
+    ranked_on       VARCHAR[],         -- the families whose probabilities were ranked (several: their stack or mean,
+                                       -- runs.config.issue_source), e.g.
                                        -- ['nblr'], ['nblr', 'dense', 'cnn', 'imported']
     -- the evidence beside the rank (analyses.evidence); NULL in runs written before schema version 7
     n_models            SMALLINT,      -- predictors that never saw the text (fold models; a user's where unseen)
@@ -212,6 +213,9 @@ CREATE TABLE IF NOT EXISTS label_issues (
     duplicate_of        VARCHAR,       -- sample_id of a near-duplicate labeled otherwise (cleanlab Datalab); NULL: none
     is_outlier          BOOLEAN,       -- Datalab's outlier flag (far from every other text)
     outlier_score       DOUBLE,        -- Datalab's outlier score, 0..1, lower = more outlying; NULL: no neighbours
+    sentence_mix        DOUBLE,        -- doubted labels: share of the sentences' evidence against their majority,
+                                       -- 0..1 - 1/K (the linear fold model scores each sentence); NULL: not doubted,
+                                       -- or under two sentences
     suggestion          VARCHAR,       -- 'relabel' | 'ambiguous' | 'keep' (analyses.evidence.SUGGESTIONS)
     ambiguity           VARCHAR,       -- the signal that makes a doubted label ambiguous rather than wrong; NULL: none
     PRIMARY KEY (run_id, sample_id)
@@ -492,7 +496,7 @@ UPGRADES = {
     ),
     6: tuple(f"ALTER TABLE label_issues ADD COLUMN {column}" for column in (
         "n_models SMALLINT", "models_disagree SMALLINT", "neighbours_disagree DOUBLE", "stated_label SMALLINT",
-        "stated_text VARCHAR", "duplicate_of VARCHAR", "is_outlier BOOLEAN", "outlier_score DOUBLE",
+        "stated_text VARCHAR", "duplicate_of VARCHAR", "is_outlier BOOLEAN", "outlier_score DOUBLE", "sentence_mix DOUBLE",
         "suggestion VARCHAR", "ambiguity VARCHAR")) + ("ALTER TABLE sample_summary ADD COLUMN suggestion VARCHAR",),
 }
 

@@ -183,8 +183,9 @@ def test_what_differs_between_the_runs_lists_their_settings_and_ranking(app, sto
     (table,) = [d.value for d in app.dataframe if "setting" in d.value]
     rows = table.set_index("setting")
     assert list(rows.index) == ["label-issue ranking", "predictors", "seed", "predictions"]  # not where it wrote
-    assert rows.loc["label-issue ranking", "a"] == "cleanlab's self_confidence on the out-of-fold probabilities of " \
-                                                   "the linear model"
+    assert rows.loc["label-issue ranking", "a"] == (
+        "cleanlab's self_confidence on a logistic-regression stack of the out-of-fold probabilities of the linear "
+        "model, the dense network and the CNN (and of any score the text states), fitted on the other folds' labels")
     assert rows.loc["label-issue ranking", "b"] == (
         "cleanlab's self_confidence on the mean of the probabilities of the linear model, the dense network, the CNN "
         f"and \u201c{own}\u201d (your predictions) (out of fold for Lossmap's models; as given for yours)")

@@ -71,13 +71,15 @@ def test_population_map_names_your_embedding_by_the_name_you_gave(app, store):
     assert "](" not in said and "<b>" not in said  # the name as text
 
 
-def test_mislabel_review_says_the_linear_model_ranked_the_suspects(app):
+def test_mislabel_review_says_the_stacked_models_ranked_the_suspects(app):
     app.run()
     app.switch_page("pages/mislabel_review.py").run()
     assert not app.exception and not app.warning
     said = _unescaped(app.caption[0].value)
     assert said.startswith("Suspects are ranked, and **Why flagged** is written, from cleanlab's self_confidence")
-    assert said.endswith("on the out-of-fold probabilities of the linear model.")
+    assert said.endswith("on a logistic-regression stack of the out-of-fold probabilities of the linear model, the "
+                         "dense network and the CNN (and of any score the text states), fitted on the other folds' "
+                         "labels.")
 
 
 def test_a_ranking_by_your_model_that_saw_every_text_is_warned_of(app, store):
@@ -105,11 +107,24 @@ def test_a_ranking_by_your_model_that_saw_every_text_is_warned_of(app, store):
 
 def test_a_ranking_by_your_model_told_what_it_never_saw_counts_what_it_did(app, store):
     add_own_predictor(store)  # seen in training on the train split only
-    files.publish(store, lambda con: con.execute("UPDATE label_issues SET method = 'self_confidence', "
-                                                 "ranked_on = ['nblr', 'dense', 'cnn', 'imported']"))
+    def ensemble(con):  # --issue-source ensemble: the mean, your model included
+        con.execute("UPDATE label_issues SET method = 'self_confidence', ranked_on = ['nblr', 'dense', 'cnn', "
+                    "'imported']")
+        con.execute("""UPDATE runs SET config = replace(config::VARCHAR, '"stacked"', '"ensemble"')::JSON""")
+
+    files.publish(store, ensemble)
     app.run()
     app.switch_page("pages/mislabel_review.py").run()
     assert not app.exception and not app.warning
     said = _unescaped(app.caption[0].value)
     assert "the mean of the probabilities of the linear model, the dense network, the CNN and " in said
     assert re.search(rf"{OPEN}.*{CLOSE} \(your predictions\) trained on [\d,]+ of its [\d,]+ texts", said)
+
+
+def test_a_stacked_ranking_is_named_a_stack_not_a_mean():
+    stacked = ranking_text(("self_confidence", ("nblr", "dense", "cnn"), "stacked"), {}, explain=False)
+    assert stacked.startswith("cleanlab's self_confidence on a logistic-regression stack of the out-of-fold "
+                              "probabilities of the linear model, the dense network and the CNN")
+    mean = ranking_text(("self_confidence", ("nblr", "dense", "cnn"), "ensemble"), {}, explain=False)
+    assert "the mean of the out-of-fold probabilities" in mean
+    assert ranking(("self_confidence", ("nblr",), "stacked")).stacked is False  # one family: nothing stacked

@@ -16,7 +16,7 @@ from pages.common.queries.base import (  # noqa: F401
     SPACE, StoreRef, class_counts, classes, issue_ranking, own_names, own_predictors, runs,
 )
 from pages.common.queries.samples import (  # noqa: F401
-    SORTABLE, SampleFilter, SampleOrder, confusion, count_among_flagged, filter_bounds, loss_by_rating,
+    SORTABLE, SampleFilter, SampleOrder, confusion, count_among_flagged, evidence, filter_bounds, loss_by_rating,
     loss_histogram, meta_columns, meta_values, neighbour_spaces, neighbours, next_suspect, occlusion, per_class,
     predictions_for, sample_count, sample_detail, sample_meta, sample_page, shap_classes, shap_tokens, suspects,
     top_loss,

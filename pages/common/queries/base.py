@@ -63,15 +63,18 @@ def class_counts(ref: StoreRef, run_id: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def issue_ranking(ref: StoreRef, run_id: str) -> tuple[str, tuple[str, ...]] | None:
-    """How the run ranked its label issues: (cleanlab's method, the families whose probabilities it ranked: several,
-    their mean), from label_issues.method and ranked_on; None without label issues."""
-    row = _query(ref, "SELECT any_value(method) AS method, any_value(ranked_on) AS ranked_on FROM label_issues "
-                      "WHERE run_id = ?", [run_id]).iloc[0]
+def issue_ranking(ref: StoreRef, run_id: str) -> tuple[str, tuple[str, ...], str | None] | None:
+    """How the run ranked its label issues: (cleanlab's method, the families whose probabilities it ranked, the
+    --issue-source that combined several: 'stacked' or 'ensemble' (their mean)), from label_issues.method and
+    ranked_on and the run's config; None without label issues."""
+    row = _query(ref, "SELECT any_value(i.method) AS method, any_value(i.ranked_on) AS ranked_on, "
+                      "any_value(json_extract_string(r.config, '$.issue_source')) AS source FROM label_issues i "
+                      "JOIN runs r USING (run_id) WHERE run_id = ?", [run_id]).iloc[0]
     if row["method"] is None or (isinstance(row["method"], float) and pd.isna(row["method"])):
         return None
     ranked_on = row["ranked_on"]
-    return str(row["method"]), tuple(str(f) for f in ranked_on) if ranked_on is not None else ()
+    source = row["source"] if isinstance(row["source"], str) else None
+    return str(row["method"]), tuple(str(f) for f in ranked_on) if ranked_on is not None else (), source
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

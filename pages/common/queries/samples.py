@@ -255,6 +255,18 @@ def sample_detail(ref: StoreRef, run_id: str, sample_id: str) -> dict | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
+def evidence(ref: StoreRef, run_id: str, sample_id: str) -> dict | None:
+    """The evidence stored beside one text's rank (label_issues, analyses.evidence); None when the run has no row
+    for it. Runs written before schema version 7 have every field None."""
+    rows = _query(ref, "SELECT n_models, models_disagree, neighbours_disagree, stated_label, stated_text, "
+                       "duplicate_of, is_outlier, outlier_score, sentence_mix, suggestion, ambiguity FROM label_issues "
+                       "WHERE run_id = ? AND sample_id = ?", [run_id, sample_id])
+    if rows.empty:
+        return None
+    return {k: (None if not isinstance(v, (str, list)) and pd.isna(v) else v) for k, v in rows.iloc[0].items()}
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
 def predictions_for(ref: StoreRef, run_id: str, sample_id: str) -> pd.DataFrame:
     """Every stored predictor's view of one review: family, protocol, model_id, name (models.name, see
     ``predictor_labels``), probs, p_given, pred_label, loss, seen_in_training."""

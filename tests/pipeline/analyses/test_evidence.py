@@ -46,9 +46,9 @@ def test_a_middle_score_or_scores_of_two_classes_read_as_between_the_classes():
     stated, _, between = _stated(["It is a 5/10, no more", "0/10 for the plot, 10/10 for the music",
                                   "four stars"] + ["plain"] * 29)
     assert list(stated[:3]) == [-1, -1, -1]
-    assert "'5/10', a score between the classes" in between[0]
+    assert "'5/10', a score that no one class holds" in between[0]
     assert between[1].startswith("scores of different classes (0/10, 10/10")
-    assert between[2] == "scores of different classes (four stars)"  # 4 of 10 is negative, 4 of 5 positive
+    assert stated[2] == -1 and between[2] == ""  # 4 of 10 is negative, 4 of 5 positive: the phrase says nothing
 
 
 def test_without_a_score_column_no_score_is_read():
@@ -115,15 +115,44 @@ def test_a_positive_label_on_a_review_quoting_2_of_10_is_relabeled_and_says_why(
     assert (ev["suggestion"].iloc[1:] == "keep").all()
 
 
-def test_a_quoted_score_the_models_overrule_is_ambiguous():
+def test_a_label_its_text_scores_the_same_way_is_kept_though_the_models_doubt_it():
     texts = ["Loved the actors, 8/10 though the plot drags"] + ["plain"] * 31
     labels = np.resize(LABELS, 32)
     labels[0] = 1
     probs = np.where(labels[:, None] == np.arange(2), 0.9, 0.1)
     probs[0] = [0.97, 0.03]  # the models read negative, the text's own score says positive
     ev = _gather(texts, labels, probs)
-    assert ev.at[0, "suggestion"] == "ambiguous"
-    assert ev.at[0, "ambiguity"] == "the text states a score of its given class, while the models read another"
+    assert ev.at[0, "suggestion"] == "keep" and ev.at[0, "ambiguity"] is None
+    reason = evidence.attach(pd.DataFrame({"reason": ["why"] * 32}), ev, CLASSES).at[0, "reason"]
+    assert "keep the label: the text's own score ('8/10') agrees with it" in reason
+
+
+@pytest.mark.parametrize("text, cls", [
+    ("the two stars of the film shine", -1),  # a cast, not a rating
+    ("as good as Star Wars, Episode 4 - Star Wars", -1),
+    ("4 out of 5 stars", 1),  # 8 of 10
+    ("2 out of 10 stars", 0),
+    ("I give it one star.", 0),
+    ("Five stars.", -1),  # alone: 5 of 10 or 5 of 5, the readings disagree on IMDB's scale
+    ("Ten stars.", 1),
+    ("see v1/10 of the manual", -1),
+    ("it lasts 7/10 minutes", -1),
+    ("a 7,5/10 for me", -1),
+    ("rated -3/10", -1),
+])
+def test_only_a_rating_reads_as_a_stated_score(text, cls):
+    stated, words, between = _stated([text] + ["plain"] * 31)
+    assert stated[0] == cls, (text, words[0], between[0])
+
+
+def test_a_hostile_text_is_read_in_bounded_time_and_words():
+    import time
+
+    text = "1* " * 350_000 + "7" + " " * 500_000 + "/10"
+    start = time.perf_counter()
+    stated, words, between = _stated([text] + ["plain"] * 31)
+    assert time.perf_counter() - start < 5
+    assert words[0] is None or len(words[0]) < 100
 
 
 def test_a_mixed_review_the_models_are_unsure_of_is_ambiguous_not_a_flip():
@@ -133,21 +162,64 @@ def test_a_mixed_review_the_models_are_unsure_of_is_ambiguous_not_a_flip():
     probs = np.where(labels[:, None] == np.arange(2), 0.9, 0.1)
     probs[0] = [0.62, 0.38]
     ev = _gather(texts, labels, probs)
-    assert ev.at[0, "suggestion"] == "ambiguous" and ev.at[0, "ambiguity"].startswith("the models are unsure (62%")
+    assert ev.at[0, "suggestion"] == "ambiguous" and ev.at[0, "ambiguity"].startswith("the ranking is unsure (62%")
     found = pd.DataFrame({"reason": ["why"] * 32})
-    assert "ambiguous rather than mislabeled: the models are unsure" in evidence.attach(found, ev, CLASSES).at[
+    assert "ambiguous rather than mislabeled: the ranking is unsure" in evidence.attach(found, ev, CLASSES).at[
         0, "reason"]
 
 
-def test_models_that_split_make_a_confident_doubt_ambiguous():
+def test_a_model_that_disagrees_alone_is_told_but_decides_nothing():
     labels = np.resize(LABELS, 32)
     probs = np.where(labels[:, None] == np.arange(2), 0.9, 0.1)
     probs[0] = [0.05, 0.95] if labels[0] == 0 else [0.95, 0.05]
     other = probs.copy()
-    other[0] = probs[0][::-1]  # the second model agrees with the label
+    other[0] = [0.49, 0.51] if labels[0] == 1 else [0.51, 0.49]  # a network at chance agrees with the label
     ev = _gather(["plain"] * 32, labels, probs, votes=[(probs, np.ones(32, bool)), (other, np.ones(32, bool))])
-    assert ev.at[0, "suggestion"] == "ambiguous" and ev.at[0, "ambiguity"] == (
-        "the models split (1 of 2 disagree with the label)")
+    assert ev.at[0, "suggestion"] == "relabel" and ev.at[0, "ambiguity"] is None
+    reason = evidence.attach(pd.DataFrame({"reason": ["why"] * 32}), ev, CLASSES).at[0, "reason"]
+    assert "1 of 2 models that never saw it disagree with the label" in reason
+
+
+@pytest.mark.parametrize("text, cls", [("5 stars!", 1), ("four stars", 1), ("1 star", 0), ("3 stars out of 5", -1),
+                                       ("2 stars out of 5", 0)])
+def test_on_a_five_point_scale_star_counts_read_out_of_five(text, cls):
+    ratings = np.array([1, 2, 3, 4, 5] * 6, dtype=float)
+    labels = (ratings >= 4).astype(int)
+    labels[ratings == 3] = np.resize([0, 1], 6)  # 3 stars: half and half, no class owns it
+    stated, words, between = evidence.stated_labels([text] + ["plain"] * 29, ratings, labels, 2)
+    assert stated[0] == cls
+    assert (between[0] != "") == (cls == -1)
+
+
+def test_a_score_value_without_a_clear_majority_belongs_to_no_class():
+    values, owners = evidence.score_owners(np.array([3, 3, 3, 3, 3, 8, 8, 8.0]), np.array([1, 1, 1, 0, 0, 1, 1, 1]), 2)
+    assert list(values) == [3, 8] and list(owners) == [-1, 1]  # 3 of 5 is short of two thirds
+
+
+def test_sentence_mix_is_the_share_of_sentence_evidence_against_the_majority():
+    def score(sentences):  # a stand-in reader: 'good' sentences positive, 'bad' negative, sure as 0.9
+        return np.array([[0.1, 0.9] if "good" in s.lower() else [0.9, 0.1] for s in sentences])
+
+    texts = ["It was good in parts. The cast is good here. The plot was bad overall.",
+             "A good film with a good cast. Good music too, all along.",
+             "Short one.",
+             "Only one sentence that is long enough here"]
+    mix = evidence.sentence_mix(texts, score)
+    assert mix[0] == pytest.approx(5 / 15)  # three sentences of 5 words, equally sure: one of them against
+    assert mix[1] == 0.0 and np.isnan(mix[2]) and np.isnan(mix[3])
+
+
+def test_mixed_sentences_make_a_doubted_label_ambiguous():
+    labels = np.resize(LABELS, 32)
+    probs = np.where(labels[:, None] == np.arange(2), 0.9, 0.1)
+    probs[0] = [0.05, 0.95] if labels[0] == 0 else [0.95, 0.05]
+    mixed = np.full(32, np.nan)
+    mixed[0] = 0.4
+    ev = evidence.gather(labels, CLASSES, np.array([f"r{i}" for i in range(32)]), ["plain"] * 32,
+                         np.resize(RATINGS, 32), probs, [(probs, np.ones(32, bool))], None, mixed=mixed)
+    assert ev.at[0, "suggestion"] == "ambiguous"
+    assert ev.at[0, "ambiguity"] == "its sentences pull both ways (40% of their evidence against the majority)"
+    assert ev.at[0, "sentence_mix"] == 0.4
 
 
 def test_a_run_stores_the_evidence_with_each_suspect(tmp_path):

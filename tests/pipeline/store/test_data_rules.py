@@ -34,13 +34,16 @@ RULES = {
     "label scores within [0, 1]": "SELECT * FROM label_issues WHERE label_score NOT BETWEEN 0 AND 1",
     "every suspect has its evidence, within range": """
         SELECT * FROM label_issues i JOIN runs r USING (run_id)
-        WHERE i.suggestion IS NULL OR i.suggestion NOT IN ('relabel', 'ambiguous', 'keep')
-           OR i.n_models < 1 OR i.models_disagree NOT BETWEEN 0 AND i.n_models
-           OR i.neighbours_disagree NOT BETWEEN 0 AND 1 OR i.outlier_score NOT BETWEEN 0 AND 1
-           OR i.stated_label NOT BETWEEN -1 AND r.n_classes - 1 OR i.is_outlier IS NULL""",
-    "a label is kept exactly when neither the models nor the text doubt it": """
+        WHERE i.run_id IN (SELECT run_id FROM label_issues WHERE suggestion IS NOT NULL)  -- not runs before version 7
+          AND (i.suggestion IS NULL OR i.suggestion NOT IN ('relabel', 'ambiguous', 'keep')
+               OR i.n_models < 1 OR i.models_disagree NOT BETWEEN 0 AND i.n_models
+               OR i.neighbours_disagree NOT BETWEEN 0 AND 1 OR i.outlier_score NOT BETWEEN 0 AND 1
+               OR i.sentence_mix NOT BETWEEN 0 AND 1 - 1 / r.n_classes
+               OR i.stated_label NOT BETWEEN -1 AND r.n_classes - 1 OR i.is_outlier IS NULL)""",
+    "a label is kept exactly when neither the models nor the text doubt it, or its text's own score backs it": """
         SELECT * FROM label_issues i JOIN samples s USING (run_id, sample_id)
-        WHERE (i.suggestion = 'keep') <> (i.suggested_label = s.label AND i.stated_label IN (-1, s.label))""",
+        WHERE (i.suggestion = 'keep') <> ((i.suggested_label = s.label AND i.stated_label IN (-1, s.label))
+                                          OR i.stated_label = s.label)""",
     "an ambiguous suspect names its signal, a kept label none": """
         SELECT * FROM label_issues WHERE (suggestion = 'ambiguous' AND ambiguity IS NULL)
                                       OR (suggestion = 'keep' AND ambiguity IS NOT NULL)""",
