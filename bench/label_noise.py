@@ -103,6 +103,23 @@ def scores(flipped: np.ndarray, rank: np.ndarray) -> dict:
 
 
 def run_scenario(name, frame, corpus, seqs, families, cfg, cache: Path | None = None) -> dict:
+    flipped, noisy, p_by = scenario_probabilities(name, frame, corpus, seqs, families, cfg, cache)
+    ratings = frame["rating"].to_numpy()
+    result = {}
+    for source, p in p_by.items():
+        for method in METHODS:
+            found = issues.find_label_issues(noisy, binary_probs(p), ratings, classes=imdb.CLASSES, method=method)
+            result[source, method] = scores(flipped, found["issue_rank"].to_numpy())
+            if method == "confident_learning":
+                flag = found["is_label_issue"].to_numpy()
+                result[source, method]["flag"] = (flag.sum(), flipped[flag].mean() if flag.any() else 0.0,
+                                                  flag[flipped].mean())
+    return {"flipped": int(flipped.sum()), "results": result}
+
+
+def scenario_probabilities(name, frame, corpus, seqs, families, cfg, cache: Path | None = None):
+    """(flipped mask, noisy labels, source -> out-of-fold p(class 1)) of one scenario: each family cross-fitted on
+    the noisy labels, plus ``ensemble`` and ``stacked`` when there are several (bench/real_errors.py uses it too)."""
     kind, share = name.split(":")
     flipped = flip(frame, kind, float(share), cfg.seed)
     noisy = np.where(flipped, 1 - frame["label"].to_numpy(), frame["label"].to_numpy())
@@ -128,17 +145,7 @@ def run_scenario(name, frame, corpus, seqs, families, cfg, cache: Path | None = 
         p_by["ensemble"] = np.mean([p_by[f] for f in families], axis=0)
         stated = evidence.stated_labels(frame["display_text"], frame["rating"].to_numpy(float), noisy, 2)[0]
         p_by["stacked"] = issues.stack({f: binary_probs(p_by[f]) for f in families}, noisy, folds, stated)[:, 1]
-    ratings = frame["rating"].to_numpy()
-    result = {}
-    for source, p in p_by.items():
-        for method in METHODS:
-            found = issues.find_label_issues(noisy, binary_probs(p), ratings, classes=imdb.CLASSES, method=method)
-            result[source, method] = scores(flipped, found["issue_rank"].to_numpy())
-            if method == "confident_learning":
-                flag = found["is_label_issue"].to_numpy()
-                result[source, method]["flag"] = (flag.sum(), flipped[flag].mean() if flag.any() else 0.0,
-                                                  flag[flipped].mean())
-    return {"flipped": int(flipped.sum()), "results": result}
+    return flipped, noisy, p_by
 
 
 def print_scenario(name, out, n) -> None:

@@ -21,6 +21,12 @@ family's out-of-fold probabilities, the folds, the texts and the TF-IDF neighbou
 source, then how the default's suggestions (``relabel`` / ``ambiguous``, analyses.evidence)
 split the judged reviews of its top 200: clear flips, other real errors (mixed or neutral,
 by the votes) and correct labels.
+
+``--noise random:0.05,middle:0.05`` prints the same table for labels flipped on purpose
+(bench/label_noise.py's scenarios, its fold models trained on the noisy labels; add
+``--cache`` to reuse the out-of-fold probabilities it saved): every review is judged
+there, so it gives the precision at k = 50, 100 and 200 and the share of the flips in
+the top 5% of each ranking.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -65,9 +72,11 @@ def ranked_test_reviews(db: Path, run_id: str | None) -> tuple[str, str, list[st
     try:
         c = cursor(con)
         run_id = run_id or c.execute("SELECT run_id FROM runs ORDER BY completed_at DESC LIMIT 1").fetchone()[0]
-        method, ranked_on = c.execute("SELECT any_value(method), any_value(ranked_on) FROM label_issues WHERE "
-                                      "run_id = ?", [run_id]).fetchone()
-        method = f"{method} on {', '.join(ranked_on)}"
+        method, ranked_on, source = c.execute(
+            "SELECT any_value(i.method), any_value(i.ranked_on), any_value(json_extract_string(r.config, "
+            "'$.issue_source')) FROM label_issues i JOIN runs r USING (run_id) WHERE run_id = ?", [run_id]).fetchone()
+        method = f"{method} on {source} of {', '.join(ranked_on)}" if len(ranked_on) > 1 else \
+            f"{method} on {ranked_on[0]}"
         ids = [r[0] for r in c.execute(
             "SELECT i.sample_id FROM label_issues i JOIN samples s USING (run_id, sample_id) "
             "WHERE i.run_id = ? AND s.split = 'test' ORDER BY i.issue_rank", [run_id]).fetchall()]
@@ -159,9 +168,16 @@ def main() -> None:
     parser.add_argument("--sources", default=None,
                         help="rank again from the store with each of these issue sources (comma-separated, e.g. "
                              "nblr,ensemble,stacked) instead of reading the run's ranking")
+    parser.add_argument("--noise", default=None,
+                        help="also rank injected flips: bench/label_noise.py scenarios, comma-separated (e.g. "
+                             "random:0.05,middle:0.05); the full archive and all three families (about 40 minutes)")
+    parser.add_argument("--cache", action="store_true", help="with --noise: reuse bench/label_noise.py --cache files")
     parser.add_argument("--dev", type=Path, default=DEFAULT_DEV, help="the judged reviews (default: %(default)s)")
     args = parser.parse_args()
     truth = judged(args.dev)
+    if args.noise:
+        noise_tables(args.noise.split(","), args.cache)
+        return
     if args.sources:
         for source, (ranked, ev) in rerank(args.db, args.run, args.sources.split(",")).items():
             default = " - the default" if source == Config.issue_source else ""
@@ -179,6 +195,33 @@ def main() -> None:
     print(f"run {run_id} ({method}): {len(ranked):,} test reviews ranked; {in_run} of the file's {len(truth)} "
           f"judged reviews are among them ({sum(t['real'] for t in truth.values())} real errors in the file)\n")
     print_table(ranked, truth)
+
+
+def noise_tables(scenarios: list[str], cache: bool) -> None:
+    """Precision at k = 50/100/200 and flips in the top 5% of each ranking, for labels flipped on purpose."""
+    import label_noise
+    from pipeline.data import imdb
+    from pipeline.models import sequences
+    from pipeline.models.outputs import binary_probs
+    from pipeline.models.text import tokenize
+
+    cfg = Config(progress=False)
+    frame = imdb.load_reviews(Path(label_noise.DEFAULT_DATA), progress=False).frame
+    corpus = tokenize(frame["display_text"], ngram_max=cfg.ngram_max)
+    seqs = sequences.tokenize_sequences(frame["display_text"])
+    folder = ROOT / "build" / "bench" / "label_noise" if cache else None
+    for name in scenarios:
+        flipped, noisy, p_by = label_noise.scenario_probabilities(name, frame, corpus, seqs, ("nblr", "dense", "cnn"),
+                                                                  cfg, folder)
+        print(f"\n### {name}: {flipped.sum():,} of {len(frame):,} labels flipped\n")
+        print(f"{'ranking':>10} {'P@50':>6} {'P@100':>6} {'P@200':>6} {'flips in top 5%':>16}")
+        for source in ("nblr", "ensemble", "stacked"):
+            rank = issues.find_label_issues(noisy, binary_probs(p_by[source]), frame["rating"].to_numpy(float),
+                                            classes=imdb.CLASSES)["issue_rank"].to_numpy()
+            order = np.argsort(rank)
+            top5 = flipped[order[:round(0.05 * len(order))]].mean()
+            print(f"{source:>10} " + " ".join(f"{flipped[order[:k]].mean():>6.3f}" for k in DEPTHS)
+                  + f" {top5:>16.1%}")
 
 
 def print_table(ranked: list[str], truth: dict[str, dict]) -> None:

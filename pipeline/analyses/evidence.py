@@ -15,7 +15,8 @@
   cleanlab's Datalab (issue types ``near_duplicate`` and ``outlier``), run on the stored
   neighbour graph rather than a search of its own;
 - ``sentence_mix``: for the reviews whose label is doubted, how mixed the text is (below);
-- ``suggestion``: ``relabel`` (the evidence points to one other class), ``ambiguous`` (the
+- ``suggestion``: ``relabel`` (the evidence points to one other class; always when the
+  text's own score and the ranking agree on it), ``ambiguous`` (the
   ranked models or the text disagree with the label, but the text reads as mixed or
   neutral, so a flip would be a guess) or ``keep``; ``ambiguity`` names the signal: the
   text's own score between the classes or of its given class, its sentences pulling both
@@ -86,7 +87,8 @@ def gather(labels, classes, ids, texts, ratings, ranked_probs, votes: list[tuple
     for i in range(n):
         doubt = believed[i] != labels[i] or (stated[i] >= 0 and stated[i] != labels[i])
         backed = stated[i] == labels[i]  # the author's own score agrees with the label: keep it, whatever the models
-        signal = _ambiguity(sure[i], between[i], stated[i], believed[i], labels[i], mixed[i])
+        agreed = stated[i] >= 0 and stated[i] == believed[i]  # the text's own score and the ranking point one way
+        signal = None if agreed else _ambiguity(sure[i], between[i], stated[i], believed[i], labels[i], mixed[i])
         suggestion.append("keep" if not doubt or backed else "ambiguous" if signal else "relabel")
         ambiguity.append(signal if doubt and not backed else None)
     return pd.DataFrame({

@@ -259,3 +259,16 @@ def test_a_run_stores_the_evidence_with_each_suspect(tmp_path):
     assert by_id["twin-a"][3] == "r7" and by_id["r7"][3] == "twin-a"
     assert "a near-duplicate (r7) is labeled otherwise" in by_id["twin-a"][5]
     assert by_id["quote"][4] == 1 and same == 0
+
+
+def test_a_stated_score_the_ranking_agrees_with_is_relabeled_even_when_the_sentences_are_mixed():
+    texts = ["Some good bits. Mostly dull though, I give it 7/10 anyway."] + ["plain"] * 31
+    labels = np.resize(LABELS, 32)
+    labels[0] = 0
+    probs = np.where(labels[:, None] == np.arange(2), 0.9, 0.1)
+    probs[0] = [0.02, 0.98]  # the ranking reads positive, as the text's own 7/10 does
+    mixed = np.full(32, np.nan)
+    mixed[0] = 0.45
+    ev = evidence.gather(labels, CLASSES, np.array([f"r{i}" for i in range(32)]), texts, np.resize(RATINGS, 32),
+                         probs, [(probs, np.ones(32, bool))], None, mixed=mixed)
+    assert ev.at[0, "suggestion"] == "relabel" and ev.at[0, "ambiguity"] is None and ev.at[0, "stated_label"] == 1
