@@ -108,6 +108,7 @@ def test_truncation_covers_every_review_and_ranks_the_truncated(sample_run, stor
 def test_label_issues_rank_the_stacked_models_by_default(sample_run, store_ro):
     import numpy as np
 
+    from pipeline.analyses.evidence import stated_labels
     from pipeline.analyses.issues import stack
 
     method = store_ro.execute("SELECT DISTINCT method, ranked_on FROM label_issues WHERE run_id = ?",
@@ -115,12 +116,15 @@ def test_label_issues_rank_the_stacked_models_by_default(sample_run, store_ro):
     families = [r[0] for r in store_ro.execute("SELECT DISTINCT family FROM predictions WHERE run_id = ? AND "
                                                "protocol = 'oof' ORDER BY family", [sample_run.run_id]).fetchall()]
     assert len(method) == 1 and method[0][0] == "self_confidence" and sorted(method[0][1]) == families
-    rows = store_ro.execute("SELECT s.label, s.fold, i.label_score FROM samples s JOIN label_issues i "
-                            "USING (run_id, sample_id) WHERE run_id = ? ORDER BY sample_id", [sample_run.run_id]).df()
+    rows = store_ro.execute("SELECT s.label, s.fold, s.rating, s.display_text, i.label_score FROM samples s "
+                            "JOIN label_issues i USING (run_id, sample_id) WHERE run_id = ? ORDER BY sample_id",
+                            [sample_run.run_id]).df()
     oof = {f: np.stack(store_ro.execute("SELECT p.probs FROM predictions p WHERE run_id = ? AND family = ? AND "
                                         "protocol = 'oof' ORDER BY sample_id", [sample_run.run_id, f]).df()["probs"])
            for f in method[0][1]}
-    stacked = stack(oof, rows["label"].to_numpy(), rows["fold"].to_numpy())
+    stated = stated_labels(rows["display_text"], rows["rating"].to_numpy(float), rows["label"].to_numpy(), 2)[0]
+    assert (stated >= 0).any()  # IMDB reviews that state a score: the stack weighs them too
+    stacked = stack(oof, rows["label"].to_numpy(), rows["fold"].to_numpy(), stated)
     p_given = stacked[np.arange(len(rows)), rows["label"].to_numpy()]
     assert np.allclose(rows["label_score"].to_numpy(), p_given, atol=1e-9)  # self-confidence of the stack
 
