@@ -108,24 +108,27 @@ def rerank(db: Path, run_id: str | None, sources: list[str]) -> dict[str, tuple[
                                "neighbour_row": row[near["neighbour_id"]].to_numpy(),
                                "similarity": near["similarity"].to_numpy()})
     test = samples["split"].to_numpy() == "test"
+    stated = evidence.stated_labels(samples["display_text"], samples["rating"].to_numpy(float), labels, len(names))
+    readers = {}  # fold -> its linear model's score_texts, loaded once for every source
+
+    def reader(fold: int):
+        if fold not in readers:
+            readers[fold] = load_stored(db, run_id, model_id("nblr", fold), device="cpu").score_texts
+        return readers[fold]
+
     out = {}
     for source in sources:
         start = time.perf_counter()
-        stated = evidence.stated_labels(samples["display_text"], samples["rating"].to_numpy(float), labels, len(names))
         p, _ = issues.issue_probabilities(oof, source, labels, folds, stated[0])
         found = issues.find_label_issues(labels, p, samples["rating"].to_numpy(float), classes=names)
         ranked_at = time.perf_counter()
-        mixed = np.full(len(labels), np.nan)
-        doubt = evidence.doubted(labels, p, stated[0])
-        for fold in np.unique(folds):
-            rows = np.flatnonzero(doubt & (folds == fold))
-            model = load_stored(db, run_id, model_id("nblr", int(fold)), device="cpu")
-            mixed[rows] = evidence.sentence_mix(samples["display_text"].to_numpy()[rows], model.score_texts)
+        mixed = evidence.sentence_mix_by_fold(samples["display_text"], folds, evidence.doubted(labels, p, stated[0]),
+                                              reader)
         ev = evidence.gather(labels, names, samples["sample_id"].to_numpy(), samples["display_text"],
                              samples["rating"].to_numpy(float), p, [(q, np.ones(len(q), bool)) for q in oof.values()],
                              neighbours, stated, mixed)
-        print(f"{source}: ranked in {ranked_at - start:.1f} s, evidence gathered in "
-              f"{time.perf_counter() - ranked_at:.1f} s ({len(labels):,} texts)")
+        print(f"{source}: ranked in {ranked_at - start:.1f} s (the stated scores read once before), evidence "
+              f"gathered in {time.perf_counter() - ranked_at:.1f} s ({len(labels):,} texts)")
         order = np.argsort(found["issue_rank"].to_numpy())
         out[source] = ([s for s in samples["sample_id"].to_numpy()[order] if s.startswith("test/")],
                        ev.set_index(samples["sample_id"]))

@@ -27,6 +27,7 @@ from pipeline.data.relabel import relabel
 from pipeline.models import export, linear, outputs, own, sequences, train_nn
 from pipeline.models.folds import make_folds
 from pipeline.models.run_folder import run_folder
+from pipeline.models.score import OnnxTextModel
 from pipeline.models.text import tokenize
 from pipeline.names import FAMILY_NAMES, LINEAR, SEQUENCE_NETWORKS, model_id
 from pipeline.store import files
@@ -155,10 +156,13 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
         probs, ranked_on = issues.issue_probabilities(
             {s.family: s.oof for s in scored + [t.scored for t in theirs]}, cfg.issue_source, data.labels, folds,
             stated[0])
+        ranked_by = _ranker_name(ranked_on, theirs, cfg.issue_source)
         found = issues.find_label_issues(data.labels, probs, data.frame["rating"].to_numpy(), classes=data.classes,
                                          method=cfg.issue_method, rating_name=_rating_name(data.columns),
-                                         model_name=_ranker_name(ranked_on, theirs, cfg.issue_source))
-        mixed = _sentence_mix(data, folds, paths, evidence.doubted(data.labels, probs, stated[0]), cfg.device)
+                                         model_name=ranked_by)
+        mixed = evidence.sentence_mix_by_fold(
+            data.frame["display_text"], folds, evidence.doubted(data.labels, probs, stated[0]),
+            lambda fold: OnnxTextModel.load(paths[model_id(LINEAR, fold)], device=cfg.device).score_texts)
         votes = [(s.oof, np.ones(len(s.oof), bool)) for s in scored]  # fold models: none saw the review
         votes += [(t.scored.oof, ~t.scored.predictions["seen_in_training"].to_numpy(bool)) for t in theirs]
         found = evidence.attach(found, evidence.gather(
@@ -171,7 +175,7 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
         {FAMILY_NAMES[s.family]: s.test_accuracy() for s in scored[1:] if s.test_accuracy() is not None},
         {t.name: (t.scored.models["accuracy"].iloc[0], t.n_unseen, t.seen_accuracy) for t in theirs})
     summary.suggestions = {k: int(v) for k, v in found["suggestion"].value_counts().items() if k != "keep"}
-    summary.ranked_by = _ranker_name(ranked_on, theirs, cfg.issue_source)
+    summary.ranked_by = ranked_by
     cautions = own.ranking_warnings(theirs, cfg.issue_source)
     summary.warnings += cautions
     data.report.notes.extend(f"warning: {c}" for c in cautions)  # stored with the run (runs.load_notes)
@@ -185,20 +189,6 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
     summary.stage_seconds = timer.seconds
     summary.stage_peak_mib = timer.peak_mib
     return summary
-
-
-def _sentence_mix(data, folds, paths: dict, doubted: np.ndarray, device: str) -> np.ndarray:
-    """evidence.sentence_mix of the doubted reviews, each read by the linear fold model that never saw it (ONNX)."""
-    from pipeline.models.score import OnnxTextModel
-
-    mixed = np.full(len(doubted), np.nan)
-    texts = data.frame["display_text"].to_numpy()
-    for fold in np.unique(folds):
-        rows = np.flatnonzero(doubted & (folds == fold))
-        if len(rows):
-            model = OnnxTextModel.load(paths[model_id(LINEAR, int(fold))], device=device)
-            mixed[rows] = evidence.sentence_mix(texts[rows], model.score_texts)
-    return mixed
 
 
 def _ranker_name(ranked_on: tuple[str, ...], theirs: list, cfg_source: str) -> str:

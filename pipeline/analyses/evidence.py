@@ -83,14 +83,14 @@ def gather(labels, classes, ids, texts, ratings, ranked_probs, votes: list[tuple
     believed = predicted_class(np.asarray(ranked_probs))
     sure = np.asarray(ranked_probs).max(axis=1)
     mixed = np.full(n, np.nan) if mixed is None else np.asarray(mixed, dtype=float)
+    doubt = doubted(labels, ranked_probs, stated)
     suggestion, ambiguity = [], []
     for i in range(n):
-        doubt = believed[i] != labels[i] or (stated[i] >= 0 and stated[i] != labels[i])
         backed = stated[i] == labels[i]  # the author's own score agrees with the label: keep it, whatever the models
         agreed = stated[i] >= 0 and stated[i] == believed[i]  # the text's own score and the ranking point one way
         signal = None if agreed else _ambiguity(sure[i], between[i], stated[i], believed[i], labels[i], mixed[i])
-        suggestion.append("keep" if not doubt or backed else "ambiguous" if signal else "relabel")
-        ambiguity.append(signal if doubt and not backed else None)
+        suggestion.append("keep" if not doubt[i] or backed else "ambiguous" if signal else "relabel")
+        ambiguity.append(signal if doubt[i] and not backed else None)
     return pd.DataFrame({
         "n_models": n_models.astype("int16"), "models_disagree": disagree.astype("int16"),
         "neighbours_disagree": neighbours_disagree, "stated_label": stated.astype("int16"),
@@ -135,6 +135,19 @@ def sentence_mix(texts, score_texts) -> np.ndarray:
     has = np.isin(np.arange(len(texts)), owner)
     out[has] = np.where(total[has] > 0, 1 - mass[has].max(axis=1) / np.maximum(total[has], 1e-12), 0.0)
     return out
+
+
+def sentence_mix_by_fold(texts, folds, doubted_rows, reader) -> np.ndarray:
+    """sentence_mix of the doubted texts (NaN elsewhere), each read by the model of its fold: ``reader(fold)`` gives
+    that fold's ``score_texts`` (the linear fold model that never saw the text); folds without a doubted text are
+    not read."""
+    texts, folds = np.asarray(texts, dtype=object), np.asarray(folds)
+    mixed = np.full(len(texts), np.nan)
+    for fold in np.unique(folds):
+        rows = np.flatnonzero(doubted_rows & (folds == fold))
+        if len(rows):
+            mixed[rows] = sentence_mix(texts[rows], reader(int(fold)))
+    return mixed
 
 
 def model_votes(labels: np.ndarray, votes: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
