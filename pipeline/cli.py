@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.analyses.issues import METHODS, SOURCES
 from pipeline.config import DATA_ENV, DEFAULT_DB, Config
+from pipeline.engine import ENGINES, ClusterUnreachable
 from pipeline.models.devices import DEVICES
 from pipeline.models.sequences import TRUNCATIONS
 
@@ -23,6 +24,7 @@ examples:
   python -m pipeline run --data reviews/      a folder laid out [split/]label/*.txt
   python -m pipeline run --sample 2000          quick run on 2,000 reviews
   python -m pipeline run --bilstm                also train the BiLSTM (slow on a CPU)
+  python -m pipeline run --engine ray --ray-address 10.0.0.5:6379   fold models and scoring on a Ray cluster
   python -m pipeline run --data t.csv --predictions preds.parquet    your model's predictions beside Lossmap's
   python -m pipeline run --data t.csv --model bert.onnx --tokenizer tokenizer.json    your ONNX model, scored
   python -m pipeline run --data t.csv --relabel data/lossmap.decisions.duckdb   train on the reviewers' labels
@@ -163,7 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--db", type=Path, default=DEFAULT_DB, help="the DuckDB store (created if missing) (default: %(default)s)")
     g.add_argument("--models-dir", type=Path, default=d.models_dir, help="where ONNX files go, one folder per run (default: %(default)s)")
     g.add_argument("--device", default=d.device, choices=DEVICES,
-                   help="ONNX Runtime device; auto uses CUDA only when a usable GPU is found (default: %(default)s)")
+                   help="where models run: auto uses a usable NVIDIA GPU for ONNX Runtime's scoring and, with a "
+                        "CUDA build of PyTorch, for training the networks; cpu never does (default: %(default)s)")
+    g = run.add_argument_group("scale out")
+    g.add_argument("--engine", default=d.engine, choices=ENGINES,
+                   help="local: every stage in this process; ray: fold models and SHAP as Ray tasks, scoring "
+                        "through Ray Data actors, on the cluster of --ray-address (same results; the map and the "
+                        "store stay here) (default: %(default)s)")
+    g.add_argument("--ray-address", metavar="ADDRESS",
+                   help="the Ray cluster to join: HOST:PORT as `ray start --head` prints it, ray://HOST:PORT or auto. "
+                        "Without it --engine ray starts Ray on this machine. Every node needs this project's "
+                        "requirements installed")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
     sweep = sub.add_parser(
@@ -217,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "upgrade":
             return _upgrade(args)
         return _runs(args)
-    except (LoadError, StoreError, FolderError, ValueError) as exc:
+    except (LoadError, StoreError, FolderError, ClusterUnreachable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except MemoryError:

@@ -3,7 +3,7 @@
 `Config` is frozen and checks itself when built: every stage reads it, none changes
 it. The allowed values of each option are constants of the module that implements it
 (``TRUNCATIONS`` in ``models.sequences``, ``METHODS`` and ``SOURCES`` in
-``analyses.issues``, ``DEVICES`` in ``models.devices``); the CLI (`python -m pipeline
+``analyses.issues``, ``DEVICES`` in ``models.devices``, ``ENGINES`` in ``engine``); the CLI (`python -m pipeline
 run ...`) takes its choices from the same constants and builds `Config` from its
 fields; tests build it directly. Those modules are imported when a Config is checked,
 not when this one is: the app imports ``DEFAULT_DB`` from here, and every module a
@@ -106,13 +106,17 @@ class Config:
     # figures (bench/label_noise.py); README "Which ranking" has both tables. With the linear model alone it is nblr
 
     # --- runtime ---
-    device: str = "auto"  # ONNX Runtime provider, one of models.devices.DEVICES (auto: CUDA when usable)
+    device: str = "auto"  # ONNX Runtime provider and PyTorch device, one of models.devices.DEVICES (auto: CUDA when
+    # usable: ONNX Runtime's CUDA provider for scoring, and a CUDA build of PyTorch for training the networks)
+    engine: str = "local"  # where fold models, scoring and SHAP run, one of engine.ENGINES: this process, or Ray
+    ray_address: str | None = None  # --engine ray: the cluster (HOST:PORT, ray://HOST:PORT, auto); None starts Ray here
     db: Path = DEFAULT_DB  # the DuckDB store
     models_dir: Path = Path("data") / "models"  # where ONNX files are written, one folder per run
     progress: bool = True  # show progress bars
 
     def __post_init__(self):
         from pipeline.analyses.issues import METHODS, SOURCES
+        from pipeline.engine import ENGINES
         from pipeline.models.devices import DEVICES
         from pipeline.models.sequences import TRUNCATIONS
         from pipeline.models.user_onnx import OUTPUTS
@@ -122,6 +126,9 @@ class Config:
         _choice("issue_method", self.issue_method, METHODS)
         _choice("issue_source", self.issue_source, SOURCES)
         _choice("device", self.device, DEVICES)
+        _choice("engine", self.engine, ENGINES)
+        if self.ray_address is not None and self.engine != "ray":
+            raise ValueError("--ray-address names a Ray cluster: it goes with --engine ray")
         _choice("model_outputs", self.model_outputs, OUTPUTS)
         if self.issue_source == IMPORTED and self.predictions is None:
             raise ValueError("--issue-source imported ranks on your predictions: give them with --predictions FILE")

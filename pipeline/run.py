@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from pipeline import engine
 from pipeline.analyses import evidence, explain, issues, project
 from pipeline.config import Config
 from pipeline.data.load import load_dataset
 from pipeline.data.relabel import relabel
-from pipeline.models import export, linear, outputs, own, sequences, train_nn
+from pipeline.models import devices, export, linear, outputs, own, sequences, train_nn
 from pipeline.models.folds import make_folds
 from pipeline.models.run_folder import run_folder
 from pipeline.models.score import OnnxTextModel
@@ -106,13 +107,18 @@ def run_pipeline(cfg: Config, frame: pd.DataFrame | None = None) -> RunSummary:
 
     The store and the models folder are checked and held before the first stage (``files.reserve``,
     ``run_folder``): a store that cannot be written, or another run writing it, is said before any work."""
+    devices.providers(cfg.device)  # --device cuda on a machine that cannot: said before any work
+    if cfg.families():
+        devices.torch_device(cfg.device)
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     run_id = started.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
-    with files.reserve(Path(cfg.db)), run_folder(Path(cfg.models_dir), run_id, Path(cfg.db)) as model_dir:
-        return _run(cfg, frame, started, run_id, model_dir)
+    with (files.reserve(Path(cfg.db)), run_folder(Path(cfg.models_dir), run_id, Path(cfg.db)) as model_dir,
+          engine.connect(cfg.engine, cfg.ray_address) as on):  # a cluster out of reach is said before any work
+        return _run(cfg, frame, started, run_id, model_dir, on)
 
 
-def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: str, model_dir: Path) -> RunSummary:
+def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: str, model_dir: Path,
+         on: engine.LocalEngine | engine.RayEngine) -> RunSummary:
     mine = cfg.predictions is not None or cfg.model is not None
     timer = _Timer(cfg.progress, stages=9 + len(cfg.families()) + mine)  # load, own, tokenize .. score, networks, ..
     with timer.stage("load"):
@@ -128,24 +134,25 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
     with timer.stage("train"):
         folds = make_folds(data.labels, data.frame["group"], data.frame["sample_id"], n_folds=cfg.folds,
                            seed=cfg.seed)
-        models = linear.train_models(corpus, data, folds, cfg)
+        models = linear.train_models(corpus, data, folds, cfg, engine=on)
     with timer.stage("export"):
         paths = {m.model_id: export.export_onnx(m, model_dir / f"{m.model_id}.onnx", classes=data.classes,
                                                 tokenizer_spec=corpus.tokenizer_spec()) for m in models.all()}
     with timer.stage("score"):
-        scored = [linear.score_models(models, paths, corpus, data, folds, device=cfg.device, progress=cfg.progress)]
+        scored = [linear.score_models(models, paths, corpus, data, folds, device=cfg.device, progress=cfg.progress,
+                                      engine=on, staging=model_dir / "shards")]
     inputs = train_nn.NetworkData(corpus)
     networks = []
     for family in cfg.families():
         with timer.stage(family):
             if family in SEQUENCE_NETWORKS and inputs.sequences is None:
                 inputs = train_nn.NetworkData(corpus, sequences.tokenize_sequences(data.frame["display_text"]))
-            networks.append(train_nn.run_family(family, inputs, data, folds, cfg, model_dir))
+            networks.append(train_nn.run_family(family, inputs, data, folds, cfg, model_dir, engine=on))
             scored.append(networks[-1].scored)
     with timer.stage("explain"):
         predicted = outputs.predicted_class(scored[0].oof)
         shap_tokens, shap_base = explain.explain_folds(models.folds, corpus, folds, data.labels, predicted,
-                                                       top_k=cfg.shap_top_k, progress=cfg.progress)
+                                                       top_k=cfg.shap_top_k, progress=cfg.progress, engine=on)
     with timer.stage("project"):
         maps = project.project(corpus, cfg, {n.scored.family: n.embedding for n in networks
                                              if n.embedding is not None}

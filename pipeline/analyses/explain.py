@@ -50,23 +50,35 @@ def explain(model: LinearTextModel, corpus: Corpus, rows: np.ndarray, *, top_k: 
 
 
 def explain_folds(models: list[LinearTextModel], corpus: Corpus, folds: np.ndarray, labels: np.ndarray,
-                  predicted: np.ndarray, *, top_k: int, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(attributions with ``row``, ``model_id``, ``class``; base values per model and class); see module doc."""
-    from tqdm.auto import tqdm
+                  predicted: np.ndarray, *, top_k: int, progress: bool = False,
+                  engine=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(attributions with ``row``, ``model_id``, ``class``; base values per model and class); see module doc.
+    Each fold model is a job of ``engine`` (``pipeline.engine``; this process when None)."""
+    from pipeline.engine import LocalEngine
 
+    shared = (corpus, np.asarray(folds), np.asarray(labels), np.asarray(predicted), top_k)
+    done = (engine or LocalEngine()).map(_explain_fold, shared, list(enumerate(models)), desc="explain (SHAP)",
+                                         progress=progress)
+    return (pd.concat([p for parts, _ in done for p in parts], ignore_index=True),
+            pd.DataFrame([b for _, bases in done for b in bases]))
+
+
+def _explain_fold(shared, job) -> tuple[list[pd.DataFrame], list[dict]]:
+    """One fold model's attributions on its held-out rows (one engine job)."""
+    corpus, folds, labels, predicted, top_k = shared
+    k, model = job
+    held = np.flatnonzero(folds == k)
+    if model.n_classes == 2:
+        targets = [(0, 1, held)]
+    else:
+        targets = [(c, c, held[(labels[held] == c) | (predicted[held] == c)]) for c in range(model.n_classes)]
+    mean = _background_mean(model, corpus)
     parts, bases = [], []
-    for k, model in enumerate(tqdm(models, desc="explain (SHAP)", leave=False, disable=not progress)):
-        held = np.flatnonzero(folds == k)
-        if model.n_classes == 2:
-            targets = [(0, 1, held)]
-        else:
-            targets = [(c, c, held[(labels[held] == c) | (predicted[held] == c)]) for c in range(model.n_classes)]
-        mean = _background_mean(model, corpus)
-        for output, cls, rows in targets:
-            found, base = explain(model, corpus, rows, top_k=top_k, output=output, mean=mean)
-            parts.append(found.assign(model_id=model.model_id, **{"class": cls}))
-            bases.append({"model_id": model.model_id, "class": cls, "base_value": base})
-    return pd.concat(parts, ignore_index=True), pd.DataFrame(bases)
+    for output, cls, rows in targets:
+        found, base = explain(model, corpus, rows, top_k=top_k, output=output, mean=mean)
+        parts.append(found.assign(model_id=model.model_id, **{"class": cls}))
+        bases.append({"model_id": model.model_id, "class": cls, "base_value": base})
+    return parts, bases
 
 
 def _background_mean(model: LinearTextModel, corpus: Corpus) -> np.ndarray:

@@ -115,7 +115,8 @@ def _find(labels, probs, ratings, classes, method, rating_name, model_name="the 
         labels, probs, method="self_confidence" if method == "confident_learning" else method)
     present = len(np.unique(labels)) == len(classes)
     if present and len(labels) >= 10:
-        flagged = cl_find(labels, probs, filter_by="prune_by_noise_rate")
+        flagged = cl_find(labels, probs, filter_by="prune_by_noise_rate", n_jobs=1)  # no forked pool: a child of
+        # a process holding a Ray node ran Ray's SIGTERM handler when the pool ended it, and stopped the node
     else:  # confident learning needs every class present; fall back to disagreement
         flagged = probs.argmax(axis=1) != labels
     flagged = np.asarray(flagged, dtype=bool)

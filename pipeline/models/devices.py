@@ -1,9 +1,13 @@
-"""Which ONNX Runtime execution providers a run uses.
+"""Which ONNX Runtime execution providers, and which PyTorch device, a run uses.
 
 ``providers(device)`` for ``device`` in ``DEVICES``: ``cpu``; ``cuda`` (an error when
 no usable GPU is found); ``auto``, CUDA only when ONNX Runtime has the CUDA provider and
 an NVIDIA driver is loaded, so a CPU machine prints no errors. CUDA sessions run in full
 float32 (``CUDA_OPTIONS``).
+
+``torch_device(device)``: where the networks train. ``auto`` is ``cuda`` when the installed PyTorch is a CUDA
+build and sees a GPU (requirements.txt pins the CPU build; README says how to install a CUDA one), else ``cpu``;
+``cuda`` without such a build is an error that says so. Training runs in full float32 there too (no TF32).
 """
 
 from __future__ import annotations
@@ -40,3 +44,21 @@ def providers(device: str = "auto") -> list[str]:
     if device == "cuda":
         raise ValueError("--device cuda was asked for, but no usable CUDA GPU was found; use --device auto or cpu")
     return ["CPUExecutionProvider"]
+
+
+def torch_device(device: str = "auto") -> str:
+    """The PyTorch device the networks train on, for ``device``: auto | cpu | cuda."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = False  # full float32, as the ONNX sessions
+        torch.backends.cudnn.allow_tf32 = False
+        return "cuda"
+    if device == "cuda":
+        raise ValueError(f"--device cuda was asked for, but this PyTorch ({torch.__version__}) cannot use a GPU: "
+                         "install a CUDA build of PyTorch (README: 'On a GPU'), or use --device auto or cpu")
+    return "cpu"

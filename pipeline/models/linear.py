@@ -30,7 +30,6 @@ import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression
-from tqdm.auto import tqdm
 
 from pipeline.data.dataset import Dataset
 from pipeline.models import outputs, score
@@ -136,20 +135,32 @@ def fit_options(cfg) -> dict:
 
 
 def cross_fit(corpus: Corpus, labels: np.ndarray, folds: np.ndarray, *, n_classes: int, options: dict,
-              exclude: np.ndarray | None = None, progress: bool = False) -> tuple[list[LinearTextModel], np.ndarray]:
-    """One model per fold, trained on the other folds (less ``exclude``); and the (N, K) out-of-fold probabilities."""
+              exclude: np.ndarray | None = None, progress: bool = False,
+              engine=None) -> tuple[list[LinearTextModel], np.ndarray]:
+    """One model per fold, trained on the other folds (less ``exclude``); and the (N, K) out-of-fold probabilities.
+
+    Each fold is a job of ``engine`` (``pipeline.engine``; this process when None)."""
+    from pipeline.engine import LocalEngine
+
     exclude = np.zeros(len(labels), bool) if exclude is None else np.asarray(exclude, bool)
-    models, probs = [], np.empty((len(labels), n_classes))
-    for k in tqdm(np.unique(folds), desc="train folds", leave=False, disable=not progress):
-        model = fit(corpus, labels, np.flatnonzero((folds != k) & ~exclude), model_id=model_id(LINEAR, int(k)),
-                    n_classes=n_classes, **options)
-        held = np.flatnonzero(folds == k)
-        probs[held] = model.predict_proba(corpus, held)
-        models.append(model)
-    return models, probs
+    shared = (corpus, np.asarray(labels), np.asarray(folds), exclude, n_classes, options)
+    ks = [int(k) for k in np.unique(folds)]
+    fitted = (engine or LocalEngine()).map(_fit_fold, shared, ks, desc="train folds", progress=progress)
+    probs = np.empty((len(labels), n_classes))
+    for k, (_, held_probs) in zip(ks, fitted):
+        probs[folds == k] = held_probs
+    return [model for model, _ in fitted], probs
 
 
-def train_models(corpus: Corpus, data: Dataset, folds: np.ndarray, cfg) -> LinearModels:
+def _fit_fold(shared, k: int) -> tuple[LinearTextModel, np.ndarray]:
+    """The model that never sees fold ``k``, and its probabilities on fold ``k`` (one engine job)."""
+    corpus, labels, folds, exclude, n_classes, options = shared
+    model = fit(corpus, labels, np.flatnonzero((folds != k) & ~exclude), model_id=model_id(LINEAR, k),
+                n_classes=n_classes, **options)
+    return model, model.predict_proba(corpus, np.flatnonzero(folds == k))
+
+
+def train_models(corpus: Corpus, data: Dataset, folds: np.ndarray, cfg, engine=None) -> LinearModels:
     """The fold models (two rounds with cfg.prune) and, when the data has a train split, the conventional model.
 
     Round one cross-fits on every review and flags label issues from its (native,
@@ -162,14 +173,15 @@ def train_models(corpus: Corpus, data: Dataset, folds: np.ndarray, cfg) -> Linea
 
     labels, k = data.labels, data.n_classes
     options = fit_options(cfg)
-    models, probs = cross_fit(corpus, labels, folds, n_classes=k, options=options, progress=cfg.progress)
+    models, probs = cross_fit(corpus, labels, folds, n_classes=k, options=options, progress=cfg.progress,
+                              engine=engine)
     if cfg.prune:
         flagged = issues.find_label_issues(labels, probs, data.frame["rating"].to_numpy(), classes=data.classes,
                                            method=cfg.issue_method)["is_label_issue"].to_numpy()
         if len(np.unique(labels[~flagged])) == k and all(len(np.unique(labels[(folds != f) & ~flagged])) == k
                                                         for f in np.unique(folds)):
             models, _ = cross_fit(corpus, labels, folds, n_classes=k, options=options, exclude=flagged,
-                                  progress=cfg.progress)
+                                  progress=cfg.progress, engine=engine)
     rows = conventional_rows(data)
     conventional = None
     if rows is not None:
@@ -187,19 +199,28 @@ def conventional_rows(data: Dataset) -> np.ndarray | None:
 
 
 def score_models(models: LinearModels, paths: dict[str, Path], corpus: Corpus, data: Dataset, folds: np.ndarray, *,
-                 device: str, progress: bool) -> score.Scored:
-    """Every review scored through ONNX Runtime: out of fold by its fold model, and by the conventional model."""
+                 device: str, progress: bool, engine=None, staging: Path | None = None) -> score.Scored:
+    """Every review scored through ONNX Runtime: out of fold by its fold model, and by the conventional model.
+
+    On the local engine the model reads the run's counts; on Ray, the texts, through Ray Data (``engine.score_texts``;
+    Parquet shards under ``staging``)."""
+    from pipeline.engine import LocalEngine
+
+    engine = engine or LocalEngine()
     labels = data.labels
     ids = data.frame["sample_id"].to_numpy()
     is_train = data.is_train
+    every = models.all()
+    row_sets = [np.arange(len(labels)) if m is models.conventional else np.flatnonzero(folds == models.folds.index(m))
+                for m in every]
+    found = engine.score_texts([(paths[m.model_id], rows) for m, rows in zip(every, row_sets)],
+                               data.frame["display_text"].to_numpy(object), device=device, corpus=corpus,
+                               staging=staging, progress=progress)
     preds, model_rows, oof = [], [], np.empty((len(labels), data.n_classes))
-    for model in tqdm(models.all(), desc="score (ONNX Runtime)", leave=False, disable=not progress):
-        session = score.OnnxTextModel.load(paths[model.model_id], device=device)
+    for model, rows, (probs, provider) in zip(every, row_sets, found):
         conventional = model is models.conventional
         fold = None if conventional else models.folds.index(model)
-        rows = np.arange(len(labels)) if conventional else np.flatnonzero(folds == fold)
         seen = is_train[rows] if conventional else np.zeros(len(rows), bool)
-        probs = session.score_counts(corpus.counts[rows][:, session.columns_in(corpus.vocab)])
         parity = score.check_parity(probs, model.predict_proba(corpus, rows), model_id=model.model_id)
         preds.append(outputs.prediction_frame(ids[rows], labels[rows], probs, family=LINEAR,
                                               protocol=CONVENTIONAL if conventional else OOF,
@@ -208,5 +229,5 @@ def score_models(models: LinearModels, paths: dict[str, Path], corpus: Corpus, d
             oof[rows] = probs
         model_rows.append(score.model_row(model.model_id, LINEAR, fold, paths[model.model_id], len(model.vocab),
                                           len(model.train_rows), score.accuracy(probs, labels[rows], ~seen), parity,
-                                          session.provider, reference=False))
+                                          provider, reference=False))
     return score.Scored.of(LINEAR, model_rows, preds, oof)

@@ -31,12 +31,12 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from pipeline.analyses import telemetry, truncation
 from pipeline.config import Config
 from pipeline.data.dataset import Dataset
 from pipeline.models import export, outputs, score, sequences
+from pipeline.models.devices import torch_device
 from pipeline.models.linear import conventional_rows
 from pipeline.models.networks import (BiLSTMNet, ConvNet, DenseNet, multi_hot, multi_hot_vocabulary, objective,
                                       probabilities)
@@ -105,6 +105,7 @@ class TrainedNetwork:
     batches: pd.DataFrame = None  # epoch, batch, step, loss, accuracy, lr
     epochs: pd.DataFrame = None  # epoch, train_loss, train_accuracy, val_loss, val_accuracy
     layer_stats: pd.DataFrame | None = None
+    val_probs: np.ndarray | None = None  # (len(val_rows), K) PyTorch's probabilities after the last epoch
     layer_histograms: pd.DataFrame | None = None
     info_plane: pd.DataFrame | None = None
 
@@ -123,13 +124,14 @@ class TrainedNetwork:
 
     @torch.no_grad()
     def predict_inputs(self, x) -> tuple[np.ndarray, np.ndarray]:
-        """The same, for inputs already encoded (multi-hot matrix or word-id array)."""
+        """The same, for inputs already encoded (multi-hot matrix or word-id array), on the network's device."""
         self.net.eval()
+        device = next(self.net.parameters()).device
         ps, embs = [], []
         for start in range(0, x.shape[0], _EVAL_BATCH):
-            p, emb = self.net(self.inputs.tensor(x[start:start + _EVAL_BATCH]))
-            ps.append(p.numpy())
-            embs.append(emb.numpy())
+            p, emb = self.net(self.inputs.tensor(x[start:start + _EVAL_BATCH]).to(device))
+            ps.append(p.cpu().numpy())
+            embs.append(emb.cpu().numpy())
         if not ps:
             return np.empty((0, self.n_classes)), np.empty((0, 0), dtype=np.float32)
         return np.concatenate(ps).astype(np.float64), np.concatenate(embs)
@@ -197,7 +199,11 @@ def fit_dense(corpus: Corpus, labels, rows, cfg: Config, *, model_id: str, val_r
 
 
 def _train(trained: TrainedNetwork, data, labels, val_rows, cfg, how: Recipe, with_telemetry: bool) -> None:
+    """Train on ``cfg.device``'s PyTorch device (``devices.torch_device``); the network is left on the CPU, where it
+    is exported, checked and probed."""
     net, rows = trained.net, trained.train_rows
+    device = torch_device(cfg.device)
+    net.to(device)
     params = net.parameters()
     optimiser = (torch.optim.RMSprop(params, lr=how.lr) if how.optimizer == "rmsprop"
                  else torch.optim.Adam(params, lr=how.lr))
@@ -210,35 +216,47 @@ def _train(trained: TrainedNetwork, data, labels, val_rows, cfg, how: Recipe, wi
     x_val = trained.inputs.encode(data, val_rows) if has_val else None
     probe_idx = np.sort(rng.permutation(len(rows))[:cfg.probe_size])
     x_probe, y_probe = trained.inputs.tensor(x_all[probe_idx]), labels[rows][probe_idx]
-    snapshots = [telemetry.snapshot(net, x_probe, y_probe, 0)] if with_telemetry else []
+    snapshots = [_on_cpu(net, telemetry.snapshot, x_probe, y_probe, 0)] if with_telemetry else []
     batches, epochs, step = [], [], 0
     for epoch in range(1, how.epochs + 1):
         net.train()
         order = rng.permutation(len(rows))
         for b, start in enumerate(range(0, len(order), how.batch)):
             idx = np.sort(order[start:start + how.batch])
-            x, y = trained.inputs.tensor(x_all[idx]), y_all[idx]
+            x, y = trained.inputs.tensor(x_all[idx]).to(device), y_all[idx].to(device)
             logit = net.logit(x)
             loss = objective(logit, y)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             step += 1
-            predicted = torch.from_numpy(outputs.predicted_class(probabilities(logit.detach()).numpy()))
-            batches.append((epoch, b, step, float(loss.detach()), float((predicted == y).float().mean()),
+            predicted = outputs.predicted_class(probabilities(logit.detach()).cpu().numpy())
+            batches.append((epoch, b, step, float(loss.detach()), float((predicted == y_all[idx].numpy()).mean()),
                             optimiser.param_groups[0]["lr"]))
-        train_loss, train_acc = _evaluate(trained, x_all[eval_idx], labels[rows][eval_idx])
-        val = _evaluate(trained, x_val, labels[val_rows]) if has_val else (None, None)
+        train_loss, train_acc, _ = _evaluate(trained, x_all[eval_idx], labels[rows][eval_idx])
+        val = (None, None)
+        if has_val:
+            *val, trained.val_probs = _evaluate(trained, x_val, labels[val_rows])
         epochs.append((epoch, train_loss, train_acc, *val))
         if with_telemetry:
-            snapshots.append(telemetry.snapshot(net, x_probe, y_probe, epoch))
+            snapshots.append(_on_cpu(net, telemetry.snapshot, x_probe, y_probe, epoch))
         for group in optimiser.param_groups:
             group["lr"] *= how.lr_decay
+    net.cpu()
     trained.batches = pd.DataFrame(batches, columns=["epoch", "batch", "step", "loss", "accuracy", "lr"])
     trained.epochs = pd.DataFrame(epochs, columns=["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"])
     if snapshots:
         trained.layer_stats, trained.layer_histograms, trained.info_plane = (
             pd.concat([s[i] for s in snapshots], ignore_index=True) for i in range(3))
+
+
+def _on_cpu(net: nn.Module, probe, *args):
+    """``probe(net, *args)`` with the network on the CPU (telemetry reads tensors with numpy), then back."""
+    device = next(net.parameters()).device
+    try:
+        return probe(net.cpu(), *args)
+    finally:
+        net.to(device)
 
 
 def _objective(name: str):
@@ -249,11 +267,26 @@ def _objective(name: str):
     raise ValueError(f"loss must be 'bce' or 'mse'; got {name!r}")
 
 
-def _evaluate(trained: TrainedNetwork, x, y: np.ndarray) -> tuple[float, float]:
-    """(cross-entropy in nats, accuracy) whatever the training objective."""
+def _evaluate(trained: TrainedNetwork, x, y: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """(cross-entropy in nats, accuracy, the probabilities) whatever the training objective."""
     probs, _ = trained.predict_inputs(x)
     p_given = np.clip(probs[np.arange(len(y)), np.asarray(y, dtype=int)], 1e-7, 1.0)
-    return float(-np.log(p_given).mean()), float((outputs.predicted_class(probs) == y).mean())
+    return float(-np.log(p_given).mean()), float((outputs.predicted_class(probs) == y).mean()), probs
+
+
+def native_probs(net: TrainedNetwork, x, rows: np.ndarray, val_rows: np.ndarray) -> np.ndarray:
+    """PyTorch's probabilities of ``rows`` (encoded as ``x``): those of the validation rows as the last epoch
+    computed them (the same network in eval mode, so the same numbers), the others predicted now."""
+    probs = np.empty((len(rows), net.n_classes))
+    known = np.zeros(len(rows), bool)
+    if net.val_probs is not None:
+        at = {row: i for i, row in enumerate(val_rows)}
+        where = np.array([at.get(row, -1) for row in rows], dtype=np.int64)
+        known = where >= 0
+        probs[known] = net.val_probs[where[known]]
+    if (~known).any():
+        probs[~known] = net.predict_inputs(x[np.flatnonzero(~known)])[0]
+    return probs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,14 +304,17 @@ class NetworkRun:
 
 
 def run_family(family: str, data: NetworkData, dataset: Dataset, folds: np.ndarray, cfg: Config,
-               model_dir: Path) -> NetworkRun:
+               model_dir: Path, engine=None) -> NetworkRun:
     """Train, export and score one network family: cross-fitted, plus conventional when there is a train split.
 
     The reference model (the conventional one, or the fold-0 model when the data has no
     train split) records per-layer telemetry and gives the family's embedding of every
     review; the fold models give the out-of-fold predictions and, for sequence
-    networks, the truncation analysis.
+    networks, the truncation analysis. Each model is a job of ``engine`` (``pipeline.engine``; this process when
+    None) that returns its ONNX file's bytes, which are written here.
     """
+    from pipeline.engine import LocalEngine
+
     labels, k_classes = dataset.labels, dataset.n_classes
     ids = dataset.frame["sample_id"].to_numpy()
     is_train = dataset.is_train
@@ -287,23 +323,18 @@ def run_family(family: str, data: NetworkData, dataset: Dataset, folds: np.ndarr
     if train_rows is not None:
         jobs.append((None, train_rows, np.flatnonzero(~is_train)))
     reference = None if train_rows is not None else jobs[0][0]
-    text_lengths = dataset.frame["display_text"].str.len().to_numpy()
+    shared = _FamilyJob(family, data, labels, k_classes, dataset.classes, is_train,
+                        dataset.frame["display_text"].str.len().to_numpy(), cfg, reference, torch.get_num_threads())
+    done = (engine or LocalEngine()).map(_fit_export_score, shared, jobs, desc=f"{family} network",
+                                         progress=cfg.progress)
     model_rows, preds, parts = [], [], {key: [] for key in ("batches", "epochs", "layer_stats", "layer_histograms",
                                                              "information_plane", "truncation")}
     oof, embedding = np.empty((len(labels), k_classes)), None
-    for fold, fit_rows, held in tqdm(jobs, desc=f"{family} network", leave=False, disable=not cfg.progress):
+    for (fold, fit_rows, held), got in zip(jobs, done):
         mid = name_model(family, fold)
-        is_reference = fold == reference
-        net = fit_network(family, data, labels, fit_rows, cfg, model_id=mid, n_classes=k_classes, val_rows=held,
-                          telemetry=is_reference)
-        path = export.export_network(net, model_dir / f"{mid}.onnx", tokenizer_spec=data.corpus.tokenizer_spec(),
-                                     classes=dataset.classes)
-        session = score.OnnxNetwork.load(path, device=cfg.device)
-        rows = np.arange(len(labels)) if fold is None or is_reference else held
-        x = net.inputs.encode(data, rows)
-        probs, emb = session.score(x)
-        parity = score.check_parity(probs, net.predict_inputs(x)[0], model_id=mid)
-        seen = is_train[rows] if fold is None else np.isin(rows, fit_rows)
+        path = model_dir / f"{mid}.onnx"
+        path.write_bytes(got.onnx)
+        rows, probs, seen = got.rows, got.probs, got.seen
         if fold is None:
             preds.append(outputs.prediction_frame(ids[rows], labels[rows], probs, family=family,
                                                   protocol=CONVENTIONAL, model_id=mid, seen=seen))
@@ -312,21 +343,84 @@ def run_family(family: str, data: NetworkData, dataset: Dataset, folds: np.ndarr
             oof[rows[own]] = probs[own]
             preds.append(outputs.prediction_frame(ids[rows][own], labels[rows][own], probs[own], family=family,
                                                   protocol=OOF, model_id=mid, seen=np.zeros(own.sum(), bool)))
-        model_rows.append(score.model_row(mid, family, fold, path, len(net.vocab), len(fit_rows),
-                                          score.accuracy(probs, labels[rows], ~seen), parity, session.provider,
-                                          reference=is_reference))
-        parts["batches"].append(net.batches.assign(model_id=mid))
-        parts["epochs"].append(net.epochs.assign(model_id=mid))
-        if is_reference:
-            embedding = emb
-            for key, part in (("layer_stats", net.layer_stats), ("layer_histograms", net.layer_histograms),
-                              ("information_plane", net.info_plane)):
+        model_rows.append(score.model_row(mid, family, fold, path, got.n_vocab, len(fit_rows),
+                                          score.accuracy(probs, labels[rows], ~seen), got.parity, got.provider,
+                                          reference=fold == reference))
+        parts["batches"].append(got.batches.assign(model_id=mid))
+        parts["epochs"].append(got.epochs.assign(model_id=mid))
+        if fold == reference:
+            embedding = got.embedding
+            for key, part in got.telemetry.items():
                 parts[key].append(part.assign(model_id=mid))
-        if fold is not None and family in SEQUENCE_NETWORKS:
-            found = truncation.analyse(session, net.inputs, data.sequences, held, labels, stride=cfg.window_stride,
-                                       text_lengths=text_lengths)
-            parts["truncation"].append(found.assign(sample_id=ids[held], model_id=mid, family=family))
+        if got.truncation is not None:
+            parts["truncation"].append(got.truncation.assign(sample_id=ids[held], model_id=mid, family=family))
     tables = {key: pd.concat(p, ignore_index=True) if p else pd.DataFrame() for key, p in parts.items()}
     if len(tables["truncation"]):
         tables["truncation"]["harm_rank"] = truncation.rank(tables["truncation"])
     return NetworkRun(score.Scored.of(family, model_rows, preds, oof), embedding, **tables)
+
+
+@dataclasses.dataclass(frozen=True)
+class _FamilyJob:
+    """What every model of a family reads (sent to a Ray cluster's object store once)."""
+
+    family: str
+    data: NetworkData
+    labels: np.ndarray
+    n_classes: int
+    classes: tuple
+    is_train: np.ndarray
+    text_lengths: np.ndarray
+    cfg: Config
+    reference: int | None
+    threads: int  # PyTorch threads, as here: with fewer (a Ray worker's default is 1) the CNN's sums round otherwise
+
+
+@dataclasses.dataclass(frozen=True)
+class _ModelDone:
+    """One model's job done: its ONNX file and what it scored."""
+
+    onnx: bytes
+    rows: np.ndarray  # the rows it scored: all for the conventional and reference models, else its held-out fold
+    probs: np.ndarray  # (len(rows), K) through ONNX Runtime
+    seen: np.ndarray  # (len(rows),) trained on
+    embedding: np.ndarray | None  # the reference model's, of every row
+    n_vocab: int
+    parity: float
+    provider: str
+    batches: pd.DataFrame
+    epochs: pd.DataFrame
+    telemetry: dict  # the reference model's layer_stats, layer_histograms, information_plane
+    truncation: pd.DataFrame | None  # sequence networks' fold models: one row per held-out review
+
+
+def _fit_export_score(shared: _FamilyJob, job) -> _ModelDone:
+    """Train one model of the family, export it to ONNX, score its rows through ONNX Runtime (parity checked) and,
+    for a sequence network's fold model, run the truncation analysis (one engine job)."""
+    import tempfile
+
+    fold, fit_rows, held = job
+    cfg, labels, data = shared.cfg, shared.labels, shared.data
+    torch.set_num_threads(shared.threads)
+    mid = name_model(shared.family, fold)
+    is_reference = fold == shared.reference
+    net = fit_network(shared.family, data, labels, fit_rows, cfg, model_id=mid, n_classes=shared.n_classes,
+                      val_rows=held, telemetry=is_reference)
+    with tempfile.TemporaryDirectory(prefix="lossmap-") as scratch:
+        path = export.export_network(net, Path(scratch) / f"{mid}.onnx", tokenizer_spec=data.corpus.tokenizer_spec(),
+                                     classes=shared.classes)
+        onnx_bytes = path.read_bytes()
+        session = score.OnnxNetwork.load(path, device=cfg.device)
+        rows = np.arange(len(labels)) if fold is None or is_reference else held
+        x = net.inputs.encode(data, rows)
+        probs, emb = session.score(x)
+        parity = score.check_parity(probs, native_probs(net, x, rows, held), model_id=mid)
+        found = None
+        if fold is not None and shared.family in SEQUENCE_NETWORKS:
+            found = truncation.analyse(session, net.inputs, data.sequences, held, labels, stride=cfg.window_stride,
+                                       text_lengths=shared.text_lengths)
+    seen = shared.is_train[rows] if fold is None else np.isin(rows, fit_rows)
+    telemetry = ({"layer_stats": net.layer_stats, "layer_histograms": net.layer_histograms,
+                  "information_plane": net.info_plane} if is_reference else {})
+    return _ModelDone(onnx_bytes, rows, probs, seen, emb if is_reference else None, len(net.vocab), parity,
+                      session.provider, net.batches, net.epochs, telemetry, found)

@@ -11,3 +11,17 @@ def test_cpu_machine_gets_cpu_provider_without_errors():
             devices.providers("cuda")
     with pytest.raises(ValueError, match="auto, cpu, cuda"):
         devices.providers("tpu")
+
+
+def test_the_networks_train_where_pytorch_can():
+    import torch
+
+    from pipeline.models.devices import torch_device
+
+    assert torch_device("cpu") == "cpu"
+    assert torch_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():  # this machine and CI: the CPU build
+        with pytest.raises(ValueError, match="install a CUDA build of PyTorch"):
+            torch_device("cuda")
+    with pytest.raises(ValueError, match="device must be one of"):
+        torch_device("tpu")

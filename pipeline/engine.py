@@ -1,0 +1,228 @@
+"""Where a run's independent work executes: in this process (``local``, the default) or on a Ray cluster (``ray``).
+
+``connect(cfg)`` opens the engine a run asked for, before any data is read: with ``--engine ray`` it joins the
+cluster at ``--ray-address`` (or starts a Ray instance on this machine when none is given), and a cluster that
+cannot be reached is a ``ClusterUnreachable`` naming the address and what to do. Both engines offer the same two
+calls, and every stage uses only these:
+
+- ``map(fn, shared, jobs, desc=...)``: ``[fn(shared, job) for job in jobs]``, in order. On Ray each job is a task
+  (fold models: the linear model's, each network's, SHAP per fold); ``shared`` goes to the object store once; a task
+  whose worker dies is run again (``RETRIES``), an error raised by the job itself is not.
+- ``score_texts([(path, rows), ...], texts, device=..., staging=...)``: for each linear ONNX model, (the (n, K)
+  probabilities of its rows, the ONNX Runtime provider that ran it). Local: a session here per model, reading the
+  run's counts. Ray: one Ray Data ``map_batches`` pass over the texts, with actors that each hold a session per model
+  on the models' bytes; the actors write Parquet shards under ``staging``, which the driver reads back in row order
+  and then deletes (the finalising step writes the store, as on the local engine, in one transaction).
+
+What stays on the driver with either engine: reading the data, tokenising, the 2-D map (UMAP, k-means, the
+neighbour search) and the store. Results do not depend on the engine (``tests/pipeline/test_engine.py`` runs both on
+the same data on a two-node cluster).
+
+Ray turns a loopback address into this machine's network address, which a cluster started on 127.0.0.1 does not
+answer; for a loopback or omitted address Lossmap keeps Ray on loopback (Ray's ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``
+switch, read when Ray is imported), so nothing listens beyond this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+ENGINES = ("local", "ray")
+RETRIES = 3  # a task whose worker process dies is run again this many times
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_CONNECT_TIMEOUT_S = 5.0
+_SCORE_BATCH = 2048  # texts per Ray Data batch
+
+
+class ClusterUnreachable(RuntimeError):
+    """--engine ray could not join the cluster it was given."""
+
+
+class LocalEngine:
+    name = "local"
+    workers = 1
+
+    def map(self, fn, shared, jobs, *, desc: str, progress: bool = False) -> list:
+        return [fn(shared, job) for job in tqdm(jobs, desc=desc, leave=False, disable=not progress)]
+
+    def score_texts(self, models: list[tuple[Path, np.ndarray]], texts, *, device: str,
+                    staging: Path | None = None, corpus=None, progress: bool = False) -> list[tuple[np.ndarray, str]]:
+        from pipeline.models.score import OnnxTextModel
+
+        found = []
+        for path, rows in tqdm(models, desc="score (ONNX Runtime)", leave=False, disable=not progress):
+            session = OnnxTextModel.load(path, device=device)
+            if corpus is not None:  # counted already: the model's columns of the run's counts
+                probs = session.score_counts(corpus.counts[rows][:, session.columns_in(corpus.vocab)])
+            else:
+                probs = session.score_texts(np.asarray(texts, dtype=object)[rows])
+            found.append((probs, session.provider))
+        return found
+
+
+class RayEngine:
+    name = "ray"
+
+    def __init__(self, ray_module):
+        self.ray = ray_module
+        self.workers = max(1, int(ray_module.cluster_resources().get("CPU", 1)))
+
+    def map(self, fn, shared, jobs, *, desc: str, progress: bool = False) -> list:
+        ray = self.ray
+        task = ray.remote(fn).options(max_retries=RETRIES, retry_exceptions=False, name=f"lossmap:{fn.__name__}")
+        ref = ray.put(shared)
+        futures = [task.remote(ref, job) for job in jobs]
+        pending = list(futures)
+        with tqdm(total=len(futures), desc=f"{desc} (Ray)", leave=False, disable=not progress) as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                bar.update(len(done))
+        return ray.get(futures)
+
+    def score_texts(self, models: list[tuple[Path, np.ndarray]], texts, *, device: str,
+                    staging: Path | None = None, corpus=None, progress: bool = False) -> list[tuple[np.ndarray, str]]:
+        ray = self.ray
+        staging = Path(staging or tempfile.mkdtemp(prefix="lossmap-shards-"))
+        texts = np.asarray(texts, dtype=object)
+        members = np.zeros((len(models), len(texts)), bool)  # model j scores row i
+        for j, (_, rows) in enumerate(models):
+            members[j, rows] = True
+        wanted = np.flatnonzero(members.any(axis=0))
+        frame = pd.DataFrame({"row": wanted.astype(np.int64), "text": texts[wanted]})
+        blocks = max(1, min(self.workers * 4, -(-len(frame) // _SCORE_BATCH)))
+        scored = ray.data.from_pandas(frame).repartition(blocks).map_batches(
+            _TextScorer, fn_constructor_kwargs={"models": [ray.put(Path(p).read_bytes()) for p, _ in models],
+                                                "members": members, "device": device},
+            batch_size=_SCORE_BATCH, batch_format="pandas", num_cpus=1,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers))  # a fixed pool of every CPU
+        # left none for the tasks that feed and write it, and hung
+        scored.write_parquet(str(staging))
+        try:
+            shards = sorted(staging.glob("*.parquet"))
+            found = pd.concat([pd.read_parquet(p) for p in shards], ignore_index=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # scratch: what they hold goes to the store with the run
+        if len(found) != len(wanted) or found["row"].duplicated().any():
+            raise RuntimeError(f"Ray Data returned {len(found):,} scored texts for {len(wanted):,}")
+        found = found.set_index("row")
+        out = []
+        for j, (_, rows) in enumerate(models):
+            columns = sorted((c for c in found.columns if c.startswith(f"m{j}_p")), key=lambda c: int(c.split("p")[-1]))
+            out.append((found.loc[np.asarray(rows, dtype=np.int64), columns].to_numpy(np.float64),
+                        str(found["provider"].iloc[0])))
+        return out
+
+
+class _TextScorer:
+    """A Ray Data actor: an ONNX Runtime session per model, on the models' bytes; each batch of texts is scored by
+    the models whose rows it holds (``members``: (models, N) bools)."""
+
+    def __init__(self, models: list, members: np.ndarray, device: str):
+        import ray
+
+        from pipeline.models.score import OnnxTextModel
+
+        self.sessions = []
+        for model in ray.get(models):  # the files' bytes, by reference
+            handle, name = tempfile.mkstemp(suffix=".onnx")
+            with os.fdopen(handle, "wb") as out:
+                out.write(model)
+            self.sessions.append(OnnxTextModel.load(Path(name), device=device))
+            os.unlink(name)
+        self.members = members
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        rows = batch["row"].to_numpy()
+        texts = batch["text"].tolist()
+        out = {"row": rows, "provider": self.sessions[0].provider if self.sessions else ""}
+        for j, session in enumerate(self.sessions):
+            mine = self.members[j, rows]
+            probs = np.full((len(rows), len(session.classes)), np.nan)
+            if mine.any():
+                probs[mine] = session.score_texts([t for t, m in zip(texts, mine) if m])
+            out |= {f"m{j}_p{k}": probs[:, k] for k in range(probs.shape[1])}
+        return pd.DataFrame(out)
+
+
+@contextmanager
+def connect(engine: str = "local", address: str | None = None):
+    """The engine a run uses, open for the length of the ``with`` block (see the module doc)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    if engine == "local":
+        yield LocalEngine()
+        return
+    if address is not None:
+        reachable(address)
+    if address is None or _host(address) in _LOOPBACK:
+        stay_on_loopback()
+    import logging
+
+    import ray
+
+    import pipeline
+
+    package = str(Path(pipeline.__file__).parent)
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")  # read when ray.data is imported: not a line per operator
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
+                 runtime_env={"py_modules": [package], "excludes": ["__pycache__"]},
+                 **({"num_cpus": os.cpu_count()} if address is None else {}))
+    except ConnectionError as exc:
+        raise ClusterUnreachable(_unreachable(address, str(exc))) from None
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    try:
+        yield RayEngine(ray)
+    finally:
+        ray.shutdown()
+
+
+def reachable(address: str) -> None:
+    """Raise ``ClusterUnreachable`` unless something answers at the address's host and port (within 5 s);
+    ``auto`` is left to Ray, which finds a cluster started on this machine."""
+    if address == "auto":
+        return
+    host, port = _host(address), _port(address)
+    try:
+        with socket.create_connection((host, port), timeout=_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise ClusterUnreachable(_unreachable(address, exc.strerror or str(exc))) from None
+
+
+def _unreachable(address: str | None, why: str) -> str:
+    return (f"no Ray cluster answers at {address or 'auto'} ({why}). Start one with `ray start --head` and pass "
+            "the address it prints (--ray-address HOST:6379), leave out --ray-address to start Ray on this machine, "
+            "or use --engine local.")
+
+
+def _host(address: str) -> str:
+    rest = address.split("://", 1)[-1]
+    if rest.startswith("["):  # [::1]:6379
+        return rest[1:rest.index("]")]
+    return rest.rsplit(":", 1)[0] if ":" in rest else rest
+
+
+def _port(address: str) -> int:
+    rest = address.split("://", 1)[-1]
+    tail = rest.rsplit(":", 1)[-1] if ":" in rest else ""
+    if not tail.isdigit() or not 0 < int(tail) < 65536:
+        raise ClusterUnreachable(f"--ray-address {address!r} is not HOST:PORT (for example 127.0.0.1:6379), "
+                                 "ray://HOST:PORT or auto")
+    return int(tail)
+
+
+def stay_on_loopback() -> None:
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    constants = __import__("sys").modules.get("ray._private.ray_constants")
+    if constants is not None:  # Ray was imported before (a test's cluster): the switch was read then
+        constants.ENABLE_RAY_CLUSTER = False

@@ -1,0 +1,149 @@
+"""--engine ray on a two-node Ray cluster on 127.0.0.1 (started and stopped here): the same results as the local
+engine on a 2,000-review sample, a worker killed mid-run retried by Ray, and an unreachable cluster said before any
+work. The local engine's jobs are covered by every other pipeline test."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import socket
+import threading
+import time
+
+import duckdb
+import numpy as np
+import pytest
+
+from pipeline import engine
+from pipeline.config import Config
+from pipeline.run import run_pipeline
+from tests.conftest import balanced_reviews, make_archive, real_archive
+
+SAMPLE = 2000
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two Ray nodes of one CPU each, listening on 127.0.0.1 only."""
+    engine.stay_on_loopback()
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        nodes.add_node(num_cpus=1)
+        nodes.wait_for_nodes()
+        yield nodes
+    finally:
+        nodes.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_cfg(tmp_path_factory) -> Config:
+    folder = tmp_path_factory.mktemp("engine_local")
+    cfg = Config(data=real_archive(), sample=SAMPLE, seed=0, db=folder / "lossmap.duckdb",
+                 models_dir=folder / "models", progress=False)
+    run_pipeline(cfg)
+    return cfg
+
+
+def _on_ray(local_cfg: Config, cluster, folder) -> Config:
+    return dataclasses.replace(local_cfg, engine="ray", ray_address=cluster.address, db=folder / "lossmap.duckdb",
+                               models_dir=folder / "models")
+
+
+def _assert_same_results(a: Config, b: Config) -> None:
+    """Ids, folds, every model's predictions within 1e-6, the same label-issue ranking and SHAP values."""
+    with duckdb.connect(str(a.db), read_only=True) as x, duckdb.connect(str(b.db), read_only=True) as y:
+        def both(sql):
+            return x.execute(sql).df(), y.execute(sql).df()
+
+        s1, s2 = both("SELECT sample_id, fold, label FROM samples ORDER BY sample_id")
+        assert len(s1) == SAMPLE and s1.equals(s2)
+        p1, p2 = both("SELECT model_id, sample_id, probs FROM predictions ORDER BY model_id, sample_id")
+        assert len(p1) > 2 * SAMPLE and p1[["model_id", "sample_id"]].equals(p2[["model_id", "sample_id"]])
+        assert set(p1["model_id"].str.split("-").str[0]) == {"nblr", "dense", "cnn"}
+        gap = np.abs(np.stack(p1["probs"].to_numpy()) - np.stack(p2["probs"].to_numpy())).max()
+        assert gap <= 1e-6, f"predictions differ by {gap:.2e}"
+        r1, r2 = both("SELECT sample_id, issue_rank, is_label_issue, suggestion FROM label_issues ORDER BY issue_rank")
+        assert r1.equals(r2)
+        t1, t2 = both('SELECT model_id, sample_id, "class", kind, token, shap_value FROM shap_tokens '
+                      'ORDER BY model_id, sample_id, "class", kind, token')
+        keys = ["model_id", "sample_id", "class", "kind", "token"]
+        assert len(t1) and t1[keys].equals(t2[keys])
+        assert np.abs(t1["shap_value"].to_numpy() - t2["shap_value"].to_numpy()).max() <= 1e-6
+        h1, h2 = both("SELECT sample_id, model_id, harm_rank FROM truncation ORDER BY sample_id, model_id")
+        assert len(h1) == SAMPLE and h1.equals(h2)
+
+
+def test_a_ray_run_gives_the_local_run_s_results(cluster, local_cfg, tmp_path):
+    cfg = _on_ray(local_cfg, cluster, tmp_path)
+    summary = run_pipeline(cfg)
+    assert summary.n_samples == SAMPLE
+    assert len(cluster.list_all_nodes()) == 2
+    _assert_same_results(local_cfg, cfg)
+    assert not (cfg.models_dir / summary.run_id / "shards").exists()  # the Parquet shards were scratch
+
+
+def test_a_worker_killed_mid_run_is_retried_and_the_results_stand(cluster, local_cfg, tmp_path):
+    """A CNN fold task's worker process is killed (SIGKILL) while it trains; Ray runs the task again."""
+    import psutil
+
+    killed, stop = [], threading.Event()
+
+    def kill_one_fold_task():
+        while not stop.is_set() and not killed:
+            for proc in psutil.process_iter(["pid", "cmdline"]):
+                line = " ".join(proc.info["cmdline"] or [])
+                if "lossmap:_fit_export_score" in line:
+                    time.sleep(1.0)  # well into its training
+                    try:
+                        proc.send_signal(signal.SIGKILL)
+                        killed.append(proc.info["pid"])
+                    except psutil.NoSuchProcess:
+                        continue
+                    break
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_one_fold_task, daemon=True)
+    killer.start()
+    cfg = _on_ray(local_cfg, cluster, tmp_path)
+    try:
+        run_pipeline(cfg)
+    finally:
+        stop.set()
+        killer.join(timeout=5)
+    assert killed, "no network fold task was seen running, so none was killed"
+    _assert_same_results(local_cfg, cfg)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_cluster_is_said_before_any_work(tmp_path, capsys):
+    from pipeline.cli import main
+
+    archive = make_archive(tmp_path / "aclImdb_v1_labeled.tar.gz", balanced_reviews())
+    db = tmp_path / "lossmap.duckdb"
+    address = f"127.0.0.1:{_free_port()}"
+    started = time.perf_counter()
+    code = main(["run", "--data", str(archive), "--db", str(db), "--engine", "ray", "--ray-address", address,
+                 "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"no Ray cluster answers at {address}" in err and "ray start --head" in err and "--engine local" in err
+    assert time.perf_counter() - started < 15
+    assert not db.exists()  # nothing was written
+
+
+@pytest.mark.parametrize("address", ["no-port-here", "127.0.0.1:notaport", "127.0.0.1:70000"])
+def test_a_malformed_address_is_said_plainly(address):
+    with pytest.raises(engine.ClusterUnreachable, match="is not HOST:PORT"):
+        engine.reachable(address)
+
+
+def test_a_ray_address_without_the_ray_engine_is_refused():
+    with pytest.raises(ValueError, match="goes with --engine ray"):
+        Config(ray_address="127.0.0.1:6379")
