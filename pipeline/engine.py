@@ -62,7 +62,7 @@ class LocalEngine:
         for path, rows in tqdm(models, desc="score (ONNX Runtime)", leave=False, disable=not progress):
             session = OnnxTextModel.load(path, device=device)
             if corpus is not None:  # counted already: the model's columns of the run's counts
-                probs = session.score_counts(corpus.counts[rows][:, session.columns_in(corpus.vocab)])
+                probs = session.score_counts(corpus.counts[rows][:, session.columns_in(corpus.vocab_index)])
             else:
                 probs = session.score_texts(np.asarray(texts, dtype=object)[rows])
             found.append((probs, session.provider))

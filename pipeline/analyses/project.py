@@ -22,6 +22,9 @@ UMAP (ReLU units can be all zero, where cosine is undefined). A user's own embed
 (``<family>-embedding``, from ``--predictions`` or ``--model``) is treated like the TF-IDF
 space: cosine, with stored neighbours.
 
+UMAP starts from the first two principal components and optimises for ``cfg.umap_epochs`` (100): on 50,000
+reviews its default (a spectral start, 200 epochs) took 2-3 times as long per map and kept as many of each review's
+15 nearest neighbours in the map (TF-IDF space 2.3% against 2.1%, the CNN's 29.1-29.4% against 28.9%; README).
 UMAP runs on both cores without a fixed random state (a fixed one forces a single
 thread), so the map's layout can differ between runs; the SVD and clusters are
 seeded.
@@ -130,8 +133,8 @@ def _umap(vectors: np.ndarray, cfg: Config, metric: str = "cosine", knn=None) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reducer = umap.UMAP(
-            n_neighbors=n_neighbors, metric=metric, n_jobs=2, low_memory=True,
-            init="spectral" if n > 50 else "random",
+            n_neighbors=n_neighbors, metric=metric, n_jobs=2, low_memory=True, n_epochs=cfg.umap_epochs,
+            init="pca" if n > 50 else "random",
             precomputed_knn=(knn[0][:, :n_neighbors], knn[1][:, :n_neighbors], None)
             if knn is not None and n >= _SMALL else (None, None, None),
         )

@@ -115,9 +115,9 @@ class _OnnxModel:
             vocabulary=list(self.vocab), binary=binary, dtype=np.float32,
         )
 
-    def columns_in(self, vocab: np.ndarray) -> np.ndarray:
+    def columns_in(self, vocab: np.ndarray | pd.Index) -> np.ndarray:
         """(V_model,) position of each of this model's terms in another vocabulary (-1: absent)."""
-        return pd.Index(vocab).get_indexer(self.vocab)
+        return (vocab if isinstance(vocab, pd.Index) else pd.Index(vocab)).get_indexer(self.vocab)
 
 
 class OnnxTextModel(_OnnxModel):

@@ -10,6 +10,7 @@ sequence networks' word ids (``pipeline.models.sequences``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,16 @@ class Corpus:
     counts: sp.csr_matrix  # (N, V) float32 n-gram counts
     vocab: np.ndarray  # (V,) n-gram strings, column order of counts
     ngram_max: int
+
+    @functools.cached_property
+    def unigrams(self) -> np.ndarray:
+        """Column indices of the single words (computed once: the vocabulary holds millions of n-grams)."""
+        return np.flatnonzero(np.fromiter((" " not in term for term in self.vocab), dtype=bool, count=len(self.vocab)))
+
+    @functools.cached_property
+    def vocab_index(self) -> pd.Index:
+        """The vocabulary as an index (its hash table built once, not once per model looking its terms up)."""
+        return pd.Index(self.vocab)
 
     def tokenizer_spec(self) -> dict:
         """How text becomes n-grams; shipped with every exported model."""
