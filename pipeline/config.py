@@ -152,8 +152,8 @@ class Config:
                             ("max_len", 2), ("seq_vocab", 1), ("seq_embed", 1), ("cnn_filters", 1), ("cnn_kernel", 1),
                             ("lstm_units", 1), ("seq_hidden", 1), ("cnn_epochs", 1), ("bilstm_epochs", 1),
                             ("seq_batch", 1), ("window_stride", 1), ("probe_size", 2), ("shap_top_k", 1),
-                            ("svd_dim", 1), ("umap_neighbors", 2), ("umap_epochs", 1), ("clusters", 1), ("neighbours", 1),
-                            ("max_tokens", 2)):
+                            ("svd_dim", 1), ("umap_neighbors", 2), ("umap_epochs", 1), ("clusters", 1),
+                            ("neighbours", 1), ("max_tokens", 2)):
             if getattr(self, name) < least:
                 raise ValueError(f"{name} must be at least {least}; got {getattr(self, name)}")
         if self.sample is not None and self.sample < 2:
