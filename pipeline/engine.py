@@ -163,6 +163,7 @@ def connect(engine: str = "local", address: str | None = None):
         return
     if address is not None:
         reachable(address)
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # not a warning a second while it tries to connect
     if address is None or _host(address) in _LOOPBACK:
         stay_on_loopback()
     import logging
@@ -173,12 +174,25 @@ def connect(engine: str = "local", address: str | None = None):
 
     package = str(Path(pipeline.__file__).parent)
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")  # read when ray.data is imported: not a line per operator
+    # joining a cluster: one connection attempt (Ray's default is 20, of about 35 s each, when what answers is not
+    # Ray); Ray reads this when ray.init connects, and a local start (no address) keeps Ray's own wait for its GCS
+    wait = "RAY_gcs_server_port_wait_time_s"
+    before = os.environ.get(wait)
+    if address is not None and before is None:
+        os.environ[wait] = "1"
     try:
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                  runtime_env={"py_modules": [package], "excludes": ["__pycache__"]},
                  **({"num_cpus": os.cpu_count()} if address is None else {}))
-    except ConnectionError as exc:
-        raise ClusterUnreachable(_unreachable(address, str(exc))) from None
+    except (ConnectionError, RuntimeError, TimeoutError) as exc:
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        if address is None:
+            raise ClusterUnreachable(f"Ray could not start on this machine ({why}); use --engine local") from None
+        raise ClusterUnreachable(_unreachable(address, f"something listens there but did not answer as a Ray "
+                                                       f"cluster: {why}")) from None
+    finally:
+        if before is None:
+            os.environ.pop(wait, None)
     ray.data.DataContext.get_current().enable_progress_bars = False
     try:
         yield RayEngine(ray)

@@ -138,6 +138,22 @@ def test_an_unreachable_cluster_is_said_before_any_work(tmp_path, capsys):
     assert not db.exists()  # nothing was written
 
 
+def test_an_address_where_something_else_listens_is_said_within_a_minute(tmp_path):
+    """A port that accepts connections but is not Ray's (the dashboard's 8265 given by mistake, say)."""
+    archive = make_archive(tmp_path / "aclImdb_v1_labeled.tar.gz", balanced_reviews())
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        cfg = Config(data=archive, db=tmp_path / "lossmap.duckdb", models_dir=tmp_path / "models", progress=False,
+                     engine="ray", ray_address=address)
+        started = time.perf_counter()
+        with pytest.raises(engine.ClusterUnreachable, match="did not answer as a Ray cluster"):
+            run_pipeline(cfg)
+    assert time.perf_counter() - started < 90
+    assert not cfg.db.exists()
+
+
 @pytest.mark.parametrize("address", ["no-port-here", "127.0.0.1:notaport", "127.0.0.1:70000"])
 def test_a_malformed_address_is_said_plainly(address):
     with pytest.raises(engine.ClusterUnreachable, match="is not HOST:PORT"):
