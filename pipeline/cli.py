@@ -274,8 +274,8 @@ def _run(args) -> int:
           f"text) {s.suggestions.get('ambiguous', 0):,}")
     print(f"  ONNX Runtime: {s.provider}, largest gap to the native models {s.parity_max_abs:.1e} in probability")
     if args.engine == "ray":
-        print(f"  engine: Ray ({'the cluster at ' + args.ray_address if args.ray_address else 'started on this machine'}"
-              "): fold models and SHAP as tasks, the linear scoring through Ray Data")
+        where = f"the cluster at {args.ray_address}" if args.ray_address else "started on this machine"
+        print(f"  engine: Ray ({where}): fold models and SHAP as tasks, the linear scoring through Ray Data")
     print("  time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in s.stage_seconds.items()))
     print("  peak memory per stage: " + ", ".join(f"{k} {v:,.0f} MiB" for k, v in s.stage_peak_mib.items()))
     print(f"  store: {s.db}  (open it with `streamlit run app.py -- --db {s.db}`)")
