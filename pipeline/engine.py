@@ -100,8 +100,8 @@ class RayEngine:
         frame = pd.DataFrame({"row": wanted.astype(np.int64), "text": texts[wanted]})
         blocks = max(1, min(self.workers * 4, -(-len(frame) // _SCORE_BATCH)))
         scored = ray.data.from_pandas(frame).repartition(blocks).map_batches(
-            _TextScorer, fn_constructor_kwargs={"models": [ray.put(Path(p).read_bytes()) for p, _ in models],
-                                                "members": members, "device": device},
+            _TextScorer, fn_constructor_kwargs={"shared": [ray.put(([Path(p).read_bytes() for p, _ in models],
+                                                                    members))], "device": device},
             batch_size=_SCORE_BATCH, batch_format="pandas", num_cpus=1,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers))  # a fixed pool of every CPU
         # left none for the tasks that feed and write it, and hung
@@ -126,13 +126,14 @@ class _TextScorer:
     """A Ray Data actor: an ONNX Runtime session per model, on the models' bytes; each batch of texts is scored by
     the models whose rows it holds (``members``: (models, N) bools)."""
 
-    def __init__(self, models: list, members: np.ndarray, device: str):
+    def __init__(self, shared: list, device: str):
         import ray
 
         from pipeline.models.score import OnnxTextModel
 
+        models, members = ray.get(shared[0])  # by reference: large arguments of an actor are a restart hazard
         self.sessions = []
-        for model in ray.get(models):  # the files' bytes, by reference
+        for model in models:
             handle, name = tempfile.mkstemp(suffix=".onnx")
             with os.fdopen(handle, "wb") as out:
                 out.write(model)
@@ -193,7 +194,8 @@ def connect(engine: str = "local", address: str | None = None):
     finally:
         if before is None:
             os.environ.pop(wait, None)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    ray.data.DataContext.get_current().enable_progress_bars = False  # the run's own bars say where it is
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # not a warning that they are off
     try:
         yield RayEngine(ray)
     finally:
@@ -215,8 +217,9 @@ def reachable(address: str) -> None:
 
 def _unreachable(address: str | None, why: str) -> str:
     return (f"no Ray cluster answers at {address or 'auto'} ({why}). Start one with `ray start --head` and pass "
-            "the address it prints (--ray-address HOST:6379), leave out --ray-address to start Ray on this machine, "
-            "or use --engine local.")
+            "its address (--ray-address HEAD_IP:6379), leave out --ray-address to start Ray on this machine, "
+            "or use --engine local. A cluster started by `ray start` asks for a token (Ray's default since 2.59): run "
+            "with RAY_AUTH_MODE=token, and ~/.ray/auth_token copied from its head node (or RAY_AUTH_TOKEN set).")
 
 
 def _host(address: str) -> str:
