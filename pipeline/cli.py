@@ -173,9 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "through Ray Data actors, on the cluster of --ray-address (same results; the map and the "
                         "store stay here) (default: %(default)s)")
     g.add_argument("--ray-address", metavar="ADDRESS",
-                   help="the Ray cluster to join: HOST:PORT as `ray start --head` prints it, ray://HOST:PORT or auto. "
-                        "Without it --engine ray starts Ray on this machine. Every node needs this project's "
-                        "requirements installed")
+                   help="the Ray cluster to join: HOST:PORT as `ray start --head` set it, or auto (the cluster "
+                        "started on this machine). Without it --engine ray starts Ray on this machine for the run. "
+                        "Every node needs this project's requirements installed; a cluster of `ray start` needs "
+                        "RAY_AUTH_MODE=token (README)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
     sweep = sub.add_parser(

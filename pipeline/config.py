@@ -110,7 +110,7 @@ class Config:
     device: str = "auto"  # ONNX Runtime provider and PyTorch device, one of models.devices.DEVICES (auto: CUDA when
     # usable: ONNX Runtime's CUDA provider for scoring, and a CUDA build of PyTorch for training the networks)
     engine: str = "local"  # where fold models, scoring and SHAP run, one of engine.ENGINES: this process, or Ray
-    ray_address: str | None = None  # --engine ray: the cluster (HOST:PORT, ray://HOST:PORT, auto); None starts Ray here
+    ray_address: str | None = None  # --engine ray: the cluster (HOST:PORT or auto); None starts Ray here
     db: Path = DEFAULT_DB  # the DuckDB store
     models_dir: Path = Path("data") / "models"  # where ONNX files are written, one folder per run
     progress: bool = True  # show progress bars

@@ -105,7 +105,7 @@ class RayEngine:
             batch_size=_SCORE_BATCH, batch_format="pandas", num_cpus=1,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers))  # a fixed pool of every CPU
         # left none for the tasks that feed and write it, and hung
-        scored.write_parquet(str(staging))
+        scored.write_parquet("local://" + str(staging))  # on the driver's node: the nodes may share no disk
         try:
             shards = sorted(staging.glob("*.parquet"))
             found = pd.concat([pd.read_parquet(p) for p in shards], ignore_index=True)
@@ -165,7 +165,7 @@ def connect(engine: str = "local", address: str | None = None):
     if address is not None:
         reachable(address)
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # not a warning a second while it tries to connect
-    if address is None or _host(address) in _LOOPBACK:
+    if address is None or address == "auto" or _host(address) in _LOOPBACK:
         stay_on_loopback()
     import logging
 
@@ -182,7 +182,8 @@ def connect(engine: str = "local", address: str | None = None):
     if address is not None and before is None:
         os.environ[wait] = "1"
     try:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
+        ray.init(address=address or "local",  # "local": a new instance, not one RAY_ADDRESS or another run left
+                 include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                  runtime_env={"py_modules": [package], "excludes": ["__pycache__"]},
                  **({"num_cpus": os.cpu_count()} if address is None else {}))
     except (ConnectionError, RuntimeError, TimeoutError) as exc:
@@ -203,16 +204,21 @@ def connect(engine: str = "local", address: str | None = None):
 
 
 def reachable(address: str) -> None:
-    """Raise ``ClusterUnreachable`` unless something answers at the address's host and port (within 5 s);
-    ``auto`` is left to Ray, which finds a cluster started on this machine."""
+    """Raise ``ClusterUnreachable`` unless ``address`` is HOST:PORT (or ``auto``, left to Ray, which finds a cluster
+    started on this machine) and something answers there within 5 s."""
     if address == "auto":
         return
+    if "://" in address:
+        raise ClusterUnreachable(f"--ray-address {address[:100]!r}: give the cluster's HOST:PORT as `ray start "
+                                 "--head` sets it (for example 10.0.0.5:6379), without a scheme; Ray Client "
+                                 "(ray://) is not supported")
     host, port = _host(address), _port(address)
     try:
         with socket.create_connection((host, port), timeout=_CONNECT_TIMEOUT_S):
             pass
-    except OSError as exc:
-        raise ClusterUnreachable(_unreachable(address, exc.strerror or str(exc))) from None
+    except (OSError, UnicodeError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise ClusterUnreachable(_unreachable(address[:200], why)) from None
 
 
 def _unreachable(address: str | None, why: str) -> str:
@@ -223,18 +229,17 @@ def _unreachable(address: str | None, why: str) -> str:
 
 
 def _host(address: str) -> str:
-    rest = address.split("://", 1)[-1]
-    if rest.startswith("["):  # [::1]:6379
-        return rest[1:rest.index("]")]
-    return rest.rsplit(":", 1)[0] if ":" in rest else rest
+    if address.startswith("[") and "]" in address:  # [::1]:6379
+        return address[1:address.index("]")].lower()
+    return (address.rsplit(":", 1)[0] if ":" in address else address).lower()
 
 
 def _port(address: str) -> int:
-    rest = address.split("://", 1)[-1]
-    tail = rest.rsplit(":", 1)[-1] if ":" in rest else ""
-    if not tail.isdigit() or not 0 < int(tail) < 65536:
-        raise ClusterUnreachable(f"--ray-address {address!r} is not HOST:PORT (for example 127.0.0.1:6379), "
-                                 "ray://HOST:PORT or auto")
+    tail = address.rsplit(":", 1)[-1] if ":" in address else ""
+    bracketed = not address.startswith("[") or "]:" in address  # [::1]:6379
+    if not (tail.isascii() and tail.isdigit()) or not 0 < int(tail) < 65536 or not _host(address) or not bracketed:
+        raise ClusterUnreachable(f"--ray-address {address[:100]!r} is not HOST:PORT (for example 127.0.0.1:6379) "
+                                 "or auto")
     return int(tail)
 
 

@@ -154,10 +154,22 @@ def test_an_address_where_something_else_listens_is_said_within_a_minute(tmp_pat
     assert not cfg.db.exists()
 
 
-@pytest.mark.parametrize("address", ["no-port-here", "127.0.0.1:notaport", "127.0.0.1:70000"])
+@pytest.mark.parametrize("address", ["no-port-here", "127.0.0.1:notaport", "127.0.0.1:70000", ":6379", "[::1",
+                                     "127.0.0.1:\uff16\uff13\uff17\uff19"])
 def test_a_malformed_address_is_said_plainly(address):
     with pytest.raises(engine.ClusterUnreachable, match="is not HOST:PORT"):
         engine.reachable(address)
+
+
+@pytest.mark.parametrize("address", ["http://127.0.0.1:8265", "ray://127.0.0.1:10001"])
+def test_an_address_with_a_scheme_is_refused(address):
+    with pytest.raises(engine.ClusterUnreachable, match="without a scheme"):
+        engine.reachable(address)
+
+
+def test_a_host_name_too_long_to_look_up_is_said_with_the_address():
+    with pytest.raises(engine.ClusterUnreachable, match="no Ray cluster answers at " + "a" * 50):
+        engine.reachable("a" * 300 + ":6379")
 
 
 def test_a_ray_address_without_the_ray_engine_is_refused():
