@@ -48,9 +48,6 @@ class ClusterUnreachable(RuntimeError):
 
 
 class LocalEngine:
-    name = "local"
-    workers = 1
-
     def map(self, fn, shared, jobs, *, desc: str, progress: bool = False) -> list:
         return [fn(shared, job) for job in tqdm(jobs, desc=desc, leave=False, disable=not progress)]
 
@@ -70,8 +67,6 @@ class LocalEngine:
 
 
 class RayEngine:
-    name = "ray"
-
     def __init__(self, ray_module):
         self.ray = ray_module
         self.workers = max(1, int(ray_module.cluster_resources().get("CPU", 1)))
