@@ -94,6 +94,7 @@ def test_a_note_stays_with_its_review_and_keys_decide(served, page):
     page.keyboard.press("k")
     page.get_by_text("Reviewed 2 of").wait_for()
     third = _heading_id(page)
+    _keys_ready(page)  # the third review's buttons, which hold the keys, are mounted after its heading
     page.keyboard.press("s")  # skip: no decision
     assert _next_heading(page, third) not in (first, second, third)
     _idle(page)  # the skip's rerun is done before the next key
