@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: %(default)s)")
     g.add_argument("--svd-dim", type=int, default=d.svd_dim, help="embedding width (truncated SVD of TF-IDF) (default: %(default)s)")
     g.add_argument("--clusters", type=int, default=d.clusters, help="k-means clusters on the embedding (default: %(default)s)")
+    g.add_argument("--map-fit-rows", type=int, default=d.map_fit_rows, metavar="N",
+                   help="above N texts, the maps (TF-IDF weights, SVD, UMAP, k-means) are fit on a seeded sample of "
+                        "N and every text is placed by transform, so their time and memory stop growing with the "
+                        "data; at or below N they are exact (default: %(default)s)")
     g.add_argument("--issue-method", default=d.issue_method, choices=METHODS,
                    help="cleanlab label-quality score used to rank suspects (default: %(default)s)")
     g.add_argument("--issue-source", default=d.issue_source, choices=SOURCES,
@@ -169,14 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "CUDA build of PyTorch, for training the networks; cpu never does (default: %(default)s)")
     g = run.add_argument_group("scale out")
     g.add_argument("--engine", default=d.engine, choices=ENGINES,
-                   help="local: every stage in this process; ray: fold models and SHAP as Ray tasks, scoring "
-                        "through Ray Data actors, on the cluster of --ray-address (same results; the map and the "
-                        "store stay here) (default: %(default)s)")
+                   help="local: every stage in this process; ray: fold models, SHAP, the n-gram counts of large "
+                        "data and the placing of its maps as Ray tasks, scoring through Ray Data actors, on the "
+                        "cluster of --ray-address (same results; the map's fit and the store stay here) "
+                        "(default: %(default)s)")
     g.add_argument("--ray-address", metavar="ADDRESS",
                    help="the Ray cluster to join: HOST:PORT as `ray start --head` set it, or auto (the cluster "
                         "started on this machine). Without it --engine ray starts Ray on this machine for the run. "
                         "Every node needs this project's requirements installed; a cluster of `ray start` needs "
                         "RAY_AUTH_MODE=token (README)")
+    g.add_argument("--chunk-rows", type=int, default=d.chunk_rows, metavar="N",
+                   help="texts per task where a stage works in chunks: above N texts the n-grams are counted N at "
+                        "a time (in two passes, so memory follows the n-grams kept) and the maps placed N at a time "
+                        "(default: %(default)s)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
     sweep = sub.add_parser(

@@ -100,6 +100,9 @@ class Config:
     umap_neighbors: int = 15  # UMAP n_neighbors for the 2-D map
     umap_epochs: int = 100  # UMAP optimisation epochs (its own default on large data: 200, for the same map)
     clusters: int = 12  # k-means clusters on the embedding
+    chunk_rows: int = 100_000  # rows per task where a stage works in chunks (counting n-grams, placing on maps)
+    map_fit_rows: int = 100_000  # above this many reviews the maps are fit on a seeded sample of it and the rest
+    # placed by transform (analyses.project); at or below it they are exact
     neighbours: int = 10  # most similar reviews stored per review (cosine, TF-IDF embedding)
     issue_method: str = "self_confidence"  # cleanlab ranking, one of analyses.issues.METHODS
     issue_source: str = "stacked"  # probabilities ranked, one of analyses.issues.SOURCES (imported/onnx: your
@@ -153,7 +156,8 @@ class Config:
                             ("lstm_units", 1), ("seq_hidden", 1), ("cnn_epochs", 1), ("bilstm_epochs", 1),
                             ("seq_batch", 1), ("window_stride", 1), ("probe_size", 2), ("shap_top_k", 1),
                             ("svd_dim", 1), ("umap_neighbors", 2), ("umap_epochs", 1), ("clusters", 1),
-                            ("neighbours", 1), ("max_tokens", 2)):
+                            ("neighbours", 1), ("max_tokens", 2), ("map_fit_rows", 100),
+                            ("chunk_rows", 1)):
             if getattr(self, name) < least:
                 raise ValueError(f"{name} must be at least {least}; got {getattr(self, name)}")
         if self.sample is not None and self.sample < 2:

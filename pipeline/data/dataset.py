@@ -156,8 +156,15 @@ def display_text(text: str) -> str:
 def finish_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Add display_text and n_words to a frame that has text."""
     frame["display_text"] = frame["text"].str.replace(HTML_BREAK, "\n", regex=True)
-    frame["n_words"] = frame["display_text"].str.split().str.len().fillna(0).astype("int32")
+    frame["n_words"] = word_counts(frame["display_text"])
     return frame
+
+
+def word_counts(texts: pd.Series) -> np.ndarray:
+    """Whitespace-separated words per text, int32 (0 for a missing one), one text's words held at a time: counting
+    through ``.str.split()`` held every word of every text at once (3 GB on 200,000 reviews)."""
+    return np.fromiter((len(t.split()) if isinstance(t, str) else 0 for t in texts), dtype=np.int32,
+                       count=len(texts))
 
 
 def from_table(raw: pd.DataFrame, roles: dict, *, source: str, report: LoadReport | None = None,

@@ -34,7 +34,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from pipeline.config import DATA_ENV, Config
-from pipeline.data.dataset import HTML_BREAK, Dataset, LoadError, LoadReport, display_text  # noqa: F401
+from pipeline.data.dataset import (HTML_BREAK, Dataset, LoadError, LoadReport, display_text,  # noqa: F401
+                                   word_counts)
 from pipeline.data.unpack import CappedStream, Limits
 
 PUBLISHED_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -209,7 +210,7 @@ def _build_frame(members: Iterator[tuple[str, bytes]], report: LoadReport, sourc
     for sid in frame.loc[frame["movie_id"].isna(), "sample_id"]:
         report.add("no_movie_id", sid)
     frame["display_text"] = frame["text"].str.replace(HTML_BREAK, "\n", regex=True)
-    frame["n_words"] = frame["display_text"].str.split().str.len().astype("int32")
+    frame["n_words"] = word_counts(frame["display_text"])
     frame["label"] = frame["label"].astype("int8")
     frame["rating"] = frame["rating"].astype("int8")
     return frame[COLUMNS].sort_values("sample_id", kind="stable").reset_index(drop=True)

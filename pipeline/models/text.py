@@ -1,6 +1,6 @@
 """Texts as word n-gram counts, computed once and shared by every model and the maps.
 
-``tokenize(texts, *, ngram_max)`` -> ``Corpus``: one (N, V) sparse count matrix over
+``tokenize(texts, *, ngram_max, min_df)`` -> ``Corpus``: one (N, V) sparse count matrix over
 every word n-gram (1..ngram_max) in the corpus, label-free, so all folds and families
 share it; each model then keeps the columns its own training rows support.
 ``TOKEN_PATTERN`` is the one definition of a word, for these counts and for the
@@ -47,11 +47,73 @@ class Corpus:
         }
 
 
-def tokenize(texts: pd.Series, *, ngram_max: int) -> Corpus:
-    """Count every word n-gram (1..ngram_max) of every text."""
-    vec = CountVectorizer(lowercase=True, token_pattern=TOKEN_PATTERN, ngram_range=(1, ngram_max), dtype=np.float32)
-    try:
-        counts = vec.fit_transform(texts)
-    except ValueError:  # no text holds a single word: an empty vocabulary
+def tokenize(texts: pd.Series, *, ngram_max: int, min_df: int = 1, engine=None, chunk: int = 100_000) -> Corpus:
+    """Count every word n-gram (1..ngram_max) of every text.
+
+    Longer n-grams found in fewer than ``min_df`` texts are left out (every single word is kept): no model can use
+    them, as each keeps the n-grams in at least ``min_df`` of its own training texts (models.linear), the maps
+    those in ``min_df`` texts (analyses.project), and the dense network single words only. On review text they
+    are most of the vocabulary (IMDB: 3.0 M of 3.5 M), so the counts and the vocabulary shrink without changing a
+    figure.
+
+    With more than ``chunk`` texts (``cfg.chunk_rows``) they are counted a chunk at a time, through ``engine``
+    (Ray tasks with ``--engine ray``; None: in this process): a first pass counts in how many texts each n-gram
+    occurs, a second counts the kept n-grams. Two passes cost about twice the time, but memory follows the kept
+    vocabulary, not every n-gram of the whole corpus held at once (sklearn's counting holds one Python int per
+    count). The
+    result is the same matrix as one pass (tests/pipeline/models/test_text.py)."""
+    texts = pd.Series(texts).reset_index(drop=True)
+    spans = [(start, min(start + chunk, len(texts))) for start in range(0, len(texts), chunk)]
+    if len(spans) <= 1:
+        try:
+            counts, vocab = _count(texts, ngram_max, None)
+        except ValueError:  # no text holds a single word: an empty vocabulary
+            return Corpus(sp.csr_matrix((len(texts), 0), dtype=np.float32), np.array([], dtype=object), ngram_max)
+        keep = _kept(vocab, np.asarray((counts > 0).sum(axis=0)).ravel(), min_df, len(texts))
+        return Corpus(counts[:, keep] if len(keep) < len(vocab) else counts, vocab[keep], ngram_max)
+    from pipeline.engine import LocalEngine
+
+    engine = engine or LocalEngine()
+    found = engine.map(_doc_freq_chunk, (ngram_max,), [texts[a:b].tolist() for a, b in spans], desc="tokenize: find")
+    found = [f for f in found if len(f[0])]
+    if not found:
         return Corpus(sp.csr_matrix((len(texts), 0), dtype=np.float32), np.array([], dtype=object), ngram_max)
-    return Corpus(counts.tocsr(), vec.get_feature_names_out(), ngram_max)
+    doc_freq = pd.concat([pd.Series(df, index=pd.Index(vocab, dtype=object)) for vocab, df in found])
+    doc_freq = doc_freq.groupby(level=0, sort=True).sum()  # sorted, as one CountVectorizer orders its columns
+    del found
+    vocab = doc_freq.index.to_numpy(dtype=object)
+    vocab = vocab[_kept(vocab, doc_freq.to_numpy(), min_df, len(texts))]
+    parts = engine.map(_count_chunk, (ngram_max, vocab), [texts[a:b].tolist() for a, b in spans],
+                       desc="tokenize: count")
+    return Corpus(sp.vstack(parts, format="csr", dtype=np.float32), vocab, ngram_max)
+
+
+def _vectorizer(ngram_max: int, vocabulary) -> CountVectorizer:
+    return CountVectorizer(lowercase=True, token_pattern=TOKEN_PATTERN, ngram_range=(1, ngram_max),
+                           dtype=np.float32, vocabulary=vocabulary)
+
+
+def _count(texts, ngram_max: int, vocabulary) -> tuple[sp.csr_matrix, np.ndarray]:
+    vec = _vectorizer(ngram_max, vocabulary)
+    counts = vec.fit_transform(texts).tocsr()
+    return counts, np.asarray(vec.get_feature_names_out(), dtype=object)
+
+
+def _kept(vocab: np.ndarray, doc_freq: np.ndarray, min_df: int, n: int) -> np.ndarray:
+    """Columns kept: every single word, and the longer n-grams in at least min(min_df, n) texts."""
+    single = np.fromiter((" " not in term for term in vocab), dtype=bool, count=len(vocab))
+    return np.flatnonzero(single | (doc_freq >= min(min_df, n)))
+
+
+def _doc_freq_chunk(shared, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A chunk's n-grams and the number of its texts holding each (nothing when no text holds a word)."""
+    try:
+        counts, vocab = _count(texts, shared[0], None)
+    except ValueError:
+        return np.array([], dtype=object), np.array([], dtype=np.int64)
+    return vocab, np.asarray((counts > 0).sum(axis=0)).ravel().astype(np.int64)
+
+
+def _count_chunk(shared, texts: list[str]) -> sp.csr_matrix:
+    ngram_max, vocab = shared
+    return _vectorizer(ngram_max, vocab).transform(texts).tocsr().astype(np.float32)

@@ -41,7 +41,7 @@ def cluster():
 def local_cfg(tmp_path_factory) -> Config:
     folder = tmp_path_factory.mktemp("engine_local")
     cfg = Config(data=real_archive(), sample=SAMPLE, seed=0, db=folder / "lossmap.duckdb",
-                 models_dir=folder / "models", progress=False)
+                 models_dir=folder / "models", progress=False, map_fit_rows=1000, chunk_rows=500)  # chunks: Ray tasks
     run_pipeline(cfg)
     return cfg
 
@@ -52,7 +52,7 @@ def _on_ray(local_cfg: Config, cluster, folder) -> Config:
 
 
 def _assert_same_results(a: Config, b: Config) -> None:
-    """Ids, folds, every model's predictions within 1e-6, the same label-issue ranking and SHAP values."""
+    """Ids, folds, every model's predictions within 1e-6, the same label-issue ranking, SHAP values and clusters."""
     with duckdb.connect(str(a.db), read_only=True) as x, duckdb.connect(str(b.db), read_only=True) as y:
         def both(sql):
             return x.execute(sql).df(), y.execute(sql).df()
@@ -73,6 +73,8 @@ def _assert_same_results(a: Config, b: Config) -> None:
         assert np.abs(t1["shap_value"].to_numpy() - t2["shap_value"].to_numpy()).max() <= 1e-6
         h1, h2 = both("SELECT sample_id, model_id, harm_rank FROM truncation ORDER BY sample_id, model_id")
         assert len(h1) == SAMPLE and h1.equals(h2)
+        c1, c2 = both("SELECT sample_id, cluster FROM embeddings WHERE space = 'tfidf-svd' ORDER BY sample_id")
+        assert len(c1) == SAMPLE and c1.equals(c2)  # k-means fit on 1,000 rows, every row placed by a task
 
 
 def test_a_ray_run_gives_the_local_run_s_results(cluster, local_cfg, tmp_path):

@@ -32,3 +32,60 @@ def test_stored_neighbours_are_the_nearest_others_by_cosine(n):
 
 def test_tiny_corpus_has_no_neighbour_search():
     assert project._knn(np.ones((3, 4), np.float32), 15, "cosine") is None
+
+
+@pytest.fixture(scope="module")
+def maps_exact_and_sampled():
+    """The TF-IDF space of 4,500 real reviews mapped exactly, and fit on a sample of 1,500 with the rest placed."""
+    import dataclasses
+
+    from pipeline.config import Config
+    from pipeline.data.imdb import load_reviews
+    from pipeline.models.text import tokenize
+    from tests.conftest import real_archive
+
+    frame = load_reviews(real_archive(), sample=4500, seed=0, progress=False).frame
+    corpus = tokenize(frame["text"], ngram_max=2)
+    cfg = Config(map_fit_rows=4500)
+    exact = project.project(corpus, cfg)[0]
+    sampled = project.project(corpus, dataclasses.replace(cfg, map_fit_rows=1500))[0]
+    return exact, sampled, project.fit_rows(4500, dataclasses.replace(cfg, map_fit_rows=1500))
+
+
+def test_above_map_fit_rows_the_map_is_fit_on_a_seeded_sample():
+    from pipeline.config import Config
+
+    assert project.fit_rows(100, Config(map_fit_rows=100)) is None  # at the limit: exact
+    rows = project.fit_rows(1000, Config(map_fit_rows=300, seed=3))
+    assert len(rows) == len(np.unique(rows)) == 300 and np.all(np.diff(rows) > 0)
+    assert np.array_equal(rows, project.fit_rows(1000, Config(map_fit_rows=300, seed=3)))  # seeded
+    with pytest.raises(ValueError, match="map_fit_rows must be at least 100"):
+        Config(map_fit_rows=10)
+
+
+def test_a_map_fit_on_a_sample_keeps_what_the_exact_one_shows(maps_exact_and_sampled):
+    """Every review placed; the SVD and the stored neighbours' search unchanged; the layout nearly as faithful to the
+    embedding's neighbourhoods (trustworthiness) and the clusters nearly as tight (k-means inertia) as exact."""
+    from sklearn.manifold import trustworthiness
+
+    exact, sampled, fit = maps_exact_and_sampled
+    assert sampled.xy.shape == (4500, 2) and np.isfinite(sampled.xy).all()
+    np.testing.assert_array_equal(sampled.vectors, exact.vectors)
+    want, _ = _exact(exact.vectors, 10)  # the stored neighbours: still one search over every review
+    got = sampled.neighbours.sort_values(["row", "rank"])["neighbour_row"].to_numpy().reshape(4500, 10)
+    assert np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want)]) > 0.9
+    assert sampled.cluster_terms["size"].sum() == 4500 and len(set(sampled.cluster)) == 12
+    unit = exact.vectors / np.linalg.norm(exact.vectors, axis=1, keepdims=True)
+    noise = np.random.default_rng(0).normal(size=(4500, 2))  # a layout that ignores the embedding
+    trust = {name: trustworthiness(unit, xy, n_neighbors=15)
+             for name, xy in (("exact", exact.xy), ("sampled", sampled.xy), ("noise", noise))}
+    assert trust["sampled"] >= trust["exact"] - 0.08 and trust["sampled"] > trust["noise"] + 0.1, trust
+    assert _inertia(exact.vectors, sampled.cluster) <= 1.02 * _inertia(exact.vectors, exact.cluster)
+    # the sample's reviews and the others spread over the map alike, not piled in one spot
+    assert np.ptp(sampled.xy[fit], axis=0).min() > 1 and np.ptp(np.delete(sampled.xy, fit, 0), axis=0).min() > 1
+
+
+def _inertia(vectors: np.ndarray, cluster: np.ndarray) -> float:
+    """k-means' objective: squared distances of the rows to their cluster's mean."""
+    return float(sum(((vectors[cluster == c] - vectors[cluster == c].mean(axis=0)) ** 2).sum()
+                     for c in np.unique(cluster)))
