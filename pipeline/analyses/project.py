@@ -22,15 +22,18 @@ UMAP (ReLU units can be all zero, where cosine is undefined). A user's own embed
 (``<family>-embedding``, from ``--predictions`` or ``--model``) is treated like the TF-IDF
 space: cosine, with stored neighbours.
 
-At scale (more than ``cfg.map_fit_rows`` reviews, 100,000 by default: IMDB's 50,000 are mapped exactly), UMAP
-and k-means are *fit on a seeded sample and every review placed by transform*: UMAP's ``transform`` and the
-nearest k-means centre, ``cfg.chunk_rows`` reviews at a time through the run's engine (Ray tasks with
-``--engine ray``), so the map's optimisation and the clustering stop growing with the data. What stays exact: the
-TF-IDF weights and the SVD (one pass over the sparse matrix, linear in the data) and the stored neighbours (one
-NN-descent search over every review, approximate already and about n^1.1). Fitting the SVD on a sample too was
-tried and dropped: on 6,000 reviews fit on 2,000, only 24% of each review's 10 nearest neighbours stayed the same.
-How close the sampled map and clusters come to the exact ones is tested in tests/pipeline/analyses/test_project.py
-and measured by bench/map_sample.py.
+At scale (more than ``cfg.map_fit_rows`` reviews, 100,000 by default: IMDB's 50,000 are mapped exactly), the
+TF-IDF weights, the SVD and k-means are *fit on a seeded sample and applied to every review*: its vectors come
+``cfg.chunk_rows`` reviews at a time through the run's engine (Ray tasks with ``--engine ray``), its cluster is the
+nearest k-means centre, and the whole TF-IDF matrix is never held. On 200,000 reviews the exact SVD was the map's
+largest cost (122 s, 3 GiB above the rest) and grows with the data; fit on 100,000 it is a fixed cost. Each
+review's 10 nearest neighbours are not a stable property of the SVD anyway: two exact SVDs with different seeds
+share 42% of them on IMDB, one fit on 25,000 reviews shares 38% with the exact one (bench/map_sample.py). What
+stays on every review: the neighbour search (NN-descent, approximate already, about n^1.1), which the stored
+neighbours need, and UMAP's layout from it. Fitting UMAP on the sample and placing the rest by its ``transform``
+was tried and dropped: on 200,000 reviews it took 74 s against 13 s for the layout of every review from the
+neighbours already found. How close the sampled maps come to the exact ones is tested in
+tests/pipeline/analyses/test_project.py and measured by bench/map_sample.py.
 
 UMAP starts from the first two principal components and optimises for ``cfg.umap_epochs`` (100): on 50,000
 reviews its default (a spectral start, 200 epochs) took 2-3 times as long per map and kept as many of each review's
@@ -73,21 +76,29 @@ class Projection:
 
 def project(corpus: Corpus, cfg: Config, networks: dict[str, np.ndarray] | None = None,
             engine=None) -> list[Projection]:
-    """One Projection per space, the TF-IDF one first; exact up to ``cfg.map_fit_rows`` reviews, fit on a sample of
-    that many above (module doc). ``engine`` (pipeline.engine) places the rest; None: in this process."""
+    """One Projection per space, the TF-IDF one first; exact up to ``cfg.map_fit_rows`` reviews, with the TF-IDF
+    weights, SVD and k-means fit on a sample of that many above (module doc). ``engine`` (pipeline.engine) gives
+    every review its vectors, a chunk per task; None: in this process."""
     from pipeline.engine import LocalEngine
 
-    engine = engine or LocalEngine()
     n = corpus.counts.shape[0]
     doc_freq = np.asarray((corpus.counts > 0).sum(axis=0)).ravel()
     columns = np.flatnonzero(doc_freq >= min(cfg.min_df, n))
-    x = TfidfTransformer(sublinear_tf=True).fit_transform(corpus.counts[:, columns])
-    dim = max(1, min(cfg.svd_dim, len(columns) - 1, n - 1))
-    vectors = TruncatedSVD(dim, n_iter=4, random_state=cfg.seed).fit_transform(x).astype(np.float32)
+    fit = fit_rows(n, cfg)
+    fitted = corpus.counts[:, columns] if fit is None else corpus.counts[fit][:, columns]
+    tfidf = TfidfTransformer(sublinear_tf=True).fit(fitted)
+    x = tfidf.transform(fitted)  # the rows the SVD is fit on, and the cluster terms read
+    del fitted
+    dim = max(1, min(cfg.svd_dim, len(columns) - 1, x.shape[0] - 1))
+    svd = TruncatedSVD(dim, n_iter=4, random_state=cfg.seed)
+    vectors = svd.fit_transform(x).astype(np.float32)
+    if fit is not None:  # every review's vectors, a chunk at a time: the whole TF-IDF matrix is never held
+        spans = _chunks(n, cfg.chunk_rows)
+        vectors = np.concatenate((engine or LocalEngine()).map(
+            _vectors_chunk, (tfidf, svd, columns), (corpus.counts[a:b] for a, b in spans), desc="map: vectors"))
     spaces = [(LINEAR, vectors, "cosine"), *((family, v, "cosine" if family in OWN_FAMILIES else "euclidean")
                                              for family, v in (networks or {}).items())]
-    fit = fit_rows(n, cfg)
-    return [_map(family, v, metric, x, corpus.vocab[columns], cfg, fit, engine) for family, v, metric in spaces]
+    return [_map(family, v, metric, x, corpus.vocab[columns], cfg, fit) for family, v, metric in spaces]
 
 
 def fit_rows(n: int, cfg: Config) -> np.ndarray | None:
@@ -102,34 +113,27 @@ def _chunks(n: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def _place_chunk(shared, span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """A chunk's place on a map fit on the sample (UMAP transform) and its nearest k-means centre."""
-    reducer, kmeans, vectors = shared
-    part = vectors[span[0]:span[1]]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        xy = reducer.transform(part) if reducer is not None else _pad2(part)
-    return np.asarray(xy, dtype=np.float32), kmeans.predict(part).astype(np.int16)
+def _vectors_chunk(shared, counts) -> np.ndarray:
+    """A chunk of reviews' vectors: their TF-IDF weights and SVD, as fit on the sample."""
+    tfidf, svd, columns = shared
+    return svd.transform(tfidf.transform(counts[:, columns])).astype(np.float32)
 
 
-def _map(family: str, vectors: np.ndarray, metric: str, x, vocab, cfg: Config, fit: np.ndarray | None = None,
-         engine=None) -> Projection:
+def _map(family: str, vectors: np.ndarray, metric: str, x, vocab, cfg: Config,
+         fit: np.ndarray | None = None) -> Projection:
+    """The map of one space: ``x`` holds the TF-IDF rows of ``fit`` (every row when None), whose cluster terms it
+    reads; k-means is fit on those rows and every row given its nearest centre."""
     vectors = np.asarray(vectors, dtype=np.float32)
-    stored = metric == "cosine"  # stored neighbours: the TF-IDF space's, and the user's own embedding's
-    k = max(1, min(cfg.clusters, len(vectors) if fit is None else len(fit)))
-    knn = _knn(vectors, max(cfg.umap_neighbors, cfg.neighbours + 1), metric) if fit is None or stored else None
-    if fit is None:
-        xy = _umap(vectors, cfg, metric, knn)
-        cluster = KMeans(k, n_init=3, random_state=cfg.seed).fit_predict(vectors).astype(np.int16)
-    else:  # fit on the sample, every row placed by transform (module doc)
-        reducer = _umap(vectors[fit], cfg, metric, keep=True)
-        kmeans = KMeans(k, n_init=3, random_state=cfg.seed).fit(vectors[fit])
-        placed = engine.map(_place_chunk, (reducer, kmeans, vectors), _chunks(len(vectors), cfg.chunk_rows),
-                            desc="map: place")
-        xy = np.concatenate([p[0] for p in placed])
-        cluster = np.concatenate([p[1] for p in placed])
-    neighbours = _neighbour_rows(*knn, cfg.neighbours) if stored and knn is not None else None
-    return Projection(family, space(family), vectors, xy, cluster, _cluster_terms(x, cluster, vocab), neighbours)
+    knn = _knn(vectors, max(cfg.umap_neighbors, cfg.neighbours + 1), metric)
+    xy = _umap(vectors, cfg, metric, knn)
+    sample = vectors if fit is None else vectors[fit]
+    kmeans = KMeans(max(1, min(cfg.clusters, len(sample))), n_init=3, random_state=cfg.seed).fit(sample)
+    cluster = kmeans.predict(vectors).astype(np.int16)
+    terms = _cluster_terms(x, cluster if fit is None else cluster[fit], vocab)
+    terms["size"] = np.bincount(cluster, minlength=terms["cluster"].max() + 1)[terms["cluster"].to_numpy()]
+    # stored neighbours: the TF-IDF space's, and the user's own embedding's (both cosine)
+    neighbours = _neighbour_rows(*knn, cfg.neighbours) if metric == "cosine" and knn is not None else None
+    return Projection(family, space(family), vectors, xy, cluster, terms, neighbours)
 
 
 def _knn(vectors: np.ndarray, k: int, metric: str):
@@ -171,15 +175,10 @@ def _neighbour_rows(idx: np.ndarray, dist: np.ndarray, k: int) -> pd.DataFrame:
     return pd.DataFrame({"row": cat(rows), "rank": cat(ranks), "neighbour_row": cat(found), "similarity": cat(sims)})
 
 
-def _pad2(vectors: np.ndarray) -> np.ndarray:
-    return np.pad(vectors[:, :2], ((0, 0), (0, max(0, 2 - vectors.shape[1])))).astype(np.float32)
-
-
-def _umap(vectors: np.ndarray, cfg: Config, metric: str = "cosine", knn=None, keep: bool = False):
-    """The 2-D map of ``vectors``; with ``keep``, the fitted reducer instead (None below 4 rows), to place others."""
+def _umap(vectors: np.ndarray, cfg: Config, metric: str = "cosine", knn=None) -> np.ndarray:
     n = len(vectors)
     if n < 4:  # UMAP needs a few neighbours; a tiny corpus is laid out by its first two components
-        return None if keep else _pad2(vectors)
+        return np.pad(vectors[:, :2], ((0, 0), (0, max(0, 2 - vectors.shape[1])))).astype(np.float32)
     import umap  # slow import (numba), so only when needed
 
     n_neighbors = min(cfg.umap_neighbors, n - 1)
@@ -191,8 +190,6 @@ def _umap(vectors: np.ndarray, cfg: Config, metric: str = "cosine", knn=None, ke
             precomputed_knn=(knn[0][:, :n_neighbors], knn[1][:, :n_neighbors], None)
             if knn is not None and n >= _SMALL else (None, None, None),
         )
-        if keep:
-            return reducer.fit(vectors)
         return reducer.fit_transform(vectors).astype(np.float32)
 
 

@@ -46,7 +46,7 @@ def maps_exact_and_sampled():
 
     frame = load_reviews(real_archive(), sample=4500, seed=0, progress=False).frame
     corpus = tokenize(frame["text"], ngram_max=2)
-    cfg = Config(map_fit_rows=4500)
+    cfg = Config(map_fit_rows=4500, svd_dim=20)  # 20 dimensions from 1,500 reviews: as 100 from 7,500
     exact = project.project(corpus, cfg)[0]
     sampled = project.project(corpus, dataclasses.replace(cfg, map_fit_rows=1500))[0]
     return exact, sampled, project.fit_rows(4500, dataclasses.replace(cfg, map_fit_rows=1500))
@@ -64,25 +64,32 @@ def test_above_map_fit_rows_the_map_is_fit_on_a_seeded_sample():
 
 
 def test_a_map_fit_on_a_sample_keeps_what_the_exact_one_shows(maps_exact_and_sampled):
-    """Every review placed; the SVD and the stored neighbours' search unchanged; the layout nearly as faithful to the
-    embedding's neighbourhoods (trustworthiness) and the clusters nearly as tight (k-means inertia) as exact."""
+    """Fit on a third of the reviews: the SVD captures nearly as much of the TF-IDF matrix, k-means is nearly as
+    tight, the layout nearly as faithful to the exact embedding's neighbourhoods (trustworthiness), and the stored
+    neighbours still come from a search over every review."""
+    from sklearn.cluster import KMeans
     from sklearn.manifold import trustworthiness
 
     exact, sampled, fit = maps_exact_and_sampled
-    assert sampled.xy.shape == (4500, 2) and np.isfinite(sampled.xy).all()
-    np.testing.assert_array_equal(sampled.vectors, exact.vectors)
-    want, _ = _exact(exact.vectors, 10)  # the stored neighbours: still one search over every review
-    got = sampled.neighbours.sort_values(["row", "rank"])["neighbour_row"].to_numpy().reshape(4500, 10)
-    assert np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want)]) > 0.9
-    assert sampled.cluster_terms["size"].sum() == 4500 and len(set(sampled.cluster)) == 12
+    assert sampled.vectors.shape == exact.vectors.shape and sampled.xy.shape == (4500, 2)
+    assert np.isfinite(sampled.xy).all() and np.isfinite(sampled.vectors).all()
+    # TF-IDF rows have unit length: the share of the matrix an SVD keeps is its vectors' squared norm over n
+    kept = {name: float((p.vectors.astype(np.float64) ** 2).sum() / 4500) for name, p in (("exact", exact),
+                                                                                           ("sampled", sampled))}
+    assert kept["sampled"] >= 0.88 * kept["exact"], kept  # 0.92 here; 0.97 on 50,000 fit on 25,000 (bench)
+    whole = KMeans(12, n_init=3, random_state=0).fit(sampled.vectors).labels_  # k-means fit on every review
+    assert _inertia(sampled.vectors, sampled.cluster) <= 1.02 * _inertia(sampled.vectors, whole)
+    assert sampled.cluster_terms["size"].sum() == 4500 and len(sampled.cluster_terms) == 12
+    assert (sampled.cluster_terms["size"].to_numpy() == np.bincount(sampled.cluster, minlength=12)).all()
     unit = exact.vectors / np.linalg.norm(exact.vectors, axis=1, keepdims=True)
     noise = np.random.default_rng(0).normal(size=(4500, 2))  # a layout that ignores the embedding
     trust = {name: trustworthiness(unit, xy, n_neighbors=15)
              for name, xy in (("exact", exact.xy), ("sampled", sampled.xy), ("noise", noise))}
-    assert trust["sampled"] >= trust["exact"] - 0.08 and trust["sampled"] > trust["noise"] + 0.1, trust
-    assert _inertia(exact.vectors, sampled.cluster) <= 1.02 * _inertia(exact.vectors, exact.cluster)
-    # the sample's reviews and the others spread over the map alike, not piled in one spot
-    assert np.ptp(sampled.xy[fit], axis=0).min() > 1 and np.ptp(np.delete(sampled.xy, fit, 0), axis=0).min() > 1
+    assert trust["sampled"] >= trust["exact"] - 0.05 and trust["sampled"] > trust["noise"] + 0.1, trust
+    want, _ = _exact(sampled.vectors, 10)  # the stored neighbours: one search over every review
+    got = sampled.neighbours.sort_values(["row", "rank"])["neighbour_row"].to_numpy().reshape(4500, 10)
+    assert np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want)]) > 0.9
+    assert len(fit) == 1500
 
 
 def _inertia(vectors: np.ndarray, cluster: np.ndarray) -> float:
