@@ -8,7 +8,8 @@ dropped, a few neighbouring words swapped, seeded per copy), so no two texts are
 A copy keeps its review's label, split and rating, and is grouped with the other copies of its movie (folds never
 split a movie). The table goes to build/bench/scale/reviews-N.parquet; each run is `python -m pipeline run` in a child
 process on a fresh store, and its seconds and peak resident memory per stage are read from the store
-(``runs.stage_seconds``, ``runs.stage_peak_mib``). ``--families linear`` runs the linear model only (--no-dense
+(``runs.stage_seconds``, ``runs.stage_peak_mib``), and the store stage's peak from the child's own resource usage
+(the run resets its peak at each stage's start, so what the parent sees is the last stage's). ``--families linear`` runs the linear model only (--no-dense
 --no-cnn); ``all`` the default families.
 
 ``--engines ray`` starts a local Ray cluster of ``--ray-nodes`` nodes on 127.0.0.1 (one CPU each unless
@@ -69,7 +70,8 @@ def _perturb(text: str, rng: np.random.Generator) -> str:
     return " ".join(words)
 
 
-def run(table: Path, size: int, families: str, engine: str, address: str | None) -> dict:
+def run(table: Path, size: int, families: str, engine: str, address: str | None,
+        memory_limit_mib: float | None = None) -> dict:
     folder = OUT / f"run-{size}-{families}-{engine}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -79,14 +81,21 @@ def run(table: Path, size: int, families: str, engine: str, address: str | None)
            "--models-dir", str(folder / "models"), "--no-progress", "--engine", engine]
     cmd += ["--no-dense", "--no-cnn"] if families == "linear" else []
     cmd += ["--ray-address", address] if address else []
+    cmd += ["--memory-limit-mib", str(memory_limit_mib)] if memory_limit_mib else []
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)  # the child's own peak: its last window, the store stage's
+    child.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, cmd)
     import duckdb
 
     with duckdb.connect(str(db), read_only=True) as con:
         stages, peaks = con.execute("SELECT stage_seconds, stage_peak_mib FROM runs").fetchone()
-    return {"wall": wall, "stages": json.loads(stages), "peaks": json.loads(peaks)}
+    peaks = json.loads(peaks)
+    peaks["store"] = usage.ru_maxrss / 1024  # KiB on Linux; the run resets its peak at each stage's start
+    return {"wall": wall, "stages": json.loads(stages), "peaks": peaks}
 
 
 def start_cluster(nodes: int, cpus: int):
@@ -112,6 +121,9 @@ def main() -> None:
     parser.add_argument("--engines", default="local", help="local, ray or local,ray")
     parser.add_argument("--ray-nodes", type=int, default=2)
     parser.add_argument("--ray-cpus", type=int, default=1, help="CPUs each Ray node offers")
+    parser.add_argument("--memory-limit-mib", type=float, default=None,
+                        help="passed to each run: the memory its up-front check may count on (default: what is "
+                             "available)")
     args = parser.parse_args()
 
     results = {}
@@ -121,7 +133,7 @@ def main() -> None:
             cluster = start_cluster(args.ray_nodes, args.ray_cpus) if engine == "ray" else None
             try:
                 results[(size, engine)] = found = run(table, size, args.families, engine,
-                                                      cluster.address if cluster else None)
+                                                      cluster.address if cluster else None, args.memory_limit_mib)
             finally:
                 if cluster is not None:
                     cluster.shutdown()
@@ -131,6 +143,7 @@ def main() -> None:
             print(f"  {'stage':<10} {'s':>8} {'peak GiB':>9}")
             for stage, seconds in found["stages"].items():
                 print(f"  {stage:<10} {seconds:8.1f} {found['peaks'][stage] / 1024:9.2f}")
+            print(f"  {'store':<10} {'':>8} {found['peaks']['store'] / 1024:9.2f}   (and the run's start-up)")
     sizes = sorted({s for s, _ in results})
     if len(sizes) > 1:
         print("\ngrowth of each stage's seconds from the smallest size (linear growth = the size ratio)")
