@@ -121,9 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--svd-dim", type=int, default=d.svd_dim, help="embedding width (truncated SVD of TF-IDF) (default: %(default)s)")
     g.add_argument("--clusters", type=int, default=d.clusters, help="k-means clusters on the embedding (default: %(default)s)")
     g.add_argument("--map-fit-rows", type=int, default=d.map_fit_rows, metavar="N",
-                   help="above N texts, the maps (TF-IDF weights, SVD, UMAP, k-means) are fit on a seeded sample of "
-                        "N and every text is placed by transform, so their time and memory stop growing with the "
-                        "data; at or below N they are exact (default: %(default)s)")
+                   help="above N texts, the map's TF-IDF weights, SVD and k-means are fit on a seeded sample of N "
+                        "and applied to every text (N at least 100), so the SVD's time and memory stop growing with "
+                        "the data; the neighbour search and UMAP's layout still cover every text. At or below N the "
+                        "map is exact. Lower it if the project stage runs out of memory; each text's stored "
+                        "neighbours then change about as much as with another SVD seed (README, Large data) "
+                        "(default: %(default)s)")
     g.add_argument("--issue-method", default=d.issue_method, choices=METHODS,
                    help="cleanlab label-quality score used to rank suspects (default: %(default)s)")
     g.add_argument("--issue-source", default=d.issue_source, choices=SOURCES,
@@ -174,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = run.add_argument_group("scale out")
     g.add_argument("--engine", default=d.engine, choices=ENGINES,
                    help="local: every stage in this process; ray: fold models, SHAP, the n-gram counts of large "
-                        "data and the placing of its maps as Ray tasks, scoring through Ray Data actors, on the "
+                        "data and its map vectors as Ray tasks, scoring through Ray Data actors, on the "
                         "cluster of --ray-address (same results; the map's fit and the store stay here) "
                         "(default: %(default)s)")
     g.add_argument("--ray-address", metavar="ADDRESS",
@@ -183,9 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "Every node needs this project's requirements installed; a cluster of `ray start` needs "
                         "RAY_AUTH_MODE=token (README)")
     g.add_argument("--chunk-rows", type=int, default=d.chunk_rows, metavar="N",
-                   help="texts per task where a stage works in chunks: above N texts the n-grams are counted N at "
-                        "a time (in two passes, so memory follows the n-grams kept) and the maps placed N at a time "
-                        "(default: %(default)s)")
+                   help="texts per chunk (at least 100), with either engine: above N texts the n-grams are counted "
+                        "N at a time, in two passes (about twice the tokenize time; the counting's per-count lists "
+                        "held for one chunk, not the whole corpus); a map fit on a sample (--map-fit-rows) gives N "
+                        "texts their vectors at a time. With --engine ray each chunk is a task (default: "
+                        "%(default)s)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
     sweep = sub.add_parser(

@@ -157,7 +157,7 @@ class Config:
                             ("seq_batch", 1), ("window_stride", 1), ("probe_size", 2), ("shap_top_k", 1),
                             ("svd_dim", 1), ("umap_neighbors", 2), ("umap_epochs", 1), ("clusters", 1),
                             ("neighbours", 1), ("max_tokens", 2), ("map_fit_rows", 100),
-                            ("chunk_rows", 1)):
+                            ("chunk_rows", 100)):
             if getattr(self, name) < least:
                 raise ValueError(f"{name} must be at least {least}; got {getattr(self, name)}")
         if self.sample is not None and self.sample < 2:

@@ -177,6 +177,7 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
                                              if n.embedding is not None}
                                | {t.scored.family: t.embedding for t in theirs if t.embedding is not None},
                                engine=on)
+    data.report.notes.extend(_large_data_notes(len(data.frame), cfg))
     with timer.stage("issues"):
         stated = evidence.stated_labels(data.frame["display_text"], data.frame["rating"].to_numpy(), data.labels,
                                         len(data.classes))
@@ -216,6 +217,19 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
     summary.stage_seconds = timer.seconds
     summary.stage_peak_mib = timer.peak_mib
     return summary
+
+
+def _large_data_notes(n: int, cfg: Config) -> list[str]:
+    """What a run on large data did differently (README, Large data), said with the run."""
+    notes = []
+    if n > cfg.chunk_rows:
+        notes.append(f"n-grams counted in {-(-n // cfg.chunk_rows):,} chunks of up to {cfg.chunk_rows:,} texts, in "
+                     "two passes (--chunk-rows)")
+    if n > cfg.map_fit_rows:
+        notes.append(f"the map's TF-IDF weights, SVD and k-means were fit on a seeded sample of {cfg.map_fit_rows:,} "
+                     f"of the {n:,} texts and applied to every text (--map-fit-rows); the neighbour search and the "
+                     "layout cover every text")
+    return notes
 
 
 def _ranker_name(ranked_on: tuple[str, ...], theirs: list, cfg_source: str) -> str:

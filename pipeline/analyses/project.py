@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
+from sklearn.metrics import pairwise_distances_argmin
 from sklearn.feature_extraction.text import TfidfTransformer
 
 from pipeline.config import Config
@@ -128,7 +129,15 @@ def _map(family: str, vectors: np.ndarray, metric: str, x, vocab, cfg: Config,
     xy = _umap(vectors, cfg, metric, knn)
     sample = vectors if fit is None else vectors[fit]
     kmeans = KMeans(max(1, min(cfg.clusters, len(sample))), n_init=3, random_state=cfg.seed).fit(sample)
-    cluster = kmeans.predict(vectors).astype(np.int16)
+    if fit is None:
+        cluster = kmeans.labels_.astype(np.int16)
+    else:  # the sample keeps its clusters; every other row joins its nearest centre among those the sample joined:
+        # with repeated points a centre can be left empty (or be a twin of another), and a row must not found a
+        # cluster that no sampled row, and so no cluster term, belongs to
+        used = np.unique(kmeans.labels_)
+        cluster = used[pairwise_distances_argmin(vectors, kmeans.cluster_centers_[used].astype(vectors.dtype))]
+        cluster[fit] = kmeans.labels_
+        cluster = cluster.astype(np.int16)
     terms = _cluster_terms(x, cluster if fit is None else cluster[fit], vocab)
     terms["size"] = np.bincount(cluster, minlength=terms["cluster"].max() + 1)[terms["cluster"].to_numpy()]
     # stored neighbours: the TF-IDF space's, and the user's own embedding's (both cosine)

@@ -57,10 +57,12 @@ def tokenize(texts: pd.Series, *, ngram_max: int, min_df: int = 1, engine=None, 
     figure.
 
     With more than ``chunk`` texts (``cfg.chunk_rows``) they are counted a chunk at a time, through ``engine``
-    (Ray tasks with ``--engine ray``; None: in this process): a first pass counts in how many texts each n-gram
-    occurs, a second counts the kept n-grams. Two passes cost about twice the time, but memory follows the kept
-    vocabulary, not every n-gram of the whole corpus held at once (sklearn's counting holds one Python int per
-    count). The
+    (Ray tasks with ``--engine ray``; None: in this process): a first pass finds in how many texts each n-gram
+    occurs (each chunk's n-grams, merged), a second counts the kept n-grams. sklearn's counting holds a Python list
+    entry per count, so one pass over a million reviews holds one for each of their 330 M counts at once; in chunks
+    that list is one chunk's. The first pass holds every chunk's n-grams until they are merged, so on small data
+    chunks cost more memory than one pass (5,000 reviews in chunks of 1,000: 654 MiB against 444), and about twice
+    the time. The
     result is the same matrix as one pass (tests/pipeline/models/test_text.py)."""
     texts = pd.Series(texts).reset_index(drop=True)
     spans = [(start, min(start + chunk, len(texts))) for start in range(0, len(texts), chunk)]

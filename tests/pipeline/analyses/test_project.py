@@ -96,3 +96,25 @@ def _inertia(vectors: np.ndarray, cluster: np.ndarray) -> float:
     """k-means' objective: squared distances of the rows to their cluster's mean."""
     return float(sum(((vectors[cluster == c] - vectors[cluster == c].mean(axis=0)) ** 2).sum()
                      for c in np.unique(cluster)))
+
+
+def test_with_repeated_texts_every_cluster_of_a_sampled_map_has_its_terms_and_every_row_a_cluster():
+    """A row outside the sample must not join a k-means centre that no sampled row joined (its cluster would have
+    no terms, and the sizes would not add up). Found by the attack review: repeated texts, more clusters than
+    distinct texts in the sample."""
+    import pandas as pd
+
+    from pipeline.config import Config
+    from pipeline.models.text import tokenize
+
+    for seed in [152, *range(20)]:  # 152: a corpus where a row outside the sample founded a cluster
+        r = np.random.default_rng(seed)
+        n, m, k = int(r.integers(101, 150)), int(r.integers(3, 15)), int(r.choice([12, 20, 40]))
+        kinds = [" ".join(f"w{j}" for j in r.integers(0, 25, r.integers(2, 8))) for _ in range(m)]
+        texts = [kinds[i] for i in r.integers(0, m, n)]
+        for i in np.flatnonzero(r.random(n) < 0.15):
+            texts[i] = " ".join(f"w{j}" for j in r.integers(0, 25, r.integers(2, 8)))
+        found = project.project(tokenize(pd.Series(texts), ngram_max=2, min_df=3),
+                                Config(map_fit_rows=100, clusters=k))[0]
+        assert set(found.cluster) == set(found.cluster_terms["cluster"]), seed
+        assert found.cluster_terms["size"].sum() == n, seed
