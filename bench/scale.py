@@ -9,8 +9,8 @@ A copy keeps its review's label, split and rating, and is grouped with the other
 split a movie). The table goes to build/bench/scale/reviews-N.parquet; each run is `python -m pipeline run` in a child
 process on a fresh store, and its seconds and peak resident memory per stage are read from the store
 (``runs.stage_seconds``, ``runs.stage_peak_mib``), and the store stage's peak from the child's own resource usage
-(the run resets its peak at each stage's start, so what the parent sees is the last stage's). ``--families linear`` runs the linear model only (--no-dense
---no-cnn); ``all`` the default families.
+(the run resets its peak at each stage's start, so what the parent sees is the last stage's). ``--families
+linear`` runs the linear model only (--no-dense --no-cnn); ``all`` the default families.
 
 ``--engines ray`` starts a local Ray cluster of ``--ray-nodes`` nodes on 127.0.0.1 (one CPU each unless
 --ray-cpus), runs against it and stops it. On one machine that measures Ray's overhead, not a speed-up:
