@@ -43,6 +43,11 @@ _CONNECT_TIMEOUT_S = 5.0
 _SCORE_BATCH = 2048  # texts per Ray Data batch
 
 
+def spans(n: int, size: int) -> list[tuple[int, int]]:
+    """[start, stop) of each chunk of ``size`` rows out of ``n``: the jobs of a stage that works in chunks."""
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
 class ClusterUnreachable(RuntimeError):
     """--engine ray could not join the cluster it was given."""
 

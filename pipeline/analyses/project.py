@@ -52,8 +52,8 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
-from sklearn.metrics import pairwise_distances_argmin
 from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.metrics import pairwise_distances_argmin
 
 from pipeline.config import Config
 from pipeline.names import LINEAR, OWN_FAMILIES, TEXT_SPACE, space
@@ -80,7 +80,7 @@ def project(corpus: Corpus, cfg: Config, networks: dict[str, np.ndarray] | None 
     """One Projection per space, the TF-IDF one first; exact up to ``cfg.map_fit_rows`` reviews, with the TF-IDF
     weights, SVD and k-means fit on a sample of that many above (module doc). ``engine`` (pipeline.engine) gives
     every review its vectors, a chunk per task; None: in this process."""
-    from pipeline.engine import LocalEngine
+    from pipeline.engine import LocalEngine, spans
 
     n = corpus.counts.shape[0]
     doc_freq = np.asarray((corpus.counts > 0).sum(axis=0)).ravel()
@@ -94,9 +94,9 @@ def project(corpus: Corpus, cfg: Config, networks: dict[str, np.ndarray] | None 
     svd = TruncatedSVD(dim, n_iter=4, random_state=cfg.seed)
     vectors = svd.fit_transform(x).astype(np.float32)
     if fit is not None:  # every review's vectors, a chunk at a time: the whole TF-IDF matrix is never held
-        spans = _chunks(n, cfg.chunk_rows)
         vectors = np.concatenate((engine or LocalEngine()).map(
-            _vectors_chunk, (tfidf, svd, columns), (corpus.counts[a:b] for a, b in spans), desc="map: vectors"))
+            _vectors_chunk, (tfidf, svd, columns), (corpus.counts[a:b] for a, b in spans(n, cfg.chunk_rows)),
+            desc="map: vectors"))
     spaces = [(LINEAR, vectors, "cosine"), *((family, v, "cosine" if family in OWN_FAMILIES else "euclidean")
                                              for family, v in (networks or {}).items())]
     return [_map(family, v, metric, x, corpus.vocab[columns], cfg, fit) for family, v, metric in spaces]
@@ -108,10 +108,6 @@ def fit_rows(n: int, cfg: Config) -> np.ndarray | None:
     if n <= cfg.map_fit_rows:
         return None
     return np.sort(np.random.default_rng(cfg.seed).choice(n, cfg.map_fit_rows, replace=False))
-
-
-def _chunks(n: int, size: int) -> list[tuple[int, int]]:
-    return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 def _vectors_chunk(shared, counts) -> np.ndarray:

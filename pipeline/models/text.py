@@ -29,7 +29,7 @@ class Corpus:
     @functools.cached_property
     def unigrams(self) -> np.ndarray:
         """Column indices of the single words (computed once: the vocabulary holds millions of n-grams)."""
-        return np.flatnonzero(np.fromiter((" " not in term for term in self.vocab), dtype=bool, count=len(self.vocab)))
+        return np.flatnonzero(_single_words(self.vocab))
 
     @functools.cached_property
     def vocab_index(self) -> pd.Index:
@@ -62,32 +62,45 @@ def tokenize(texts: pd.Series, *, ngram_max: int, min_df: int = 1, engine=None, 
     entry per count, so one pass over a million reviews holds one for each of their 330 M counts at once; in chunks
     that list is one chunk's. The first pass holds every chunk's n-grams until they are merged, so on small data
     chunks cost more memory than one pass (5,000 reviews in chunks of 1,000: 654 MiB against 444), and about twice
-    the time. The
-    result is the same matrix as one pass (tests/pipeline/models/test_text.py)."""
+    the time. The result is the same matrix as one pass (tests/pipeline/models/test_text.py)."""
+    from pipeline.engine import LocalEngine, spans
+
     texts = pd.Series(texts).reset_index(drop=True)
-    spans = [(start, min(start + chunk, len(texts))) for start in range(0, len(texts), chunk)]
-    if len(spans) <= 1:
+    bounds = spans(len(texts), chunk)
+    if len(bounds) <= 1:
         try:
             counts, vocab = _count(texts, ngram_max, None)
         except ValueError:  # no text holds a single word: an empty vocabulary
-            return Corpus(sp.csr_matrix((len(texts), 0), dtype=np.float32), np.array([], dtype=object), ngram_max)
-        keep = _kept(vocab, np.asarray((counts > 0).sum(axis=0)).ravel(), min_df, len(texts))
+            return _no_words(len(texts), ngram_max)
+        keep = _kept(vocab, _doc_freq(counts), min_df, len(texts))
         return Corpus(counts[:, keep] if len(keep) < len(vocab) else counts, vocab[keep], ngram_max)
-    from pipeline.engine import LocalEngine
-
     engine = engine or LocalEngine()
-    found = engine.map(_doc_freq_chunk, (ngram_max,), [texts[a:b].tolist() for a, b in spans], desc="tokenize: find")
-    found = [f for f in found if len(f[0])]
+    chunks = [texts[a:b].tolist() for a, b in bounds]  # both passes' jobs
+    found = [f for f in engine.map(_doc_freq_chunk, (ngram_max,), chunks, desc="tokenize: find") if len(f[0])]
     if not found:
-        return Corpus(sp.csr_matrix((len(texts), 0), dtype=np.float32), np.array([], dtype=object), ngram_max)
+        return _no_words(len(texts), ngram_max)
     doc_freq = pd.concat([pd.Series(df, index=pd.Index(vocab, dtype=object)) for vocab, df in found])
     doc_freq = doc_freq.groupby(level=0, sort=True).sum()  # sorted, as one CountVectorizer orders its columns
     del found
     vocab = doc_freq.index.to_numpy(dtype=object)
     vocab = vocab[_kept(vocab, doc_freq.to_numpy(), min_df, len(texts))]
-    parts = engine.map(_count_chunk, (ngram_max, vocab), [texts[a:b].tolist() for a, b in spans],
-                       desc="tokenize: count")
+    parts = engine.map(_count_chunk, (ngram_max, vocab), chunks, desc="tokenize: count")
     return Corpus(sp.vstack(parts, format="csr", dtype=np.float32), vocab, ngram_max)
+
+
+def _no_words(n: int, ngram_max: int) -> Corpus:
+    """The corpus of ``n`` texts none of which holds a word: an empty vocabulary."""
+    return Corpus(sp.csr_matrix((n, 0), dtype=np.float32), np.array([], dtype=object), ngram_max)
+
+
+def _single_words(vocab: np.ndarray) -> np.ndarray:
+    """(V,) bool: which terms are single words (an n-gram's words are joined by spaces)."""
+    return np.fromiter((" " not in term for term in vocab), dtype=bool, count=len(vocab))
+
+
+def _doc_freq(counts: sp.csr_matrix) -> np.ndarray:
+    """(V,) how many texts (rows) hold each term."""
+    return np.asarray((counts > 0).sum(axis=0)).ravel().astype(np.int64)
 
 
 def _vectorizer(ngram_max: int, vocabulary) -> CountVectorizer:
@@ -103,8 +116,7 @@ def _count(texts, ngram_max: int, vocabulary) -> tuple[sp.csr_matrix, np.ndarray
 
 def _kept(vocab: np.ndarray, doc_freq: np.ndarray, min_df: int, n: int) -> np.ndarray:
     """Columns kept: every single word, and the longer n-grams in at least min(min_df, n) texts."""
-    single = np.fromiter((" " not in term for term in vocab), dtype=bool, count=len(vocab))
-    return np.flatnonzero(single | (doc_freq >= min(min_df, n)))
+    return np.flatnonzero(_single_words(vocab) | (doc_freq >= min(min_df, n)))
 
 
 def _doc_freq_chunk(shared, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +125,7 @@ def _doc_freq_chunk(shared, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         counts, vocab = _count(texts, shared[0], None)
     except ValueError:
         return np.array([], dtype=object), np.array([], dtype=np.int64)
-    return vocab, np.asarray((counts > 0).sum(axis=0)).ravel().astype(np.int64)
+    return vocab, _doc_freq(counts)
 
 
 def _count_chunk(shared, texts: list[str]) -> sp.csr_matrix:
