@@ -8,6 +8,7 @@ float32 (``CUDA_OPTIONS``).
 ``torch_device(device)``: where the networks train. ``auto`` is ``cuda`` when the installed PyTorch is a CUDA
 build and sees a GPU (requirements.txt pins the CPU build; README says how to install a CUDA one), else ``cpu``;
 ``cuda`` without such a build is an error that says so. Training runs in full float32 there too (no TF32).
+``torch_device_name(device)``: that device in words, for the run's notes (which GPU, or how many CPU threads).
 """
 
 from __future__ import annotations
@@ -62,3 +63,12 @@ def torch_device(device: str = "auto") -> str:
         raise ValueError(f"--device cuda was asked for, but this PyTorch ({torch.__version__}) cannot use a GPU: "
                          "install a CUDA build of PyTorch (README: 'On a GPU'), or use --device auto or cpu")
     return "cpu"
+
+
+def torch_device_name(device: str = "auto") -> str:
+    """Where ``torch_device(device)`` trains, in words: 'CUDA (NVIDIA H200)' or 'the CPU (2 threads)'."""
+    import torch
+
+    if torch_device(device) == "cuda":
+        return f"CUDA ({torch.cuda.get_device_name()})"
+    return f"the CPU ({torch.get_num_threads()} threads)"

@@ -1,5 +1,7 @@
 """The whole pipeline on a seeded sample of the real archive, read back from the store."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,9 @@ def test_summary_matches_the_store(sample_run, store_ro):
                                [sample_run.run_id]).fetchone()[0]
     assert flagged == sample_run.n_flagged
     assert sample_run.parity_max_abs <= 1e-4
+    notes = json.loads(store_ro.execute("SELECT load_notes FROM runs WHERE run_id = ?",
+                                        [sample_run.run_id]).fetchone()[0])
+    assert any(n.startswith("the networks trained with PyTorch on ") for n in notes)  # the GPU, or the CPU's threads
 
 
 def test_out_of_fold_predictions_come_from_the_model_that_held_the_review_out(sample_run, store_ro):

@@ -25,3 +25,13 @@ def test_the_networks_train_where_pytorch_can():
             torch_device("cuda")
     with pytest.raises(ValueError, match="device must be one of"):
         torch_device("tpu")
+
+
+def test_the_run_can_say_where_the_networks_trained():
+    import torch
+
+    assert devices.torch_device_name("cpu") == f"the CPU ({torch.get_num_threads()} threads)"
+    if torch.cuda.is_available():
+        assert devices.torch_device_name("auto") == f"CUDA ({torch.cuda.get_device_name()})"
+    else:
+        assert devices.torch_device_name("auto").startswith("the CPU")
