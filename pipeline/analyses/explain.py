@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import shap
 
+from pipeline.engine import BLOCK_ROWS, spans
 from pipeline.models.linear import LinearTextModel
 from pipeline.models.text import Corpus
 
@@ -82,9 +83,13 @@ def _explain_fold(shared, job) -> tuple[list[pd.DataFrame], list[dict]]:
 
 
 def _background_mean(model: LinearTextModel, corpus: Corpus) -> np.ndarray:
-    """The mean feature vector of the model's training rows (shap.LinearExplainer's interventional background)."""
-    background = model.features(corpus, model.train_rows)
-    return np.asarray(shap.LinearExplainer(model.clf, background).mean).ravel()
+    """The mean feature vector of the model's training rows: what shap.LinearExplainer takes as its interventional
+    background from the rows themselves, summed here a block of rows at a time (``engine.BLOCK_ROWS``) rather than
+    built for every training row at once."""
+    rows = model.train_rows
+    total = sum(np.asarray(model.features(corpus, rows[start:stop]).sum(axis=0)).ravel()
+                for start, stop in spans(len(rows), BLOCK_ROWS))
+    return total / len(rows)
 
 
 def _explain(model, corpus, rows, coef, mean, top_k) -> pd.DataFrame:

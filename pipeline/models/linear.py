@@ -32,6 +32,7 @@ from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 
 from pipeline.data.dataset import Dataset
+from pipeline.engine import in_blocks
 from pipeline.models import outputs, score
 from pipeline.models.text import Corpus
 from pipeline.names import CONVENTIONAL, LINEAR, OOF, model_id
@@ -65,11 +66,14 @@ class LinearTextModel:
     def features(self, corpus: Corpus, rows: np.ndarray | None = None) -> sp.csr_matrix:
         """(n, V_model) scaled TF-IDF features, the logistic regression's input."""
         counts = corpus.counts if rows is None else corpus.counts[rows]
-        return self.tfidf.transform(counts[:, self.columns]).multiply(self.scale).tocsr()
+        return _scaled(self.tfidf.transform(counts[:, self.columns]), self.scale)
 
     def predict_scores(self, corpus: Corpus, rows: np.ndarray | None = None) -> np.ndarray:
-        """(n, K') native logits: the log-odds of class 1 (two classes) or the K softmax inputs."""
-        return np.asarray(self.clf.decision_function(self.features(corpus, rows))).reshape(-1, self.bias.size)
+        """(n, K') native logits: the log-odds of class 1 (two classes) or the K softmax inputs; the features of a
+        block of rows at a time (``engine.in_blocks``)."""
+        rows = np.arange(corpus.counts.shape[0]) if rows is None else np.asarray(rows)
+        return in_blocks(lambda block: np.asarray(self.clf.decision_function(self.features(corpus, block)))
+                         .reshape(-1, self.bias.size), rows)
 
     def predict_logit(self, corpus: Corpus, rows: np.ndarray | None = None) -> np.ndarray:
         """(n,) log-odds of class 1; two classes only."""
@@ -116,6 +120,7 @@ def _fit(corpus, y, rows, model_id, n_classes, min_df, max_features, nb_alpha, C
     counts = counts[:, columns]
     tfidf = TfidfTransformer(sublinear_tf=True).fit(counts)
     x = tfidf.transform(counts)
+    del counts  # liblinear makes its own copy of x: hold no third
     if n_classes == 2:
         pos = np.asarray(x[y == 1].sum(axis=0)).ravel() + nb_alpha
         neg = np.asarray(x[y == 0].sum(axis=0)).ravel() + nb_alpha
@@ -124,8 +129,16 @@ def _fit(corpus, y, rows, model_id, n_classes, min_df, max_features, nb_alpha, C
     else:
         scale = np.ones(len(columns))
         clf = LogisticRegression(C=C_multiclass, tol=MULTICLASS_TOL, max_iter=1000)
-    clf.fit(x.multiply(scale).tocsr(), y)
+    clf.fit(_scaled(x, scale), y)
     return LinearTextModel(model_id, columns, corpus.vocab[columns], tfidf, scale, clf, rows, n_classes)
+
+
+def _scaled(x: sp.csr_matrix, scale: np.ndarray) -> sp.csr_matrix:
+    """``x`` with each column multiplied by ``scale``, in float64 as ``x.multiply(scale)`` gives it, without the
+    intermediate copies that takes."""
+    x = sp.csr_matrix(x, dtype=np.float64)  # float32 TF-IDF: one float64 copy; float64: none
+    x.data *= scale[x.indices]
+    return x
 
 
 def fit_options(cfg) -> dict:

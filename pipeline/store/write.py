@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -64,30 +65,35 @@ def write_run(record: RunRecord) -> None:
     files.publish(record.db, lambda con: _write(con, record.run_id, tables, run_row))
 
 
-def _tables(r: RunRecord) -> dict[str, pd.DataFrame | pa.Table]:
+def _tables(r: RunRecord) -> dict[str, Callable[[], pd.DataFrame | pa.Table]]:
+    """Each table's rows, built only when ``_write`` inserts it (one table's copy of the data at a time)."""
     data, ids = r.data, r.data.frame["sample_id"].to_numpy()
-    models = pd.concat([s.models for s in r.scored], ignore_index=True)
     networks = r.networks
     return {
-        "classes": pd.DataFrame({"class": np.arange(data.n_classes, dtype=np.int16), "name": list(data.classes),
-                                 "n": data.class_counts().astype(np.int32)}),
-        "samples": data.frame.drop(columns="group").assign(group_id=data.frame["group"], fold=r.folds),
+        "classes": lambda: pd.DataFrame({"class": np.arange(data.n_classes, dtype=np.int16),
+                                         "name": list(data.classes), "n": data.class_counts().astype(np.int32)}),
+        "samples": lambda: data.frame.drop(columns="group").assign(group_id=data.frame["group"], fold=r.folds),
         **_metadata(data),
-        "models": models.assign(onnx_path=[None if pd.isna(p) else _relative(p, r.db) for p in models["onnx_path"]]),
-        "predictions": _predictions(pd.concat([s.predictions for s in r.scored], ignore_index=True)),
-        "embeddings": pa.concat_tables([_embedding_table(ids, m) for m in r.maps]),
-        "clusters": pd.concat([m.cluster_terms.assign(space=m.space) for m in r.maps]),
-        "neighbours": _concat([_neighbour_table(ids, m) for m in r.maps]),
-        "shap_base": r.shap_base,
-        "shap_tokens": r.shap_tokens.assign(sample_id=ids[r.shap_tokens["row"]]).drop(columns="row"),
-        "label_issues": _label_issues(r.issues.assign(sample_id=ids, method=r.issue_method), r.ranked_on),
-        "training_batches": _concat([n.batches for n in networks]),
-        "training_epochs": _concat([n.epochs for n in networks]),
-        "layer_stats": _concat([n.layer_stats for n in networks]),
-        "layer_histograms": _concat([n.layer_histograms for n in networks]),
-        "information_plane": _concat([n.information_plane for n in networks]),
-        "truncation": _concat([n.truncation for n in networks]),
+        "models": lambda: _models(r),
+        "predictions": lambda: _predictions(pd.concat([s.predictions for s in r.scored], ignore_index=True)),
+        "embeddings": lambda: pa.concat_tables([_embedding_table(ids, m) for m in r.maps]),
+        "clusters": lambda: pd.concat([m.cluster_terms.assign(space=m.space) for m in r.maps]),
+        "neighbours": lambda: _concat([_neighbour_table(ids, m) for m in r.maps]),
+        "shap_base": lambda: r.shap_base,
+        "shap_tokens": lambda: r.shap_tokens.assign(sample_id=ids[r.shap_tokens["row"]]).drop(columns="row"),
+        "label_issues": lambda: _label_issues(r.issues.assign(sample_id=ids, method=r.issue_method), r.ranked_on),
+        "training_batches": lambda: _concat([n.batches for n in networks]),
+        "training_epochs": lambda: _concat([n.epochs for n in networks]),
+        "layer_stats": lambda: _concat([n.layer_stats for n in networks]),
+        "layer_histograms": lambda: _concat([n.layer_histograms for n in networks]),
+        "information_plane": lambda: _concat([n.information_plane for n in networks]),
+        "truncation": lambda: _concat([n.truncation for n in networks]),
     }
+
+
+def _models(r: RunRecord) -> pd.DataFrame:
+    models = pd.concat([s.models for s in r.scored], ignore_index=True)
+    return models.assign(onnx_path=[None if pd.isna(p) else _relative(p, r.db) for p in models["onnx_path"]])
 
 
 def _label_issues(frame: pd.DataFrame, ranked_on: tuple[str, ...]) -> pa.Table:
@@ -101,17 +107,19 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def _metadata(data: Dataset) -> dict[str, pd.DataFrame]:
+def _metadata(data: Dataset) -> dict[str, Callable[[], pd.DataFrame]]:
     if data.metadata is None or not data.meta_columns:
         return {}
     columns = pd.DataFrame([{"name": c.name, "position": i, "kind": c.kind, "n_distinct": c.n_distinct,
                              "lo": c.lo, "hi": c.hi} for i, c in enumerate(data.meta_columns)])
     ids = data.frame["sample_id"].to_numpy()
-    long = [pd.DataFrame({"name": c.name, "sample_id": ids, "value": as_text(data.metadata[c.name]).to_numpy(),
-                          "number": pd.to_numeric(data.metadata[c.name], errors="coerce").to_numpy(dtype=float)
-                          if c.kind == "number" else np.nan})
-            for c in data.meta_columns]
-    return {"meta_columns": columns, "sample_meta": pd.concat(long, ignore_index=True)}
+
+    def long() -> pd.DataFrame:  # one row per text and column
+        return pd.concat([pd.DataFrame({
+            "name": c.name, "sample_id": ids, "value": as_text(data.metadata[c.name]).to_numpy(),
+            "number": pd.to_numeric(data.metadata[c.name], errors="coerce").to_numpy(dtype=float)
+            if c.kind == "number" else np.nan}) for c in data.meta_columns], ignore_index=True)
+    return {"meta_columns": lambda: columns, "sample_meta": long}
 
 
 def _predictions(frame: pd.DataFrame) -> pa.Table:
@@ -143,12 +151,14 @@ def _neighbour_table(ids: np.ndarray, projection: Projection) -> pd.DataFrame:
 
 
 def _write(con, run_id: str, tables: dict, run_row: pd.DataFrame) -> None:
-    for name, table in tables.items():  # names come from the dict above, never from input
+    for name, build in tables.items():  # names come from the dict above, never from input
+        table = build()
         if len(table) == 0:
             continue
         con.register("_incoming", table)
         con.execute(f"INSERT INTO {name} BY NAME SELECT ? AS run_id, * FROM _incoming", [run_id])
         con.unregister("_incoming")
+        del table  # before the next table is built
     con.register("_incoming", run_row)
     con.execute("INSERT INTO runs BY NAME SELECT * FROM _incoming")
     con.unregister("_incoming")

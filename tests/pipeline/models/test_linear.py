@@ -36,3 +36,34 @@ def test_more_than_two_classes_is_a_multinomial_model():
     assert probs.shape == (90, 3) and np.allclose(probs.sum(axis=1), 1)
     assert (probs.argmax(axis=1) == labels).all()
     assert model.weights.shape == (len(model.vocab), 3) and (model.scale == 1).all()  # no NB ratio
+
+
+def test_predictions_and_scores_by_blocks_of_rows_equal_the_whole(tmp_path, monkeypatch):
+    """Large runs predict, score and average a block of rows at a time (engine.BLOCK_ROWS): the same numbers."""
+    from pipeline import engine
+    from pipeline.analyses import explain
+    from pipeline.data.imdb import load_reviews
+    from pipeline.models import export
+    from tests.conftest import real_archive
+
+    frame = load_reviews(real_archive(), sample=600, seed=4, progress=False).frame
+    corpus = tokenize(frame["display_text"], ngram_max=2)
+    labels, rows = frame["label"].to_numpy(), np.arange(1, 600, 2)
+    model = linear.fit(corpus, labels, np.arange(0, 600, 2), model_id="m", min_df=2)
+    path = export.export_onnx(model, tmp_path / "m.onnx", classes=("negative", "positive"),
+                              tokenizer_spec=corpus.tokenizer_spec())
+    whole = (model.predict_scores(corpus, rows), explain._background_mean(model, corpus),
+             engine.LocalEngine().score_texts([(path, rows)], None, device="cpu", corpus=corpus)[0][0])
+    monkeypatch.setattr(engine, "BLOCK_ROWS", 7)
+    monkeypatch.setattr(explain, "BLOCK_ROWS", 7)
+    seen = []
+    monkeypatch.setattr(linear, "in_blocks", lambda fn, rows: engine.in_blocks(lambda b: seen.append(len(b)) or fn(b),
+                                                                                rows, 7))
+    blocked = (model.predict_scores(corpus, rows), explain._background_mean(model, corpus),
+               engine.LocalEngine().score_texts([(path, rows)], None, device="cpu", corpus=corpus)[0][0])
+    assert seen and max(seen) == 7 and sum(seen) == len(rows)  # really in blocks
+    assert np.array_equal(whole[0], blocked[0])
+    assert np.allclose(whole[1], blocked[1], rtol=1e-12, atol=1e-15)
+    assert np.abs(whole[2] - blocked[2]).max() <= 1e-6  # ONNX batches are made of other rows: float32 sums round
+    assert np.array_equal(engine.in_blocks(lambda b: b * 2, np.arange(20), 3), np.arange(20) * 2)
+    assert engine.in_blocks(lambda b: b, np.arange(0), 3).shape == (0,)
