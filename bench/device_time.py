@@ -1,18 +1,19 @@
-"""The same pipeline run once per ``--device`` on one machine: seconds and peak memory per stage, and how far apart
+"""The same pipeline run once per `--device` on one machine: seconds and peak memory per stage, and how far apart
 the runs' results are.
 
     python3 bench/device_time.py                                 # --device auto, then cpu; all 50,000 reviews
-    python3 bench/device_time.py --sample 2000 --devices auto    # a quick check that a GPU is used
+    python3 bench/device_time.py --sample 2000 --devices cuda    # a quick check that the GPU can be used
 
-Each run is ``python -m pipeline run --device D`` in a child process on a fresh store under
+Each run is `python -m pipeline run --device D` in a child process on a fresh store under
 build/bench/device-D/. Printed per run: where the networks trained and the ONNX sessions ran
 (as the run itself says), wall time, accuracies, the largest ONNX-vs-PyTorch gap, and per stage
 the seconds and peak resident memory (the store stage's from the child's own resource usage).
 Then, against the first device's run: per family the largest gap in any probability, the share of
 reviews whose predicted class agrees, and how much the flagged reviews and the top 100 suspects
-overlap. Networks trained on a GPU follow other float32 rounding than on a CPU, so their
-probabilities are not expected to match the CPU's to 1e-6; the linear models do not use the device.
-``--json`` writes every figure to one file.
+overlap. Networks trained on a GPU draw their dropout masks from CUDA's random generator and round
+float32 otherwise, so their probabilities are not expected to match the CPU's; the linear models do
+not use the device. Each device runs once: on a busy machine, seconds vary by 15-45% from run to
+run. --json writes every figure to one file.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ import time
 from pathlib import Path
 
 import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipeline.models.devices import DEVICES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = os.environ.get("IMDB_DATA", str(ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"))
@@ -63,6 +67,12 @@ def run(data: str, device: str, sample: int | None) -> dict:
             "oof_accuracy": oof, "test_accuracy_by_model": test}
 
 
+def trained_on(r: dict) -> str:
+    """Where the run's networks trained, as its note says: 'CUDA (NVIDIA H200)', 'the CPU (16 threads)'."""
+    said = [n.split("PyTorch on ", 1)[1].removesuffix(" (--device)") for n in r["notes"] if "PyTorch on " in n]
+    return said[0] if said else "no network"
+
+
 def compare(first: dict, other: dict) -> dict:
     """How far ``other``'s results are from ``first``'s: the same reviews, folds and seed on another device."""
     con = duckdb.connect(first["db"], read_only=True)
@@ -89,9 +99,7 @@ def compare(first: dict, other: dict) -> dict:
 def show(r: dict) -> None:
     print(f"\n--device {r['device']}: {r['n']:,} reviews, {r['wall_s']:.1f} s wall, "
           f"peak {max(r['peak_mib'].values()):,.0f} MiB ({os.cpu_count()} cores)")
-    for note in r["notes"]:
-        if "PyTorch" in note:
-            print(f"  {note}")
+    print(f"  the networks trained on {trained_on(r)}")
     for p in r["providers"]:
         print(f"  ONNX Runtime {p['provider']}: {p['models']} models, largest gap to PyTorch/sklearn "
               f"{p['parity_max_abs']:.1e}")
@@ -107,17 +115,25 @@ def show(r: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=DEFAULT_DATA, help="the IMDB archive (default: $IMDB_DATA or ../shared)")
-    parser.add_argument("--devices", default="auto,cpu", help="comma-separated --device values, first is the "
-                                                               "reference (default: auto,cpu)")
+    parser.add_argument("--devices", default="auto,cpu", help=f"comma-separated --device values ({', '.join(DEVICES)}),"
+                                                               " each once; the first is the reference (default: "
+                                                               "auto,cpu)")
     parser.add_argument("--sample", type=int, default=None, help="reviews to keep (default: all)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
     args = parser.parse_args()
+    devices = [d.strip() for d in args.devices.split(",")]
+    if any(d not in DEVICES for d in devices) or len(set(devices)) < len(devices):
+        parser.error(f"--devices takes {', '.join(DEVICES)}, each at most once; got {args.devices!r}")
 
     runs, comparisons = [], []
-    for device in args.devices.split(","):
+    for device in devices:
         runs.append(run(args.data, device, args.sample))
         show(runs[-1])
     if len(runs) > 1:
+        if len({trained_on(r) for r in runs}) < len(runs):
+            print("\nnote: two of these runs trained their networks on the same device (" +
+                  ", ".join(f"--device {r['device']}: {trained_on(r)}" for r in runs) +
+                  "); their differences are run-to-run noise, not the device")
         print(f"\n  {'stage':<10} " + " ".join(f"{r['device']:>9}" for r in runs) + "   (seconds)")
         for stage in runs[0]["stage_s"]:
             print(f"  {stage:<10} " + " ".join(f"{r['stage_s'].get(stage, float('nan')):9.1f}" for r in runs))
@@ -126,7 +142,8 @@ def main() -> None:
         c = compare(runs[0], other)
         comparisons.append(c)
         print(f"\n--device {c['device']} against --device {c['against']}:")
-        print(f"  {'family':<8} {'protocol':<13} {'reviews':>8} {'max |gap|':>10} {'same class':>11}")
+        print(f"  {'family':<8} {'protocol':<13} {'reviews':>8} {'max |Δp|':>10} {'same class':>11}"
+              "   (Δp: the largest gap in any class probability)")
         for f in c["families"]:
             print(f"  {f['family']:<8} {f['protocol']:<13} {f['n']:8,d} {f['max_abs_gap']:10.1e} "
                   f"{f['same_class']:11.2%}")

@@ -51,9 +51,10 @@ def spans(n: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def in_blocks(fn, rows: np.ndarray, size: int = BLOCK_ROWS) -> np.ndarray:
-    """``fn(rows)``, computed ``size`` rows at a time and stacked (row-wise work only: the result does not depend on
-    ``size``); up to ``size`` rows, one call."""
+def in_blocks(fn, rows: np.ndarray, size: int | None = None) -> np.ndarray:
+    """``fn(rows)``, computed ``size`` (default ``BLOCK_ROWS``) rows at a time and stacked (row-wise work only: the
+    result does not depend on ``size``); up to ``size`` rows, one call."""
+    size = BLOCK_ROWS if size is None else size
     rows = np.asarray(rows)
     if len(rows) <= size:
         return fn(rows)

@@ -178,9 +178,9 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
                                | {t.scored.family: t.embedding for t in theirs if t.embedding is not None},
                                engine=on)
     data.report.notes.extend(_large_data_notes(len(data.frame), cfg))
-    if networks:
-        data.report.notes.append(f"the networks trained with PyTorch on {devices.torch_device_name(cfg.device)} "
-                                 "(--device)")
+    if networks:  # as each training job said: with --engine ray, where the workers ran
+        where = sorted(set().union(*(n.trained_on for n in networks)))
+        data.report.notes.append(f"the networks trained with PyTorch on {' and '.join(where)} (--device)")
     with timer.stage("issues"):
         stated = evidence.stated_labels(data.frame["display_text"], data.frame["rating"].to_numpy(), data.labels,
                                         len(data.classes))

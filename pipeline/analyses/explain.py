@@ -83,13 +83,18 @@ def _explain_fold(shared, job) -> tuple[list[pd.DataFrame], list[dict]]:
 
 
 def _background_mean(model: LinearTextModel, corpus: Corpus) -> np.ndarray:
-    """The mean feature vector of the model's training rows: what shap.LinearExplainer takes as its interventional
-    background from the rows themselves, summed here a block of rows at a time (``engine.BLOCK_ROWS``) rather than
-    built for every training row at once."""
-    rows = model.train_rows
-    total = sum(np.asarray(model.features(corpus, rows[start:stop]).sum(axis=0)).ravel()
+    """The mean feature vector of every training row of the model: the interventional background. Summed a block of
+    rows at a time (``engine.BLOCK_ROWS``), in float64. (Given the rows themselves, shap.LinearExplainer would average
+    a random 100 of them: its Independent masker's ``max_samples``.)"""
+    rows, width = model.train_rows, len(model.columns)
+    total = sum(_column_sums(model.features(corpus, rows[start:stop]), width)
                 for start, stop in spans(len(rows), BLOCK_ROWS))
     return total / len(rows)
+
+
+def _column_sums(x, width: int) -> np.ndarray:
+    """Each column's sum, added up in float64 (scipy's sum of float32 features adds in float32)."""
+    return np.bincount(x.indices, weights=x.data.astype(np.float64), minlength=width)
 
 
 def _explain(model, corpus, rows, coef, mean, top_k) -> pd.DataFrame:

@@ -51,13 +51,14 @@ def examples(items) -> str:
     """Up to ``_MAX_EXAMPLES`` items for a message, ', ...' marking that there are more: 'a, b, c, d, e, ...'. Control
     characters in an item (an id from the data may hold ANSI escapes or NUL) are written as escapes, not sent to a
     terminal; each item is cut at 200 characters."""
-    shown = [_printable(str(v)) for v in list(items)[:_MAX_EXAMPLES + 1]]
+    shown = [printable(str(v)) for v in list(items)[:_MAX_EXAMPLES + 1]]
     return ", ".join(shown[:_MAX_EXAMPLES]) + (", ..." if len(shown) > _MAX_EXAMPLES else "")
 
 
-def _printable(text: str) -> str:
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` for a terminal: control characters written as escapes, cut at ``limit`` characters."""
     text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-    return text if len(text) <= 200 else text[:200] + "..."
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class LoadError(Exception):

@@ -36,7 +36,7 @@ from pipeline.analyses import telemetry, truncation
 from pipeline.config import Config
 from pipeline.data.dataset import Dataset
 from pipeline.models import export, outputs, score, sequences
-from pipeline.models.devices import torch_device
+from pipeline.models.devices import torch_device, torch_device_name
 from pipeline.models.linear import conventional_rows
 from pipeline.models.networks import (BiLSTMNet, ConvNet, DenseNet, multi_hot, multi_hot_vocabulary, objective,
                                       probabilities)
@@ -301,6 +301,7 @@ class NetworkRun:
     layer_histograms: pd.DataFrame
     information_plane: pd.DataFrame
     truncation: pd.DataFrame  # sequence networks: one row per review, by its fold model; else empty
+    trained_on: tuple[str, ...] = ()  # where its models trained (devices.torch_device_name), as each job said
 
 
 def run_family(family: str, data: NetworkData, dataset: Dataset, folds: np.ndarray, cfg: Config,
@@ -357,7 +358,8 @@ def run_family(family: str, data: NetworkData, dataset: Dataset, folds: np.ndarr
     tables = {key: pd.concat(p, ignore_index=True) if p else pd.DataFrame() for key, p in parts.items()}
     if len(tables["truncation"]):
         tables["truncation"]["harm_rank"] = truncation.rank(tables["truncation"])
-    return NetworkRun(score.Scored.of(family, model_rows, preds, oof), embedding, **tables)
+    return NetworkRun(score.Scored.of(family, model_rows, preds, oof), embedding, **tables,
+                      trained_on=tuple(sorted({got.trained_on for got in done})))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -392,6 +394,7 @@ class _ModelDone:
     epochs: pd.DataFrame
     telemetry: dict  # the reference model's layer_stats, layer_histograms, information_plane
     truncation: pd.DataFrame | None  # sequence networks' fold models: one row per held-out review
+    trained_on: str  # devices.torch_device_name where the job ran (a Ray worker's own GPU or CPU)
 
 
 def _fit_export_score(shared: _FamilyJob, job) -> _ModelDone:
@@ -423,4 +426,4 @@ def _fit_export_score(shared: _FamilyJob, job) -> _ModelDone:
     telemetry = ({"layer_stats": net.layer_stats, "layer_histograms": net.layer_histograms,
                   "information_plane": net.info_plane} if is_reference else {})
     return _ModelDone(onnx_bytes, rows, probs, seen, emb if is_reference else None, len(net.vocab), parity,
-                      session.provider, net.batches, net.epochs, telemetry, found)
+                      session.provider, net.batches, net.epochs, telemetry, found, torch_device_name(cfg.device))

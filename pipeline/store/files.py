@@ -91,12 +91,12 @@ def _attach(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 
 def list_runs(path: Path) -> pd.DataFrame:
-    """Every complete run in the store, newest first."""
+    """Every complete run in the store, newest first (``load_notes``: the run's notes, as JSON text)."""
     con = open_readonly(path)
     try:
         return con.execute(
-            "SELECT run_id, completed_at, n_samples, n_classes, test_accuracy, oof_accuracy, n_flagged, seconds, source "
-            "FROM runs ORDER BY completed_at DESC"
+            "SELECT run_id, completed_at, n_samples, n_classes, test_accuracy, oof_accuracy, n_flagged, seconds, "
+            "source, load_notes FROM runs ORDER BY completed_at DESC"
         ).df()
     finally:
         con.close()

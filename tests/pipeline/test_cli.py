@@ -93,6 +93,21 @@ def test_run_then_runs_end_to_end(tmp_path):
     assert "time per stage: load" in out.stdout and f"store: {db}" in out.stdout
     listed = _cli("runs", "--db", str(db))
     assert listed.returncode == 0 and "1 run(s)" in listed.stdout and "300 texts" in listed.stdout
+    assert "note: the networks trained with PyTorch on the CPU" in listed.stdout  # each run's notes under it
+
+    import duckdb  # a store someone else wrote: its notes and source reach a terminal escaped, never as escapes
+
+    con = duckdb.connect(str(db))
+    con.execute("""UPDATE runs SET source = 'evil' || chr(27) || '[2J', load_notes = '["x' || '\\u001b' || ']0;t"]'""")
+    con.close()
+    listed = _cli("runs", "--db", str(db))
+    assert listed.returncode == 0 and "\x1b" not in listed.stdout
+    assert "evil\\x1b[2J" in listed.stdout and "note: x\\x1b]0;t" in listed.stdout
+    con = duckdb.connect(str(db))
+    con.execute("""UPDATE runs SET load_notes = '{"not": "a list"}'""")
+    con.close()
+    listed = _cli("runs", "--db", str(db))
+    assert listed.returncode == 0 and "note:" not in listed.stdout
 
 
 def test_run_on_a_text_folder_end_to_end(tmp_path):

@@ -86,6 +86,7 @@ def test_a_ray_run_gives_the_local_run_s_results(cluster, local_cfg, tmp_path):
     assert not (cfg.models_dir / summary.run_id / "shards").exists()  # the Parquet shards were scratch
     assert any("4 chunks of up to 500 texts" in n for n in summary.notes)  # said with the run
     assert any("seeded sample of 1,000 of the 2,000 texts" in n for n in summary.notes)
+    assert any(n.startswith("the networks trained with PyTorch on the CPU (") for n in summary.notes)  # the workers'
 
 
 def test_a_worker_killed_mid_run_is_retried_and_the_results_stand(cluster, local_cfg, tmp_path):

@@ -44,6 +44,7 @@ def test_predictions_and_scores_by_blocks_of_rows_equal_the_whole(tmp_path, monk
     from pipeline.analyses import explain
     from pipeline.data.imdb import load_reviews
     from pipeline.models import export
+    from pipeline.models.score import OnnxTextModel
     from tests.conftest import real_archive
 
     frame = load_reviews(real_archive(), sample=600, seed=4, progress=False).frame
@@ -52,18 +53,39 @@ def test_predictions_and_scores_by_blocks_of_rows_equal_the_whole(tmp_path, monk
     model = linear.fit(corpus, labels, np.arange(0, 600, 2), model_id="m", min_df=2)
     path = export.export_onnx(model, tmp_path / "m.onnx", classes=("negative", "positive"),
                               tokenizer_spec=corpus.tokenizer_spec())
-    whole = (model.predict_scores(corpus, rows), explain._background_mean(model, corpus),
-             engine.LocalEngine().score_texts([(path, rows)], None, device="cpu", corpus=corpus)[0][0])
+
+    def every_way():
+        return (model.predict_scores(corpus, rows), explain._background_mean(model, corpus),
+                engine.LocalEngine().score_texts([(path, rows)], None, device="cpu", corpus=corpus)[0][0])
+
+    whole = every_way()
+    scored, predicted = [], []
+    original_score, original_features = OnnxTextModel.score_counts, linear.LinearTextModel.features
+    monkeypatch.setattr(OnnxTextModel, "score_counts", lambda self, c: scored.append(c.shape[0]) or
+                        original_score(self, c))
+    monkeypatch.setattr(linear.LinearTextModel, "features", lambda self, c, r=None: predicted.append(len(r)) or
+                        original_features(self, c, r))
     monkeypatch.setattr(engine, "BLOCK_ROWS", 7)
     monkeypatch.setattr(explain, "BLOCK_ROWS", 7)
-    seen = []
-    monkeypatch.setattr(linear, "in_blocks", lambda fn, rows: engine.in_blocks(lambda b: seen.append(len(b)) or fn(b),
-                                                                                rows, 7))
-    blocked = (model.predict_scores(corpus, rows), explain._background_mean(model, corpus),
-               engine.LocalEngine().score_texts([(path, rows)], None, device="cpu", corpus=corpus)[0][0])
-    assert seen and max(seen) == 7 and sum(seen) == len(rows)  # really in blocks
+    blocked = every_way()
+    assert max(scored) == 7 and sum(scored) == len(rows)  # really in blocks: ONNX scoring
+    assert max(predicted) == 7 and sum(predicted) == 2 * len(rows)  # predictions, and the mean over the train rows
     assert np.array_equal(whole[0], blocked[0])
     assert np.allclose(whole[1], blocked[1], rtol=1e-12, atol=1e-15)
     assert np.abs(whole[2] - blocked[2]).max() <= 1e-6  # ONNX batches are made of other rows: float32 sums round
+    every_row = original_features(model, corpus, model.train_rows).toarray().astype(np.float64).mean(axis=0)
+    assert np.allclose(whole[1], every_row, rtol=1e-6, atol=1e-9)  # SHAP's background: every training row's mean
     assert np.array_equal(engine.in_blocks(lambda b: b * 2, np.arange(20), 3), np.arange(20) * 2)
     assert engine.in_blocks(lambda b: b, np.arange(0), 3).shape == (0,)
+
+
+def test_scaled_features_are_multiply_s_bit_for_bit():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    for x_type, scale_type in [(np.float32, np.float32), (np.float32, np.float64), (np.float64, np.float64)]:
+        x = sp.random(50, 40, density=0.2, format="csr", random_state=1, dtype=x_type)
+        scale = rng.normal(size=40).astype(scale_type)
+        expected = x.multiply(scale).tocsr()
+        got = linear._scaled(x.copy(), scale)
+        assert got.dtype == expected.dtype and np.array_equal(got.toarray(), expected.toarray())
