@@ -210,6 +210,8 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
     cautions = own.ranking_warnings(theirs, cfg.issue_source)
     summary.warnings += cautions
     data.report.notes.extend(f"warning: {c}" for c in cautions)  # stored with the run (runs.load_notes)
+    del corpus, inputs, models  # the counts are not stored: give their memory back before the tables are built
+    release_memory()
     with timer.stage("store"):
         write_run(RunRecord(
             run_id, started, dataclasses.asdict(cfg), Path(cfg.db), data, folds, scored + [t.scored for t in theirs],

@@ -1,10 +1,12 @@
 """Write one complete run into the store: the stages' results as the schema's tables.
 
 ``write_run(record)`` turns a ``RunRecord`` (what every stage returned) into the rows
-of ``pipeline.store.schema``'s tables, inserts them in one transaction on a copy of the
-store and swaps it in (``pipeline.store.files.publish``), filling the derived tables in
-the same transaction. Table names come from the constants here, never from input;
-every value is bound or passed as a registered frame.
+of ``pipeline.store.schema``'s tables, inserts them on a copy of the store and swaps it
+in (``pipeline.store.files.publish``), filling the derived tables last. Each table is
+built only when it is inserted and committed on the copy once inserted, so a large run
+holds one table's rows at a time and DuckDB can write finished tables out of memory.
+Table names come from the constants here, never from input; every value is bound or
+passed as a registered frame.
 """
 
 from __future__ import annotations
@@ -159,6 +161,8 @@ def _write(con, run_id: str, tables: dict, run_row: pd.DataFrame) -> None:
         con.execute(f"INSERT INTO {name} BY NAME SELECT ? AS run_id, * FROM _incoming", [run_id])
         con.unregister("_incoming")
         del table  # before the next table is built
+        con.execute("COMMIT")  # on the private copy (files.publish): DuckDB may now write the table out of memory
+        con.execute("BEGIN TRANSACTION")
     con.register("_incoming", run_row)
     con.execute("INSERT INTO runs BY NAME SELECT * FROM _incoming")
     con.unregister("_incoming")

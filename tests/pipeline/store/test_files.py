@@ -53,6 +53,54 @@ def test_a_failing_run_leaves_the_store_unchanged(db):
     assert not list(db.parent.glob("*.incomplete*"))
 
 
+def test_a_write_that_commits_in_steps_and_spills_is_still_all_or_nothing(db, monkeypatch):
+    """A run's write commits table by table on the private copy, with DuckDB's memory capped (WRITE_MEMORY) and
+    spilling beside it: until the swap nobody sees any of it, and a failure leaves the store and no folder behind."""
+    monkeypatch.setattr(store, "WRITE_MEMORY", "64MiB")
+    before, seen = db.read_bytes(), {}
+
+    def stepped(fail: bool):
+        def write(con):
+            seen["limit"] = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+            _add_run(con, "stepped")
+            con.execute("COMMIT")
+            con.execute("BEGIN TRANSACTION")
+            assert _run_ids(db) == ["first"]  # committed on the copy, not in the store
+            con.execute("CREATE TABLE filler AS SELECT range AS i, md5(range::VARCHAR) AS h FROM range(3000000) "
+                        "ORDER BY h")  # a sort larger than the cap: spilled
+            seen["spill"] = [p.name for p in db.parent.glob("*.spill/*")]
+            if fail:
+                raise RuntimeError("stage failed")
+        return write
+
+    with pytest.raises(RuntimeError, match="stage failed"):
+        store.publish(db, stepped(fail=True))
+    assert seen["limit"] == "64.0 MiB" and seen["spill"]  # DuckDB spilled into the folder beside the copy
+    assert _run_ids(db) == ["first"] and db.read_bytes() == before
+    assert not list(db.parent.glob("*.incomplete*")) and not list(db.parent.glob("*.spill"))
+    store.publish(db, stepped(fail=False))
+    assert sorted(_run_ids(db)) == ["first", "stepped"]
+    assert not list(db.parent.glob("*.incomplete*")) and not list(db.parent.glob("*.spill"))
+
+
+def test_a_write_that_needs_more_than_the_cap_is_done_again_not_lost(db, monkeypatch):
+    """An index DuckDB cannot spill, larger than WRITE_MEMORY: the write runs again on a fresh copy with DuckDB's
+    own limit, and the run is published once."""
+    monkeypatch.setattr(store, "WRITE_MEMORY", "8MiB")
+    limits = []
+
+    def write(con):
+        limits.append(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        _add_run(con, "big")
+        con.execute("CREATE TABLE big (k VARCHAR PRIMARY KEY)")
+        con.execute("INSERT INTO big SELECT md5(range::VARCHAR) FROM range(400000)")
+
+    store.publish(db, write)
+    assert limits[0] == "8.0 MiB" and len(limits) == 2 and limits[1] != "8.0 MiB"
+    assert sorted(_run_ids(db)) == ["big", "first"]
+    assert not list(db.parent.glob("*.incomplete*")) and not list(db.parent.glob("*.spill"))
+
+
 _KILLABLE = """
 import sys, time, pathlib
 from pipeline.store import files as store
