@@ -3,8 +3,8 @@
 ``publish(db_path, write)`` copies the current store to a temporary file beside it,
 calls ``write(con)`` inside a transaction on the copy (which it may commit in steps:
 nobody else sees the copy), checkpoints, closes, and renames the copy over the store
-(an atomic ``os.replace``). DuckDB holds at most ``WRITE_MEMORY`` while it writes. A pipeline killed at
-any moment, even by SIGKILL, leaves the store exactly as it was; readers that
+(an atomic ``os.replace``); DuckDB holds at most ``WRITE_MEMORY`` while it writes. A
+pipeline killed at any moment, even by SIGKILL, leaves the store exactly as it was; readers that
 hold the old file open (the app) keep reading it and see the new run once they
 reopen. A lock file stops two pipelines writing one store at once.
 
