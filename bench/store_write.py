@@ -8,7 +8,7 @@ pipeline's own writer (pipeline.store.write, through pipeline.store.files.publis
 private copy once inserted, the derived tables last) into build/bench/store-write/. DuckDB's memory while
 writing is capped at --memory (default: the pipeline's WRITE_MEMORY). Prints per table its rows, seconds and
 this process's peak resident memory so far, then the whole write's. The peak includes reading the tables
-back (DuckDB's cache of the source and the Arrow tables), which a run does not do, so it is the figure to
+back as Arrow (DuckDB's cache of the source and the tables), which a run does not do, so it is a figure to
 compare between settings rather than a run's own.
 """
 
@@ -47,7 +47,8 @@ def main() -> None:
 
     def reader(name: str):
         def build():  # names come from the schema, never from input
-            rows = source.execute(f"SELECT * EXCLUDE (run_id) FROM {name} WHERE run_id = ?", [run_id]).df()
+            rows = source.execute(f"SELECT * EXCLUDE (run_id) FROM {name} WHERE run_id = ?",
+                                  [run_id]).to_arrow_table()  # Arrow: far less to read back than pandas objects
             written[name] = (len(rows), peak_gib())
             return rows
         return build
