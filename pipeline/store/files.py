@@ -140,7 +140,8 @@ def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None], *
     The swap is what makes the write all or nothing: ``write`` may commit and begin again on the copy (a large run
     commits table by table, so DuckDB can write finished tables out of memory, ``WRITE_MEMORY``); until the swap
     nobody else sees the copy, and a write that fails or is killed leaves the store as it was. A write DuckDB cannot
-    do within ``WRITE_MEMORY`` is done again from a fresh copy with DuckDB's own limit, rather than lost."""
+    do within ``WRITE_MEMORY`` is done again from a fresh copy with DuckDB's own limit, rather than lost: ``write``
+    must give the same rows when called twice (``write_run``'s builders do)."""
     db_path = _real(db_path)
     _check_folder(db_path)
     tmp = db_path.with_name(db_path.name + _TMP_SUFFIX)
@@ -167,8 +168,11 @@ def _write_copy(db_path: Path, tmp: Path, write, upgraded: list | None, memory: 
         if db_path.exists():
             _fold_wal(db_path)
             shutil.copyfile(db_path, tmp)
+    spill = tmp.with_name(tmp.name + _SPILL_SUFFIX)
+    with _disk_errors(db_path, tmp):
+        spill.mkdir(mode=0o700)  # what DuckDB spills is the run's data: as private as the folder allows
     try:
-        con = _attach(tmp, read_only=False, spill=tmp.with_name(tmp.name + _SPILL_SUFFIX), memory=memory)
+        con = _attach(tmp, read_only=False, spill=spill, memory=memory)
     except duckdb.Error as exc:
         _remove(tmp)
         if _is_disk_full(exc):
@@ -309,9 +313,10 @@ def _fold_wal(db_path: Path) -> None:
 
 
 def _remove(path: Path) -> None:
-    for p in (path, path.with_name(path.name + ".wal")):
+    spill = path.with_name(path.name + _SPILL_SUFFIX)
+    for p in (path, path.with_name(path.name + ".wal")) + ((spill,) if spill.is_symlink() or spill.is_file() else ()):
         p.unlink(missing_ok=True)
-    shutil.rmtree(path.with_name(path.name + _SPILL_SUFFIX), ignore_errors=True)
+    shutil.rmtree(spill, ignore_errors=True)
 
 
 def _fsync(path: Path) -> None:

@@ -69,6 +69,7 @@ def test_a_write_that_commits_in_steps_and_spills_is_still_all_or_nothing(db, mo
             con.execute("CREATE TABLE filler AS SELECT range AS i, md5(range::VARCHAR) AS h FROM range(3000000) "
                         "ORDER BY h")  # a sort larger than the cap: spilled
             seen["spill"] = [p.name for p in db.parent.glob("*.spill/*")]
+            seen["mode"] = [p.stat().st_mode & 0o777 for p in db.parent.glob("*.spill")]
             if fail:
                 raise RuntimeError("stage failed")
         return write
@@ -76,8 +77,10 @@ def test_a_write_that_commits_in_steps_and_spills_is_still_all_or_nothing(db, mo
     with pytest.raises(RuntimeError, match="stage failed"):
         store.publish(db, stepped(fail=True))
     assert seen["limit"] == "64.0 MiB" and seen["spill"]  # DuckDB spilled into the folder beside the copy
+    assert seen["mode"] == [0o700]  # the spilled rows are not readable by others
     assert _run_ids(db) == ["first"] and db.read_bytes() == before
     assert not list(db.parent.glob("*.incomplete*")) and not list(db.parent.glob("*.spill"))
+    (db.parent / (db.name + ".incomplete.spill")).write_text("left by someone")  # a file where the folder goes
     store.publish(db, stepped(fail=False))
     assert sorted(_run_ids(db)) == ["first", "stepped"]
     assert not list(db.parent.glob("*.incomplete*")) and not list(db.parent.glob("*.spill"))
