@@ -39,8 +39,8 @@ from pipeline.store.schema import StoreError, check_version, create_tables, upgr
 _TMP_SUFFIX = ".incomplete"
 _SPILL_SUFFIX = ".spill"  # a folder beside the copy, where DuckDB writes what a write does not hold in memory
 # DuckDB's memory while a run is written (its default is 80% of the machine's); past it, DuckDB writes finished
-# tables out to the copy and spills to the folder above. A 1,000,000-review run's tables, written again from its
-# store table by table, took a peak of 9.6 GiB within 2 GiB (or 4), against 16.4 GiB with DuckDB's default.
+# tables out to the copy and spills to the folder above. A 1,000,000-review run's tables written again, a commit per
+# table (bench/store_write.py): a peak of 9.9 GiB within 2 GiB, 10.9 with DuckDB's default; 16.4 in one transaction.
 WRITE_MEMORY = "2GiB"
 
 
@@ -152,7 +152,7 @@ def publish(db_path: Path, write: Callable[[duckdb.DuckDBPyConnection], None], *
             con = _write_copy(db_path, tmp, write, upgraded, None)
         with _disk_errors(db_path, tmp):
             con.close()
-            shutil.rmtree(tmp.with_name(tmp.name + _SPILL_SUFFIX), ignore_errors=True)
+            _remove_spill(tmp)
             if db_path.exists():  # a store kept private (600) stays private
                 os.chmod(tmp, stat.S_IMODE(os.stat(db_path).st_mode))
             _fsync(tmp)
@@ -168,7 +168,7 @@ def _write_copy(db_path: Path, tmp: Path, write, upgraded: list | None, memory: 
         if db_path.exists():
             _fold_wal(db_path)
             shutil.copyfile(db_path, tmp)
-    spill = tmp.with_name(tmp.name + _SPILL_SUFFIX)
+    spill = _spill(tmp)
     with _disk_errors(db_path, tmp):
         spill.mkdir(mode=0o700)  # what DuckDB spills is the run's data: as private as the folder allows
     try:
@@ -313,9 +313,20 @@ def _fold_wal(db_path: Path) -> None:
 
 
 def _remove(path: Path) -> None:
-    spill = path.with_name(path.name + _SPILL_SUFFIX)
-    for p in (path, path.with_name(path.name + ".wal")) + ((spill,) if spill.is_symlink() or spill.is_file() else ()):
+    for p in (path, path.with_name(path.name + ".wal")):
         p.unlink(missing_ok=True)
+    _remove_spill(path)
+
+
+def _spill(copy: Path) -> Path:
+    """The folder beside a store's copy where DuckDB spills while writing it."""
+    return copy.with_name(copy.name + _SPILL_SUFFIX)
+
+
+def _remove_spill(copy: Path) -> None:
+    spill = _spill(copy)
+    if spill.is_symlink() or spill.is_file():  # not ours: a folder goes there
+        spill.unlink()
     shutil.rmtree(spill, ignore_errors=True)
 
 
