@@ -2,21 +2,32 @@
 
 ``connect(cfg)`` opens the engine a run asked for, before any data is read: with ``--engine ray`` it joins the
 cluster at ``--ray-address`` (or starts a Ray instance on this machine when none is given), and a cluster that
-cannot be reached is a ``ClusterUnreachable`` naming the address and what to do. Both engines offer the same two
+cannot be reached is a ``ClusterUnreachable`` naming the address and what to do. Both engines offer the same three
 calls, and every stage uses only these:
 
 - ``map(fn, shared, jobs, desc=...)``: ``[fn(shared, job) for job in jobs]``, in order. On Ray each job is a task
-  (fold models: the linear model's, each network's, SHAP per fold); ``shared`` goes to the object store once; a task
-  whose worker dies is run again (``RETRIES``), an error raised by the job itself is not.
+  (fold models: the linear model's, each network's; the SHAP background per fold); ``shared`` goes to the object
+  store once; a task whose worker dies is run again (``RETRIES``), an error raised by the job itself is not.
+- ``map_batches(Worker, shared, jobs, desc=..., batch_rows=...)``: row-wise work over a frame of ``jobs`` (one row
+  each: a review, or a review and the model that reads it). ``Worker(shared)`` is built once per process and called
+  with batches of jobs; it returns a frame whose ``job`` column says which job each output row came from (the
+  engine numbers the jobs 0..n-1 in that column). The result is every output row in job order. Local: one worker
+  here, batches of ``BLOCK_ROWS``. Ray: one Ray Data ``map_batches`` pass with a pool of actors that each build the
+  worker once (SHAP, the truncation windows, the linear models' scoring); the actors write Parquet shards that the
+  driver reads back and deletes (``_gather``).
 - ``score_texts([(path, rows), ...], texts, device=..., staging=...)``: for each linear ONNX model, (the (n, K)
   probabilities of its rows, the ONNX Runtime provider that ran it). Local: a session here per model, reading the
-  run's counts. Ray: one Ray Data ``map_batches`` pass over the texts, with actors that each hold a session per model
-  on the models' bytes; the actors write Parquet shards under ``staging``, which the driver reads back in row order
-  and then deletes (the finalising step writes the store, as on the local engine, in one transaction).
+  run's counts. Ray: ``map_batches`` over the texts, with workers that hold a session per model on the models'
+  bytes.
 
-What stays on the driver with either engine: reading the data, tokenising, the 2-D map (UMAP, k-means, the
-neighbour search) and the store. Results do not depend on the engine (``tests/pipeline/test_engine.py`` runs both on
-the same data on a two-node cluster).
+Where the shards go: when every node of the cluster runs on the driver's machine (a local cluster) the actors write
+them to a scratch folder beside the run's models; when some node is another machine, which may share no disk with
+the driver, the driver streams the batches back itself (``iter_batches``) and nothing is written by the workers.
+Either way the finalising step writes the store, as on the local engine, in one publish.
+
+What stays on the driver with either engine: reading the data, the 2-D map's fits (UMAP, k-means, the neighbour
+search) and the store. Results do not depend on the engine (``tests/pipeline/test_engine.py`` runs both on the same
+data on a two-node cluster).
 
 Ray turns a loopback address into this machine's network address, which a cluster started on 127.0.0.1 does not
 answer; for a loopback or omitted address Lossmap keeps Ray on loopback (Ray's ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``
@@ -65,12 +76,39 @@ class ClusterUnreachable(RuntimeError):
     """--engine ray could not join the cluster it was given."""
 
 
+def _numbered(jobs: pd.DataFrame) -> pd.DataFrame:
+    if "job" in jobs.columns:
+        raise ValueError("a job frame's 'job' column is the engine's: name it otherwise")
+    return jobs.reset_index(drop=True).assign(job=np.arange(len(jobs), dtype=np.int64))
+
+
+def _in_job_order(parts: list[pd.DataFrame], n_jobs: int) -> pd.DataFrame:
+    """The workers' outputs, ordered by job (stable: a job's own rows keep the order its worker gave them)."""
+    found = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"job": np.zeros(0, np.int64)})
+    if "job" not in found.columns:
+        raise RuntimeError("a batch worker returned rows without their 'job'")
+    jobs = found["job"].to_numpy()
+    if len(jobs) and (jobs.min() < 0 or jobs.max() >= n_jobs):
+        raise RuntimeError(f"a batch worker returned rows of jobs outside 0..{n_jobs - 1}")
+    return found.iloc[np.argsort(jobs, kind="stable")].reset_index(drop=True)
+
+
 class LocalEngine:
     def map(self, fn, shared, jobs, *, desc: str, progress: bool = False) -> list:
         return [fn(shared, job) for job in tqdm(jobs, desc=desc, leave=False, disable=not progress)]
 
+    def map_batches(self, worker, shared, jobs: pd.DataFrame, *, desc: str, batch_rows: int,
+                    progress: bool = False) -> pd.DataFrame:
+        jobs = _numbered(jobs)
+        if not len(jobs):
+            return _in_job_order([], 0)
+        work = worker(shared)
+        blocks = spans(len(jobs), max(batch_rows, BLOCK_ROWS))
+        return _in_job_order([work(jobs.iloc[a:b]) for a, b in tqdm(blocks, desc=desc, leave=False,
+                                                                    disable=not progress)], len(jobs))
+
     def score_texts(self, models: list[tuple[Path, np.ndarray]], texts, *, device: str,
-                    staging: Path | None = None, corpus=None, progress: bool = False) -> list[tuple[np.ndarray, str]]:
+                    corpus=None, progress: bool = False) -> list[tuple[np.ndarray, str]]:
         from pipeline.models.score import OnnxTextModel
 
         found = []
@@ -86,9 +124,11 @@ class LocalEngine:
 
 
 class RayEngine:
-    def __init__(self, ray_module):
+    def __init__(self, ray_module, scratch: Path | None = None):
         self.ray = ray_module
         self.workers = max(1, int(ray_module.cluster_resources().get("CPU", 1)))
+        self.scratch = Path(scratch) if scratch is not None else None  # where a local cluster's shards are written
+        self.shared_disk = _on_this_machine(ray_module)
 
     def map(self, fn, shared, jobs, *, desc: str, progress: bool = False) -> list:
         ray = self.ray
@@ -102,30 +142,52 @@ class RayEngine:
                 bar.update(len(done))
         return ray.get(futures)
 
-    def score_texts(self, models: list[tuple[Path, np.ndarray]], texts, *, device: str,
-                    staging: Path | None = None, corpus=None, progress: bool = False) -> list[tuple[np.ndarray, str]]:
+    def map_batches(self, worker, shared, jobs: pd.DataFrame, *, desc: str, batch_rows: int,
+                    progress: bool = False) -> pd.DataFrame:
         ray = self.ray
-        staging = Path(staging or tempfile.mkdtemp(prefix="lossmap-shards-"))
+        jobs = _numbered(jobs)
+        if not len(jobs):
+            return _in_job_order([], 0)
+        blocks = max(1, min(self.workers * 4, -(-len(jobs) // batch_rows)))
+        done = ray.data.from_pandas(jobs).repartition(blocks).map_batches(
+            _Actor, fn_constructor_kwargs={"worker": worker, "shared": [ray.put(shared)]},
+            batch_size=batch_rows, batch_format="pandas", num_cpus=1,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers))  # a fixed pool of every CPU
+        # left none for the tasks that feed and write it, and hung
+        return _in_job_order(self._gather(done, desc=desc, progress=progress), len(jobs))
+
+    def _gather(self, done, *, desc: str, progress: bool) -> list[pd.DataFrame]:
+        """The pass's output frames: through Parquet shards the actors write, when every node shares this
+        machine's disk; else streamed back through the driver."""
+        if not self.shared_disk:
+            with tqdm(desc=f"{desc} (Ray)", unit=" rows", leave=False, disable=not progress) as bar:
+                parts = []
+                for batch in done.iter_batches(batch_format="pandas", batch_size=None):
+                    parts.append(batch)
+                    bar.update(len(batch))
+                return parts
+        if self.scratch is not None:
+            self.scratch.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="shards-", dir=self.scratch))
+        try:
+            done.write_parquet(str(staging))
+            return [pd.read_parquet(p) for p in sorted(staging.glob("*.parquet"))]
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # scratch: what they hold goes to the store with the run
+            if self.scratch is not None and self.scratch.is_dir() and not any(self.scratch.iterdir()):
+                self.scratch.rmdir()
+
+    def score_texts(self, models: list[tuple[Path, np.ndarray]], texts, *, device: str,
+                    corpus=None, progress: bool = False) -> list[tuple[np.ndarray, str]]:
         texts = np.asarray(texts, dtype=object)
         members = np.zeros((len(models), len(texts)), bool)  # model j scores row i
         for j, (_, rows) in enumerate(models):
             members[j, rows] = True
         wanted = np.flatnonzero(members.any(axis=0))
-        frame = pd.DataFrame({"row": wanted.astype(np.int64), "text": texts[wanted]})
-        blocks = max(1, min(self.workers * 4, -(-len(frame) // _SCORE_BATCH)))
-        scored = ray.data.from_pandas(frame).repartition(blocks).map_batches(
-            _TextScorer, fn_constructor_kwargs={"shared": [ray.put(([Path(p).read_bytes() for p, _ in models],
-                                                                    members))], "device": device},
-            batch_size=_SCORE_BATCH, batch_format="pandas", num_cpus=1,
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers))  # a fixed pool of every CPU
-        # left none for the tasks that feed and write it, and hung
-        scored.write_parquet("local://" + str(staging))  # on the driver's node: the nodes may share no disk
-        try:
-            shards = sorted(staging.glob("*.parquet"))
-            found = pd.concat([pd.read_parquet(p) for p in shards], ignore_index=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)  # scratch: what they hold goes to the store with the run
-        if len(found) != len(wanted) or found["row"].duplicated().any():
+        jobs = pd.DataFrame({"row": wanted.astype(np.int64), "text": texts[wanted]})
+        found = self.map_batches(_TextScorer, ([Path(p).read_bytes() for p, _ in models], members, device), jobs,
+                                 desc="score (ONNX Runtime)", batch_rows=_SCORE_BATCH, progress=progress)
+        if len(found) != len(wanted) or not np.array_equal(found["row"].to_numpy(), wanted):
             raise RuntimeError(f"Ray Data returned {len(found):,} scored texts for {len(wanted):,}")
         found = found.set_index("row")
         out = []
@@ -136,29 +198,40 @@ class RayEngine:
         return out
 
 
-class _TextScorer:
-    """A Ray Data actor: an ONNX Runtime session per model, on the models' bytes; each batch of texts is scored by
-    the models whose rows it holds (``members``: (models, N) bools)."""
+def _on_this_machine(ray) -> bool:
+    """Whether every live node of the cluster runs on this machine (so the nodes and the driver share its disk)."""
+    here = socket.gethostname()
+    return all(node.get("NodeManagerHostname") == here for node in ray.nodes() if node.get("Alive"))
 
-    def __init__(self, shared: list, device: str):
+
+class _Actor:
+    """A Ray Data actor: builds ``worker(shared)`` once (``shared`` by reference: large arguments of an actor are a
+    restart hazard) and hands it each batch."""
+
+    def __init__(self, worker, shared: list):
         import ray
 
+        self.work = worker(ray.get(shared[0]))
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        return self.work(batch)
+
+
+class _TextScorer:
+    """A batch worker: an ONNX Runtime session per linear model, on the models' bytes; each batch of texts is scored
+    by the models whose rows it holds (``members``: (models, N) bools)."""
+
+    def __init__(self, shared):
         from pipeline.models.score import OnnxTextModel
 
-        models, members = ray.get(shared[0])  # by reference: large arguments of an actor are a restart hazard
-        self.sessions = []
-        for model in models:
-            handle, name = tempfile.mkstemp(suffix=".onnx")
-            with os.fdopen(handle, "wb") as out:
-                out.write(model)
-            self.sessions.append(OnnxTextModel.load(Path(name), device=device))
-            os.unlink(name)
-        self.members = members
+        models, self.members, device = shared
+        self.sessions = [OnnxTextModel.from_bytes(model, device=device) for model in models]
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         rows = batch["row"].to_numpy()
         texts = batch["text"].tolist()
-        out = {"row": rows, "provider": self.sessions[0].provider if self.sessions else ""}
+        out = {"job": batch["job"].to_numpy(), "row": rows,
+               "provider": self.sessions[0].provider if self.sessions else ""}
         for j, session in enumerate(self.sessions):
             mine = self.members[j, rows]
             probs = np.full((len(rows), len(session.classes)), np.nan)
@@ -169,8 +242,9 @@ class _TextScorer:
 
 
 @contextmanager
-def connect(engine: str = "local", address: str | None = None):
-    """The engine a run uses, open for the length of the ``with`` block (see the module doc)."""
+def connect(engine: str = "local", address: str | None = None, *, scratch: Path | None = None):
+    """The engine a run uses, open for the length of the ``with`` block (see the module doc); ``scratch``: the folder
+    where a local cluster's Parquet shards are written, and removed once read."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
     if engine == "local":
@@ -212,7 +286,7 @@ def connect(engine: str = "local", address: str | None = None):
     ray.data.DataContext.get_current().enable_progress_bars = False  # the run's own bars say where it is
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # not a warning that they are off
     try:
-        yield RayEngine(ray)
+        yield RayEngine(ray, scratch)
     finally:
         ray.shutdown()
 

@@ -130,8 +130,9 @@ def run_pipeline(cfg: Config, frame: pd.DataFrame | None = None) -> RunSummary:
         devices.torch_device(cfg.device)
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     run_id = started.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
+    # a cluster out of reach is said by connect, before any work
     with (files.reserve(Path(cfg.db)), run_folder(Path(cfg.models_dir), run_id, Path(cfg.db)) as model_dir,
-          engine.connect(cfg.engine, cfg.ray_address) as on):  # a cluster out of reach is said before any work
+          engine.connect(cfg.engine, cfg.ray_address, scratch=model_dir / "shards") as on):
         return _run(cfg, frame, started, run_id, model_dir, on)
 
 
@@ -159,7 +160,7 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
                                                 tokenizer_spec=corpus.tokenizer_spec()) for m in models.all()}
     with timer.stage("score"):
         scored = [linear.score_models(models, paths, corpus, data, folds, device=cfg.device, progress=cfg.progress,
-                                      engine=on, staging=model_dir / "shards")]
+                                      engine=on)]
     inputs = train_nn.NetworkData(corpus)
     networks = []
     for family in cfg.families():

@@ -34,6 +34,7 @@ from pipeline.models.text import Corpus
 
 EXPLAIN_COLUMNS = ["row", "kind", "rank", "token", "feature_value", "shap_value"]
 _BLOCK = 64  # reviews per block: small blocks keep the dense union of columns small
+_BATCH_ROWS = 1024  # reviews per batch of the engine (a Ray Data batch)
 
 
 def explain(model: LinearTextModel, corpus: Corpus, rows: np.ndarray, *, top_k: int = 30,
@@ -54,32 +55,53 @@ def explain_folds(models: list[LinearTextModel], corpus: Corpus, folds: np.ndarr
                   predicted: np.ndarray, *, top_k: int, progress: bool = False,
                   engine=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(attributions with ``row``, ``model_id``, ``class``; base values per model and class); see module doc.
-    Each fold model is a job of ``engine`` (``pipeline.engine``; this process when None)."""
+
+    Each fold model explains its held-out rows. Through ``engine`` (``pipeline.engine``; this process when None):
+    the background means, one job per fold model; then the reviews, a batch at a time (``map_batches``: on Ray, a
+    pool of actors, so the work spreads over more workers than there are folds)."""
     from pipeline.engine import LocalEngine
 
-    shared = (corpus, np.asarray(folds), np.asarray(labels), np.asarray(predicted), top_k)
-    done = (engine or LocalEngine()).map(_explain_fold, shared, list(enumerate(models)), desc="explain (SHAP)",
-                                         progress=progress)
-    return (pd.concat([p for parts, _ in done for p in parts], ignore_index=True),
-            pd.DataFrame([b for _, bases in done for b in bases]))
+    engine = engine or LocalEngine()
+    folds, labels, predicted = np.asarray(folds), np.asarray(labels), np.asarray(predicted)
+    means = engine.map(_fold_mean, corpus, models, desc="explain: background", progress=progress)
+    jobs, bases = [], []
+    for k, (model, mean) in enumerate(zip(models, means)):
+        held = np.flatnonzero(folds == k)
+        if model.n_classes == 2:
+            targets = [(0, 1, held)]
+        else:
+            targets = [(c, c, held[(labels[held] == c) | (predicted[held] == c)]) for c in range(model.n_classes)]
+        for output, cls, rows in targets:
+            jobs.append(pd.DataFrame({"model": k, "output": output, "class": cls, "row": rows}))
+            bases.append({"model_id": model.model_id, "class": cls,
+                          "base_value": float(model.clf.coef_[output] @ mean + model.clf.intercept_[output])})
+    found = engine.map_batches(_Explainer, (corpus, models, means, top_k), pd.concat(jobs, ignore_index=True),
+                               desc="explain (SHAP)", batch_rows=_BATCH_ROWS, progress=progress)
+    if not len(found):
+        found = pd.DataFrame(columns=EXPLAIN_COLUMNS + ["model_id", "class"])
+    return found.drop(columns="job", errors="ignore"), pd.DataFrame(bases)
 
 
-def _explain_fold(shared, job) -> tuple[list[pd.DataFrame], list[dict]]:
-    """One fold model's attributions on its held-out rows (one engine job)."""
-    corpus, folds, labels, predicted, top_k = shared
-    k, model = job
-    held = np.flatnonzero(folds == k)
-    if model.n_classes == 2:
-        targets = [(0, 1, held)]
-    else:
-        targets = [(c, c, held[(labels[held] == c) | (predicted[held] == c)]) for c in range(model.n_classes)]
-    mean = _background_mean(model, corpus)
-    parts, bases = [], []
-    for output, cls, rows in targets:
-        found, base = explain(model, corpus, rows, top_k=top_k, output=output, mean=mean)
-        parts.append(found.assign(model_id=model.model_id, **{"class": cls}))
-        bases.append({"model_id": model.model_id, "class": cls, "base_value": base})
-    return parts, bases
+def _fold_mean(corpus: Corpus, model: LinearTextModel) -> np.ndarray:
+    """One fold model's background mean (one engine job)."""
+    return _background_mean(model, corpus)
+
+
+class _Explainer:
+    """A batch worker (``engine.map_batches``): explains each job's review by its fold model and output."""
+
+    def __init__(self, shared):
+        self.corpus, self.models, self.means, self.top_k = shared
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        parts = []
+        for (k, output, cls), group in batch.groupby(["model", "output", "class"], sort=False):
+            model, rows = self.models[k], group["row"].to_numpy()
+            found = _explain(model, self.corpus, rows, model.clf.coef_[output], self.means[k], self.top_k)
+            job = pd.Series(group["job"].to_numpy(), index=rows)
+            parts.append(found.assign(model_id=model.model_id, **{"class": cls},
+                                      job=job.loc[found["row"].to_numpy()].to_numpy()))
+        return pd.concat(parts, ignore_index=True)
 
 
 def _background_mean(model: LinearTextModel, corpus: Corpus) -> np.ndarray:

@@ -28,6 +28,46 @@ from scipy.special import softmax
 from pipeline.models import outputs, sequences
 
 
+_BATCH_ROWS = 512  # reviews per batch of the engine (a Ray Data batch)
+
+
+def analyse_models(models: list[tuple[bytes, object, np.ndarray]], seqs: sequences.Sequences, labels: np.ndarray, *,
+                   stride: int, text_lengths: np.ndarray, device: str, engine=None,
+                   progress: bool = False) -> pd.DataFrame:
+    """``analyse`` for each of ``models`` ((ONNX bytes, its ``SequenceInput``, the rows it reads)), one frame with
+    ``model`` (its index) and ``row``, in that order. The reviews go through ``engine.map_batches``
+    (``pipeline.engine``; this process when None): on Ray, a pool of actors that each hold a session per model."""
+    from pipeline.engine import LocalEngine
+
+    jobs = pd.concat([pd.DataFrame({"model": j, "row": np.asarray(rows, dtype=np.int64)})
+                      for j, (_, _, rows) in enumerate(models)], ignore_index=True)
+    shared = ([(onnx, inputs) for onnx, inputs, _ in models], seqs, np.asarray(labels), stride,
+              np.asarray(text_lengths), device)
+    found = (engine or LocalEngine()).map_batches(_Reader, shared, jobs, desc="truncation windows",
+                                                  batch_rows=_BATCH_ROWS, progress=progress)
+    return found.drop(columns="job", errors="ignore")
+
+
+class _Reader:
+    """A batch worker (``engine.map_batches``): an ONNX Runtime session per model; each job's review read every way."""
+
+    def __init__(self, shared):
+        from pipeline.models.score import OnnxNetwork
+
+        models, self.seqs, self.labels, self.stride, self.text_lengths, device = shared
+        self.models = [(OnnxNetwork.from_bytes(onnx, device=device), inputs) for onnx, inputs in models]
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        parts = []
+        for j, group in batch.groupby("model", sort=False):
+            session, inputs = self.models[j]
+            rows = group["row"].to_numpy()
+            found = analyse(session, inputs, self.seqs, rows, self.labels, stride=self.stride,
+                            text_lengths=self.text_lengths)
+            parts.append(found.assign(model=j, row=rows, job=group["job"].to_numpy()))
+        return pd.concat(parts, ignore_index=True)
+
+
 def analyse(session, inputs, seqs: sequences.Sequences, rows: np.ndarray, labels: np.ndarray, *,
             stride: int, text_lengths: np.ndarray) -> pd.DataFrame:
     rows = np.asarray(rows)

@@ -212,11 +212,11 @@ def conventional_rows(data: Dataset) -> np.ndarray | None:
 
 
 def score_models(models: LinearModels, paths: dict[str, Path], corpus: Corpus, data: Dataset, folds: np.ndarray, *,
-                 device: str, progress: bool, engine=None, staging: Path | None = None) -> score.Scored:
+                 device: str, progress: bool, engine=None) -> score.Scored:
     """Every review scored through ONNX Runtime: out of fold by its fold model, and by the conventional model.
 
-    On the local engine the model reads the run's counts; on Ray, the texts, through Ray Data (``engine.score_texts``;
-    Parquet shards under ``staging``)."""
+    On the local engine the model reads the run's counts; on Ray, the texts, through Ray Data (``engine.score_texts``).
+    """
     from pipeline.engine import LocalEngine
 
     engine = engine or LocalEngine()
@@ -228,7 +228,7 @@ def score_models(models: LinearModels, paths: dict[str, Path], corpus: Corpus, d
                 for m in every]
     found = engine.score_texts([(paths[m.model_id], rows) for m, rows in zip(every, row_sets)],
                                data.frame["display_text"].to_numpy(object), device=device, corpus=corpus,
-                               staging=staging, progress=progress)
+                               progress=progress)
     preds, model_rows, oof = [], [], np.empty((len(labels), data.n_classes))
     for model, rows, (probs, provider) in zip(every, row_sets, found):
         conventional = model is models.conventional

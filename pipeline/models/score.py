@@ -68,6 +68,12 @@ def load_stored(db: Path, run_id: str, model_id: str, *, device: str = "auto") -
     return kind.load(path, device=device, sha256=digest)
 
 
+def _session_args(device: str) -> tuple[ort.SessionOptions, list]:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    return options, [(name, CUDA_OPTIONS) if name == "CUDAExecutionProvider" else name for name in providers(device)]
+
+
 class _OnnxModel:
     """An ONNX Runtime session plus the vocabulary, classes and tokenizer shipped in the file."""
 
@@ -84,9 +90,7 @@ class _OnnxModel:
     def load(cls, path: Path, *, device: str = "auto", sha256: str | None = None):
         """Open ``path``; with ``sha256``, only if the file's bytes have that digest (the bytes checked are the
         bytes loaded), else ``ModelFileError``."""
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only
-        chosen = [(name, CUDA_OPTIONS) if name == "CUDAExecutionProvider" else name for name in providers(device)]
+        options, chosen = _session_args(device)
         if sha256 is None:
             return cls(ort.InferenceSession(str(path), options, providers=chosen), path)
         try:
@@ -102,6 +106,11 @@ class _OnnxModel:
                                  f"recorded {sha256[:16]}...): it was changed or replaced since. Run the pipeline "
                                  "again to rebuild it.")
         return cls(ort.InferenceSession(data, options, providers=chosen), path)
+
+    @classmethod
+    def from_bytes(cls, model: bytes, *, device: str = "auto", name: str = "(model bytes)"):
+        """A session on a model's bytes (a Ray worker's copy, from the object store)."""
+        return cls(ort.InferenceSession(model, *_session_args(device)), Path(name))
 
     @property
     def provider(self) -> str:

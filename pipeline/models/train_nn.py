@@ -312,7 +312,8 @@ def run_family(family: str, data: NetworkData, dataset: Dataset, folds: np.ndarr
     train split) records per-layer telemetry and gives the family's embedding of every
     review; the fold models give the out-of-fold predictions and, for sequence
     networks, the truncation analysis. Each model is a job of ``engine`` (``pipeline.engine``; this process when
-    None) that returns its ONNX file's bytes, which are written here.
+    None) that returns its ONNX file's bytes, which are written here; the truncation analysis then reads the fold
+    models' held-out reviews through ``engine.map_batches`` (``truncation.analyse_models``).
     """
     from pipeline.engine import LocalEngine
 
@@ -353,9 +354,16 @@ def run_family(family: str, data: NetworkData, dataset: Dataset, folds: np.ndarr
             embedding = got.embedding
             for key, part in got.telemetry.items():
                 parts[key].append(part.assign(model_id=mid))
-        if got.truncation is not None:
-            parts["truncation"].append(got.truncation.assign(sample_id=ids[held], model_id=mid, family=family))
     tables = {key: pd.concat(p, ignore_index=True) if p else pd.DataFrame() for key, p in parts.items()}
+    read = [(fold, held, got) for (fold, _, held), got in zip(jobs, done) if got.inputs is not None]
+    if read:  # the fold models' held-out reviews, read whole (windows) and cut both ways
+        found = truncation.analyse_models([(got.onnx, got.inputs, held) for _, held, got in read], data.sequences,
+                                          labels, stride=cfg.window_stride, text_lengths=shared.text_lengths,
+                                          device=cfg.device, engine=engine, progress=cfg.progress)
+        mids = np.array([name_model(family, fold) for fold, _, _ in read], dtype=object)
+        tables["truncation"] = found.assign(sample_id=ids[found["row"].to_numpy()],
+                                            model_id=mids[found["model"].to_numpy()],
+                                            family=family).drop(columns=["model", "row"])
     if len(tables["truncation"]):
         tables["truncation"]["harm_rank"] = truncation.rank(tables["truncation"])
     return NetworkRun(score.Scored.of(family, model_rows, preds, oof), embedding, **tables,
@@ -393,13 +401,13 @@ class _ModelDone:
     batches: pd.DataFrame
     epochs: pd.DataFrame
     telemetry: dict  # the reference model's layer_stats, layer_histograms, information_plane
-    truncation: pd.DataFrame | None  # sequence networks' fold models: one row per held-out review
+    inputs: SequenceInput | None  # sequence networks' fold models: how they read a review (for the windows)
     trained_on: str  # devices.torch_device_name where the job ran (a Ray worker's own GPU or CPU)
 
 
 def _fit_export_score(shared: _FamilyJob, job) -> _ModelDone:
-    """Train one model of the family, export it to ONNX, score its rows through ONNX Runtime (parity checked) and,
-    for a sequence network's fold model, run the truncation analysis (one engine job)."""
+    """Train one model of the family, export it to ONNX and score its rows through ONNX Runtime, parity checked (one
+    engine job). A sequence network's fold model also says how it reads a review, for the truncation analysis."""
     import tempfile
 
     fold, fit_rows, held = job
@@ -418,12 +426,9 @@ def _fit_export_score(shared: _FamilyJob, job) -> _ModelDone:
         x = net.inputs.encode(data, rows)
         probs, emb = session.score(x)
         parity = score.check_parity(probs, native_probs(net, x, rows, held), model_id=mid)
-        found = None
-        if fold is not None and shared.family in SEQUENCE_NETWORKS:
-            found = truncation.analyse(session, net.inputs, data.sequences, held, labels, stride=cfg.window_stride,
-                                       text_lengths=shared.text_lengths)
+        reads = net.inputs if fold is not None and shared.family in SEQUENCE_NETWORKS else None
     seen = shared.is_train[rows] if fold is None else np.isin(rows, fit_rows)
     telemetry = ({"layer_stats": net.layer_stats, "layer_histograms": net.layer_histograms,
                   "information_plane": net.info_plane} if is_reference else {})
     return _ModelDone(onnx_bytes, rows, probs, seen, emb if is_reference else None, len(net.vocab), parity,
-                      session.provider, net.batches, net.epochs, telemetry, found, torch_device_name(cfg.device))
+                      session.provider, net.batches, net.epochs, telemetry, reads, torch_device_name(cfg.device))

@@ -77,20 +77,40 @@ def _assert_same_results(a: Config, b: Config) -> None:
         assert len(c1) == SAMPLE and c1.equals(c2)  # k-means fit on 1,000 rows, every row placed by a task
 
 
-def test_a_ray_run_gives_the_local_run_s_results(cluster, local_cfg, tmp_path):
+@pytest.fixture
+def shards(monkeypatch) -> list[str]:
+    """The folders Ray Data's actors are asked to write Parquet shards to, in this test."""
+    import ray.data
+
+    written, write = [], ray.data.Dataset.write_parquet
+
+    def counted(self, path, *args, **kwargs):
+        written.append(str(path))
+        return write(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(ray.data.Dataset, "write_parquet", counted)
+    return written
+
+
+def test_a_ray_run_gives_the_local_run_s_results(cluster, local_cfg, tmp_path, shards):
     cfg = _on_ray(local_cfg, cluster, tmp_path)
     summary = run_pipeline(cfg)
     assert summary.n_samples == SAMPLE
     assert len(cluster.list_all_nodes()) == 2
     _assert_same_results(local_cfg, cfg)
     assert not (cfg.models_dir / summary.run_id / "shards").exists()  # the Parquet shards were scratch
+    # scoring, SHAP and the CNN's truncation windows went through Ray Data, its actors writing shards beside the models
+    assert len(shards) == 3 and all(p.startswith(str(cfg.models_dir / summary.run_id / "shards")) for p in shards)
     assert any("4 chunks of up to 500 texts" in n for n in summary.notes)  # said with the run
     assert any("seeded sample of 1,000 of the 2,000 texts" in n for n in summary.notes)
     assert any(n.startswith("the networks trained with PyTorch on the CPU (") for n in summary.notes)  # the workers'
 
 
-def test_a_worker_killed_mid_run_is_retried_and_the_results_stand(cluster, local_cfg, tmp_path):
-    """A CNN fold task's worker process is killed (SIGKILL) while it trains; Ray runs the task again."""
+def test_a_worker_killed_mid_run_is_retried_and_the_results_stand(cluster, local_cfg, tmp_path, monkeypatch,
+                                                                   shards):
+    """A CNN fold task's worker process is killed (SIGKILL) while it trains; Ray runs the task again. The cluster is
+    taken for one whose nodes are other machines, so Ray Data's results come back through the driver, not shards."""
+    monkeypatch.setattr(engine, "_on_this_machine", lambda ray: False)
     import psutil
 
     killed, stop = [], threading.Event()
@@ -118,6 +138,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_results_stand(cluster, local
         stop.set()
         killer.join(timeout=5)
     assert killed, "no network fold task was seen running, so none was killed"
+    assert not shards  # streamed back through the driver
     _assert_same_results(local_cfg, cfg)
 
 
