@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                "label/labels/target/class/sentiment) unless given; every other column is kept as metadata "
                "(filters and map colours in the app).",
     )
+    parser.run_command = run  # run_options reads its options
     g = run.add_argument_group("input")
     g.add_argument("--data", type=Path, default=None,
                    help=f"a table (.csv, .tsv, .parquet, .jsonl), a folder laid out [split/]label/*.txt, or the IMDB "
@@ -258,16 +259,29 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def config_from(args: argparse.Namespace) -> Config:
-    """The Config of a `run` command: every option's dest is a Config field."""
+    """The Config of a `run` command: every option's dest is a Config field. A value Config refuses is said with the
+    option that gave it (Config's errors begin with the field's name)."""
     fields = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{name: value for name, value in vars(args).items() if name in fields})
+    try:
+        return Config(**{name: value for name, value in vars(args).items() if name in fields})
+    except ValueError as exc:
+        field, _, rest = str(exc).partition(" ")
+        flag = run_options().get(field)
+        if flag is None:
+            raise
+        raise ValueError(f"{flag} {rest}") from None
+
+
+def run_options() -> dict[str, str]:
+    """The `run` command's options by the Config field they set: {'min_df': '--min-df', 'prune': '--no-prune', ...}."""
+    run = build_parser().run_command
+    return {action.dest: max(action.option_strings, key=len) for action in run._actions  # argparse's list of options
+            if action.option_strings}
 
 
 def _run(args) -> int:
     from pipeline.run import run_pipeline
 
-    if args.sample is not None and args.sample < 2:
-        raise ValueError(f"--sample must be at least 2 (got {args.sample})")
     s = run_pipeline(config_from(args))
     for line in s.notes:
         print(f"note: {line}")
@@ -291,7 +305,8 @@ def _run(args) -> int:
     print(f"  ONNX Runtime: {s.provider}, largest gap to the native models {s.parity_max_abs:.1e} in probability")
     if args.engine == "ray":
         where = f"the cluster at {args.ray_address}" if args.ray_address else "started on this machine"
-        print(f"  engine: Ray ({where}): fold models and SHAP as tasks, the linear scoring through Ray Data")
+        print(f"  engine: Ray ({where}): fold models as tasks; scoring, SHAP and the truncation windows through "
+              "Ray Data")
     print("  time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in s.stage_seconds.items()))
     print("  peak memory per stage: " + ", ".join(f"{k} {v:,.0f} MiB" for k, v in s.stage_peak_mib.items()))
     print(f"  store: {s.db}  (open it with `streamlit run app.py -- --db {s.db}`)")

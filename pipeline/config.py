@@ -169,9 +169,9 @@ class Config:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
         for name in ("max_member_mib", "max_input_mib"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be positive; got {getattr(self, name):g}")
+                raise ValueError(f"{name} must be positive; got {getattr(self, name):g}")
         if self.max_tokens > 1_000_000:
-            raise ValueError(f"max_tokens (--max-tokens) must be at most 1,000,000; got {self.max_tokens:,}")
+            raise ValueError(f"max_tokens must be at most 1,000,000; got {self.max_tokens:,}")
         if self.memory_limit_mib is not None and not self.memory_limit_mib > 0:
             raise ValueError(f"memory_limit_mib must be positive; got {self.memory_limit_mib}")
 

@@ -226,8 +226,13 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
 
 
 def _large_data_notes(n: int, cfg: Config) -> list[str]:
-    """What a run on large data did differently (README, Large data), said with the run."""
+    """What a run on large data did differently (README, Large data), and what it could not do as asked; said with
+    the run."""
     notes = []
+    fit_on = min(n, cfg.map_fit_rows)
+    if cfg.clusters > fit_on:
+        notes.append(f"the maps have at most {fit_on:,} clusters, not the {cfg.clusters:,} asked (--clusters): k-means "
+                     f"cannot make more clusters than the {fit_on:,} texts it is fit on")
     if n > cfg.chunk_rows:
         notes.append(f"n-grams counted in {-(-n // cfg.chunk_rows):,} chunks of up to {cfg.chunk_rows:,} texts, in "
                      "two passes (--chunk-rows)")

@@ -55,6 +55,13 @@ def test_bad_option_values(tmp_path, capsys):
     assert "invalid choice: 'tail'" in capsys.readouterr().err
     assert main(["sweep", "--epochs", "0", "--db", str(tmp_path / "s.duckdb")]) == 2
     assert "--epochs must be at least 1" in capsys.readouterr().err
+    # the run's settings checked by Config are said by the option that gave them, not the field's name
+    for option, value, said in (("--min-df", "0", "--min-df must be at least 1; got 0"),
+                                ("--map-fit-rows", "5", "--map-fit-rows must be at least 100; got 5"),
+                                ("--max-member-mib", "-1", "--max-member-mib must be positive; got -1"),
+                                ("--max-tokens", "2000000", "--max-tokens must be at most 1,000,000")):
+        assert main(["run", option, value, "--db", str(tmp_path / "s.duckdb")]) == 2
+        assert f"error: {said}" in capsys.readouterr().err
 
 
 def test_runs_on_an_older_or_foreign_store(tmp_path):

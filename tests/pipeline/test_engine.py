@@ -12,6 +12,7 @@ import time
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline import engine
@@ -201,3 +202,39 @@ def test_a_host_name_too_long_to_look_up_is_said_with_the_address():
 def test_a_ray_address_without_the_ray_engine_is_refused():
     with pytest.raises(ValueError, match="goes with --engine ray"):
         Config(ray_address="127.0.0.1:6379")
+
+
+class _TwoRowsEach:
+    """A batch worker that answers each job with two rows, in reverse order of the batch: the engine must give them
+    back in job order, each job's rows as the worker gave them."""
+
+    def __init__(self, shared):
+        self.built = shared["built"]
+        self.built.append(1)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        jobs = np.repeat(batch["job"].to_numpy(), 2)[::-1]
+        return pd.DataFrame({"job": jobs, "x": np.repeat(batch["x"].to_numpy(), 2)[::-1],
+                             "part": np.tile([1, 0], len(batch))})
+
+
+def test_local_batches_come_back_in_job_order_from_one_worker(monkeypatch):
+    monkeypatch.setattr(engine, "BLOCK_ROWS", 7)
+    built = []
+    found = engine.LocalEngine().map_batches(_TwoRowsEach, {"built": built}, pd.DataFrame({"x": np.arange(30) * 10}),
+                                             desc="test", batch_rows=4)
+    assert built == [1]  # built once, then called a block at a time
+    assert found["job"].tolist() == np.repeat(np.arange(30), 2).tolist()
+    assert found["x"].tolist() == np.repeat(np.arange(30) * 10, 2).tolist()
+    assert found["part"].tolist() == [1, 0] * 30  # a job's own rows keep the order its worker gave them
+    assert engine.LocalEngine().map_batches(_TwoRowsEach, {"built": []}, pd.DataFrame({"x": []}), desc="test",
+                                            batch_rows=4).empty
+
+
+def test_a_job_column_in_the_jobs_or_missing_from_a_worker_s_rows_is_refused():
+    with pytest.raises(ValueError, match="'job' column is the engine's"):
+        engine.LocalEngine().map_batches(_TwoRowsEach, {"built": []}, pd.DataFrame({"job": [1]}), desc="t",
+                                         batch_rows=4)
+    with pytest.raises(RuntimeError, match="without their 'job'"):
+        engine.LocalEngine().map_batches(lambda shared: (lambda batch: batch[["x"]]), None,
+                                         pd.DataFrame({"x": [1, 2]}), desc="t", batch_rows=4)

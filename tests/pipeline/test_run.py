@@ -5,6 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from pipeline.config import Config
+from pipeline.run import run_pipeline
+from pipeline.store.files import open_readonly
 from pipeline.store.schema import OPTIONAL_TABLES, RUN_TABLES
 from tests.conftest import STORE_SAMPLE
 
@@ -152,3 +155,20 @@ def test_ensemble_issue_source_averages_every_family(sample_config, tmp_path):
         SELECT max(abs(i.suggested_label - (m.p >= 0.5)::INT)) FROM label_issues i JOIN mean m USING (sample_id)
     """).fetchone()[0]
     assert gap == 0  # the suggested label is the averaged probability's
+
+
+def test_more_clusters_than_texts_are_said_with_the_run(tiny_archive, tmp_path):
+    """--clusters above the texts k-means is fit on: the maps get as many clusters as there are texts, and the run
+    says so rather than capping it silently."""
+    cfg = Config(data=tiny_archive, db=tmp_path / "lossmap.duckdb", models_dir=tmp_path / "models", progress=False,
+                 dense=False, cnn=False, folds=2, min_df=1, svd_dim=4, clusters=500)
+    summary = run_pipeline(cfg)
+    said = "the maps have at most 24 clusters, not the 500 asked (--clusters)"
+    assert any(n.startswith(said) for n in summary.notes), summary.notes
+    con = open_readonly(summary.db)
+    try:
+        made = con.execute("SELECT count(DISTINCT cluster) FROM embeddings WHERE run_id = ?",
+                           [summary.run_id]).fetchone()[0]
+    finally:
+        con.close()
+    assert 1 <= made <= 24
