@@ -1,13 +1,12 @@
 """Overview: headline figures, where the model and the labels disagree by class, and the loss dashlets."""
 
-import json
-
 import altair as alt
 import streamlit as st
 
 from pages.common import charts, queries, review, state
 from pages.common.widgets import class_colors, pct, plain, visible
 from pipeline.data.dataset import LoadReport
+from pipeline.store.files import run_notes, run_problems
 
 ctx = state.context()
 decided = review.current_decisions(ctx)
@@ -22,8 +21,8 @@ c[3].metric("Out-of-fold accuracy", pct(ctx.run["oof_accuracy"]), help="Every re
 c[4].metric("Flagged mislabels", f"{ctx.run['n_flagged']:,}", help="cleanlab confident learning")
 c[5].metric("Decisions made", f"{len(decided):,}")
 
-notes = json.loads(ctx.run.get("load_notes") or "[]")
-problems = json.loads(ctx.run.get("load_warnings") or "{}")
+notes = run_notes(ctx.run.get("load_notes"))  # the store is untrusted: only what has the shape of notes
+problems = run_problems(ctx.run.get("load_warnings"))
 if notes or problems:
     left_out = sum(len(v) for k, v in problems.items() if k in ("empty", "null_text", "null_label", "null_id",
                                                                  "no_rating"))

@@ -1,12 +1,11 @@
 """Truncation: what the sequence networks miss by reading only max_len words."""
 
-import json
-
 import altair as alt
 import streamlit as st
 
 from pages.common import queries, state
 from pages.common.widgets import marked_html, plain, rating_text, visible
+from pipeline.store.files import stored_json
 
 ctx = state.context()
 st.title("Truncation")
@@ -16,8 +15,9 @@ if not families:
     st.stop()
 family = st.selectbox("Network", families, key="trunc_family")
 config = ctx.run.get("config")
-cfg = json.loads(config) if isinstance(config, str) else {}
-max_len, how = cfg.get("max_len", "?"), cfg.get("truncation", "?")
+cfg = stored_json(config, dict)
+max_len = cfg.get("max_len") if type(cfg.get("max_len")) is int else "?"  # the store is untrusted: a number or "?"
+how = plain(str(cfg.get("truncation", "?"))[:40])
 
 buckets = queries.accuracy_by_length(ctx.ref, ctx.run_id, family)
 total = int(buckets["reviews"].sum())

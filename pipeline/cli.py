@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -350,7 +349,7 @@ def _upgrade(args) -> int:
 
 def _runs(args) -> int:
     from pipeline.data.dataset import printable
-    from pipeline.store.files import list_runs
+    from pipeline.store.files import list_runs, run_notes
 
     runs = list_runs(args.db)
     if runs.empty:
@@ -362,15 +361,8 @@ def _runs(args) -> int:
         print(printable(f"  {r.run_id}  {r.completed_at:%Y-%m-%d %H:%M} UTC  {r.n_samples:>6,} texts  "
                         f"{r.n_classes} classes  test acc {test}  flagged {r.n_flagged:,}  {r.seconds:.0f} s  "
                         f"{r.source}", limit=1000))
-        for note in _notes(r.load_notes):
+        for note in run_notes(r.load_notes):
             print(f"      note: {printable(note, limit=1000)}")
     return 0
 
 
-def _notes(stored) -> list[str]:
-    """A run's notes from the store's JSON (the store is untrusted: anything but a list of strings is no notes)."""
-    try:
-        notes = json.loads(stored)
-    except (TypeError, ValueError):
-        return []
-    return [n for n in notes if isinstance(n, str)] if isinstance(notes, list) else []

@@ -15,10 +15,10 @@ calls, and every stage uses only these:
   here, batches of ``BLOCK_ROWS``. Ray: one Ray Data ``map_batches`` pass with a pool of actors that each build the
   worker once (SHAP, the truncation windows, the linear models' scoring); the actors write Parquet shards that the
   driver reads back and deletes (``_gather``).
-- ``score_texts([(path, rows), ...], texts, device=..., staging=...)``: for each linear ONNX model, (the (n, K)
+- ``score_texts([(path, rows), ...], texts, device=..., corpus=...)``: for each linear ONNX model, (the (n, K)
   probabilities of its rows, the ONNX Runtime provider that ran it). Local: a session here per model, reading the
-  run's counts. Ray: ``map_batches`` over the texts, with workers that hold a session per model on the models'
-  bytes.
+  run's counts (``corpus``). Ray: ``map_batches`` over the raw texts, with workers that hold a session per model on
+  the models' bytes and tokenize as the file says.
 
 Where the shards go: when every node of the cluster runs on the driver's machine (a local cluster) the actors write
 them to a scratch folder beside the run's models; when some node is another machine, which may share no disk with

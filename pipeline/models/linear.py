@@ -215,7 +215,9 @@ def score_models(models: LinearModels, paths: dict[str, Path], corpus: Corpus, d
                  device: str, progress: bool, engine=None) -> score.Scored:
     """Every review scored through ONNX Runtime: out of fold by its fold model, and by the conventional model.
 
-    On the local engine the model reads the run's counts; on Ray, the texts, through Ray Data (``engine.score_texts``).
+    On the local engine the model reads the run's counts; on Ray, the raw texts through Ray Data
+    (``engine.score_texts``), which its ONNX file's tokenizer cleans once, as the run cleaned them for the counts
+    (cleaning twice is not the same: '<br <br />/>').
     """
     from pipeline.engine import LocalEngine
 
@@ -227,7 +229,7 @@ def score_models(models: LinearModels, paths: dict[str, Path], corpus: Corpus, d
     row_sets = [np.arange(len(labels)) if m is models.conventional else np.flatnonzero(folds == models.folds.index(m))
                 for m in every]
     found = engine.score_texts([(paths[m.model_id], rows) for m, rows in zip(every, row_sets)],
-                               data.frame["display_text"].to_numpy(object), device=device, corpus=corpus,
+                               data.frame["text"].to_numpy(object), device=device, corpus=corpus,
                                progress=progress)
     preds, model_rows, oof = [], [], np.empty((len(labels), data.n_classes))
     for model, rows, (probs, provider) in zip(every, row_sets, found):

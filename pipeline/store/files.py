@@ -10,7 +10,8 @@ reopen. A lock file stops two pipelines writing one store at once.
 
 ``open_readonly(path)`` is how everything that only reads opens the store (each call
 sees the file as it is now, even in a process that opened an older version);
-``list_runs(path)`` returns the runs, newest first; ``reserve(path)`` checks, before a
+``list_runs(path)`` returns the runs, newest first (``run_notes``, ``run_problems`` and ``stored_json`` read their
+JSON columns, whatever a foreign store put there); ``reserve(path)`` checks, before a
 run's first stage, that the store can be written, and holds it for the run. All errors are ``StoreError``
 with a message that says what to do; a disk that fills up while the copy is written
 is one of them, and it too leaves the store as it was.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import shutil
 import stat
@@ -109,6 +111,26 @@ def list_runs(path: Path) -> pd.DataFrame:
         ).df()
     finally:
         con.close()
+
+
+def stored_json(text, shape: type):
+    """A run's JSON column (notes, warnings, config) as ``shape`` (list or dict). The store is untrusted: text that is
+    not JSON, or JSON of another shape, is an empty one."""
+    try:
+        found = json.loads(text) if isinstance(text, (str, bytes)) else None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        found = None
+    return found if isinstance(found, shape) else shape()
+
+
+def run_notes(text) -> list[str]:
+    """A run's ``load_notes``: its lines of text, and nothing else the column may hold."""
+    return [line for line in stored_json(text, list) if isinstance(line, str)]
+
+
+def run_problems(text) -> dict[str, list]:
+    """A run's ``load_warnings``: {kind: [text id, ...]}, and nothing else the column may hold."""
+    return {kind: items for kind, items in stored_json(text, dict).items() if isinstance(items, list)}
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from tests.app.conftest import open_page
 from tests.app.test_browser import _free_port
 from tests.conftest import ROOT
 
@@ -182,3 +183,19 @@ def test_a_truncated_store_is_said_not_raised(app, store):
     assert not app.exception
     said = " ".join(e.value for e in app.error) + " ".join(i.value for i in app.info)
     assert "store" in said.lower()
+
+
+def test_a_store_whose_run_columns_hold_other_json_still_shows_its_pages(app, store):
+    """A foreign store's notes, warnings and settings of another shape (or a link for a setting): the Overview and
+    Truncation pages render what has the right shape and nothing else, and no link."""
+    import duckdb
+
+    con = duckdb.connect(str(store))
+    con.execute("""UPDATE runs SET load_notes = '5', load_warnings = '[1, 2]',
+                   config = '{"max_len": "[x](https://evil.example)", "truncation": "[y](https://evil.example)"}'""")
+    con.close()
+    open_page(app, "pages/overview.py", "Overview")
+    assert not any("How the data was read" in e.label for e in app.expander)
+    open_page(app, "pages/truncation.py", "Truncation")
+    shown = " ".join(str(m.value) + str(m.help) for m in app.metric) + " ".join(c.value for c in app.caption)
+    assert "? words" in shown and "truncation: " in shown and "](https://evil" not in shown  # escaped, not a link
