@@ -2,7 +2,7 @@
 
 ``connect(cfg)`` opens the engine a run asked for, before any data is read: with ``--engine ray`` it joins the
 cluster at ``--ray-address`` (or starts a Ray instance on this machine when none is given), and a cluster that
-cannot be reached is a ``ClusterUnreachable`` naming the address and what to do. Both engines offer the same three
+cannot be reached is a ``ClusterUnreachable`` naming the address and what to do. Both engines offer the same two
 calls, and every stage uses only these:
 
 - ``map(fn, shared, jobs, desc=...)``: ``[fn(shared, job) for job in jobs]``, in order. On Ray each job is a task
@@ -13,12 +13,8 @@ calls, and every stage uses only these:
   with batches of jobs; it returns a frame whose ``job`` column says which job each output row came from (the
   engine numbers the jobs 0..n-1 in that column). The result is every output row in job order. Local: one worker
   here, batches of ``BLOCK_ROWS``. Ray: one Ray Data ``map_batches`` pass with a pool of actors that each build the
-  worker once (SHAP, the truncation windows, the linear models' scoring); the actors write Parquet shards that the
+  worker once (the linear models' scoring, SHAP, the truncation windows); the actors write Parquet shards that the
   driver reads back and deletes (``_gather``).
-- ``score_texts([(path, rows), ...], texts, device=..., corpus=...)``: for each linear ONNX model, (the (n, K)
-  probabilities of its rows, the ONNX Runtime provider that ran it). Local: a session here per model, reading the
-  run's counts (``corpus``). Ray: ``map_batches`` over the raw texts, with workers that hold a session per model on
-  the models' bytes and tokenize as the file says.
 
 Where the shards go: when every node of the cluster runs on the driver's machine (a local cluster) the actors write
 them to a scratch folder beside the run's models; when some node is another machine, which may share no disk with
@@ -37,6 +33,7 @@ switch, read when Ray is imported), so nothing listens beyond this machine.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import socket
 import tempfile
@@ -51,7 +48,6 @@ ENGINES = ("local", "ray")
 RETRIES = 3  # a task whose worker process dies is run again this many times
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _CONNECT_TIMEOUT_S = 5.0
-_SCORE_BATCH = 2048  # texts per Ray Data batch
 # Rows whose features are built at once where a stage predicts, scores or averages over many rows: each block holds a
 # few copies of its rows' counts (about 1 GB at 50,000 IMDB reviews' n-grams), not a few copies of every row's.
 BLOCK_ROWS = 50_000
@@ -82,15 +78,26 @@ def _numbered(jobs: pd.DataFrame) -> pd.DataFrame:
     return jobs.reset_index(drop=True).assign(job=np.arange(len(jobs), dtype=np.int64))
 
 
-def _in_job_order(parts: list[pd.DataFrame], n_jobs: int) -> pd.DataFrame:
+def _batch(work, batch: pd.DataFrame) -> pd.DataFrame:
+    """One batch through a worker, its output checked: every row says its job, one of the batch's."""
+    if not len(batch):  # Ray Data may hand an actor an empty block
+        return pd.DataFrame({"job": np.zeros(0, np.int64)})
+    out = work(batch)
+    if not isinstance(out, pd.DataFrame) or "job" not in out.columns:
+        raise RuntimeError(f"a batch worker ({type(work).__name__}) returned rows without their 'job'")
+    if not out["job"].isin(batch["job"]).all():
+        raise RuntimeError(f"a batch worker ({type(work).__name__}) returned rows of jobs it was not given")
+    return out
+
+
+def _in_job_order(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """The workers' outputs, ordered by job (stable: a job's own rows keep the order its worker gave them)."""
-    found = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"job": np.zeros(0, np.int64)})
-    if "job" not in found.columns:
-        raise RuntimeError("a batch worker returned rows without their 'job'")
+    parts = [p for p in parts if len(p)] or [pd.DataFrame({"job": np.zeros(0, np.int64)})]
+    found = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
     jobs = found["job"].to_numpy()
-    if len(jobs) and (jobs.min() < 0 or jobs.max() >= n_jobs):
-        raise RuntimeError(f"a batch worker returned rows of jobs outside 0..{n_jobs - 1}")
-    return found.iloc[np.argsort(jobs, kind="stable")].reset_index(drop=True)
+    if len(jobs) > 1 and not (jobs[1:] >= jobs[:-1]).all():  # the local engine's come in order: no copy
+        found = found.iloc[np.argsort(jobs, kind="stable")].reset_index(drop=True)
+    return found
 
 
 class LocalEngine:
@@ -101,26 +108,11 @@ class LocalEngine:
                     progress: bool = False) -> pd.DataFrame:
         jobs = _numbered(jobs)
         if not len(jobs):
-            return _in_job_order([], 0)
+            return _in_job_order([])
         work = worker(shared)
-        blocks = spans(len(jobs), max(batch_rows, BLOCK_ROWS))
-        return _in_job_order([work(jobs.iloc[a:b]) for a, b in tqdm(blocks, desc=desc, leave=False,
-                                                                    disable=not progress)], len(jobs))
-
-    def score_texts(self, models: list[tuple[Path, np.ndarray]], texts, *, device: str,
-                    corpus=None, progress: bool = False) -> list[tuple[np.ndarray, str]]:
-        from pipeline.models.score import OnnxTextModel
-
-        found = []
-        for path, rows in tqdm(models, desc="score (ONNX Runtime)", leave=False, disable=not progress):
-            session = OnnxTextModel.load(path, device=device)
-            if corpus is not None:  # counted already: the model's columns of the counts, a block of rows at a time
-                columns = session.columns_in(corpus.vocab_index)
-                probs = in_blocks(lambda block: session.score_counts(corpus.counts[block][:, columns]), rows)
-            else:
-                probs = session.score_texts(np.asarray(texts, dtype=object)[rows])
-            found.append((probs, session.provider))
-        return found
+        blocks = spans(len(jobs), BLOCK_ROWS)  # batch_rows is Ray's: here, a few copies of a block fit
+        return _in_job_order([_batch(work, jobs.iloc[a:b]) for a, b in tqdm(blocks, desc=desc, leave=False,
+                                                                            disable=not progress)])
 
 
 class RayEngine:
@@ -147,14 +139,18 @@ class RayEngine:
         ray = self.ray
         jobs = _numbered(jobs)
         if not len(jobs):
-            return _in_job_order([], 0)
+            return _in_job_order([])
         blocks = max(1, min(self.workers * 4, -(-len(jobs) // batch_rows)))
         done = ray.data.from_pandas(jobs).repartition(blocks).map_batches(
             _Actor, fn_constructor_kwargs={"worker": worker, "shared": [ray.put(shared)]},
             batch_size=batch_rows, batch_format="pandas", num_cpus=1,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers))  # a fixed pool of every CPU
         # left none for the tasks that feed and write it, and hung
-        return _in_job_order(self._gather(done, desc=desc, progress=progress), len(jobs))
+        found = _in_job_order(self._gather(done, desc=desc, progress=progress))
+        failed = _failure(found)
+        if failed is not None:
+            raise failed  # as the local engine would
+        return found.drop(columns=_FAILED, errors="ignore")
 
     def _gather(self, done, *, desc: str, progress: bool) -> list[pd.DataFrame]:
         """The pass's output frames: through Parquet shards the actors write, when every node shares this
@@ -177,26 +173,6 @@ class RayEngine:
             if self.scratch is not None and self.scratch.is_dir() and not any(self.scratch.iterdir()):
                 self.scratch.rmdir()
 
-    def score_texts(self, models: list[tuple[Path, np.ndarray]], texts, *, device: str,
-                    corpus=None, progress: bool = False) -> list[tuple[np.ndarray, str]]:
-        texts = np.asarray(texts, dtype=object)
-        members = np.zeros((len(models), len(texts)), bool)  # model j scores row i
-        for j, (_, rows) in enumerate(models):
-            members[j, rows] = True
-        wanted = np.flatnonzero(members.any(axis=0))
-        jobs = pd.DataFrame({"row": wanted.astype(np.int64), "text": texts[wanted]})
-        found = self.map_batches(_TextScorer, ([Path(p).read_bytes() for p, _ in models], members, device), jobs,
-                                 desc="score (ONNX Runtime)", batch_rows=_SCORE_BATCH, progress=progress)
-        if len(found) != len(wanted) or not np.array_equal(found["row"].to_numpy(), wanted):
-            raise RuntimeError(f"Ray Data returned {len(found):,} scored texts for {len(wanted):,}")
-        found = found.set_index("row")
-        out = []
-        for j, (_, rows) in enumerate(models):
-            columns = sorted((c for c in found.columns if c.startswith(f"m{j}_p")), key=lambda c: int(c.split("p")[-1]))
-            out.append((found.loc[np.asarray(rows, dtype=np.int64), columns].to_numpy(np.float64),
-                        str(found["provider"].iloc[0])))
-        return out
-
 
 def _on_this_machine(ray) -> bool:
     """Whether every live node of the cluster runs on this machine (so the nodes and the driver share its disk)."""
@@ -206,39 +182,43 @@ def _on_this_machine(ray) -> bool:
 
 class _Actor:
     """A Ray Data actor: builds ``worker(shared)`` once (``shared`` by reference: large arguments of an actor are a
-    restart hazard) and hands it each batch."""
+    restart hazard) and hands it each batch. What the worker raises, building or working, comes back as a row
+    (``_FAILED``, the error pickled) for the driver to raise as it is: Ray Data would wrap it in an error of its own,
+    which keeps only its text."""
 
     def __init__(self, worker, shared: list):
         import ray
 
-        self.work = worker(ray.get(shared[0]))
+        try:
+            self.work, self.failed = worker(ray.get(shared[0])), None
+        except Exception as exc:
+            self.work, self.failed = None, exc
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        return self.work(batch)
+        try:
+            if self.failed is not None:
+                raise self.failed
+            return _batch(self.work, batch)
+        except Exception as exc:
+            return pd.DataFrame({"job": [-1], _FAILED: [_pickled(exc)]})
 
 
-class _TextScorer:
-    """A batch worker: an ONNX Runtime session per linear model, on the models' bytes; each batch of texts is scored
-    by the models whose rows it holds (``members``: (models, N) bools)."""
+_FAILED = "_lossmap_failed"  # the column of a batch whose worker raised
 
-    def __init__(self, shared):
-        from pipeline.models.score import OnnxTextModel
 
-        models, self.members, device = shared
-        self.sessions = [OnnxTextModel.from_bytes(model, device=device) for model in models]
+def _pickled(exc: Exception) -> bytes:
+    try:
+        return pickle.dumps(exc)
+    except Exception:  # an error that does not pickle: its type and text
+        return pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
 
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        rows = batch["row"].to_numpy()
-        texts = batch["text"].tolist()
-        out = {"job": batch["job"].to_numpy(), "row": rows,
-               "provider": self.sessions[0].provider if self.sessions else ""}
-        for j, session in enumerate(self.sessions):
-            mine = self.members[j, rows]
-            probs = np.full((len(rows), len(session.classes)), np.nan)
-            if mine.any():
-                probs[mine] = session.score_texts([t for t, m in zip(texts, mine) if m])
-            out |= {f"m{j}_p{k}": probs[:, k] for k in range(probs.shape[1])}
-        return pd.DataFrame(out)
+
+def _failure(found: pd.DataFrame) -> Exception | None:
+    """What a worker raised, from the rows of a Ray Data pass, or None."""
+    if _FAILED not in found.columns:
+        return None
+    failed = found[_FAILED].dropna()
+    return pickle.loads(failed.iloc[0]) if len(failed) else None  # written by this run's own workers
 
 
 @contextmanager

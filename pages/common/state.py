@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import uuid
@@ -25,6 +24,7 @@ from pages.common import queries
 from pipeline.store.decisions import decisions_path
 from pages.common.widgets import plain
 from pipeline.config import DEFAULT_DB
+from pipeline.store.files import stored_json
 from pipeline.store.schema import StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,8 +64,8 @@ class Context:
     def rating_name(self) -> str | None:
         """What the data calls its rating (the --score column), or None when the run has none."""
         columns = self.run.get("columns")
-        columns = json.loads(columns) if isinstance(columns, str) else (columns or {})
-        return columns.get("score")
+        score = (columns if isinstance(columns, dict) else stored_json(columns, dict)).get("score")
+        return score if isinstance(score, str) else None  # the store is untrusted
 
 
 APP_OPTIONS = "--db PATH, --store-folder DIR (repeatable), --any-store"

@@ -26,6 +26,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.feature_extraction.text import TfidfTransformer
@@ -213,24 +214,16 @@ def conventional_rows(data: Dataset) -> np.ndarray | None:
 
 def score_models(models: LinearModels, paths: dict[str, Path], corpus: Corpus, data: Dataset, folds: np.ndarray, *,
                  device: str, progress: bool, engine=None) -> score.Scored:
-    """Every review scored through ONNX Runtime: out of fold by its fold model, and by the conventional model.
-
-    On the local engine the model reads the run's counts; on Ray, the raw texts through Ray Data
-    (``engine.score_texts``), which its ONNX file's tokenizer cleans once, as the run cleaned them for the counts
-    (cleaning twice is not the same: '<br <br />/>').
-    """
-    from pipeline.engine import LocalEngine
-
-    engine = engine or LocalEngine()
+    """Every review scored through ONNX Runtime: out of fold by its fold model, and by the conventional model,
+    reading the run's counts (``onnx_probs``)."""
     labels = data.labels
     ids = data.frame["sample_id"].to_numpy()
     is_train = data.is_train
     every = models.all()
     row_sets = [np.arange(len(labels)) if m is models.conventional else np.flatnonzero(folds == models.folds.index(m))
                 for m in every]
-    found = engine.score_texts([(paths[m.model_id], rows) for m, rows in zip(every, row_sets)],
-                               data.frame["text"].to_numpy(object), device=device, corpus=corpus,
-                               progress=progress)
+    found = onnx_probs([(paths[m.model_id], rows) for m, rows in zip(every, row_sets)], corpus, device=device,
+                       engine=engine, progress=progress)
     preds, model_rows, oof = [], [], np.empty((len(labels), data.n_classes))
     for model, rows, (probs, provider) in zip(every, row_sets, found):
         conventional = model is models.conventional
@@ -246,3 +239,47 @@ def score_models(models: LinearModels, paths: dict[str, Path], corpus: Corpus, d
                                           len(model.train_rows), score.accuracy(probs, labels[rows], ~seen), parity,
                                           provider, reference=False))
     return score.Scored.of(LINEAR, model_rows, preds, oof)
+
+
+_SCORE_BATCH = 4096  # reviews per batch of the engine (a Ray Data batch)
+
+
+def onnx_probs(models: list[tuple[Path, np.ndarray]], corpus: Corpus, *, device: str, engine=None,
+               progress: bool = False) -> list[tuple[np.ndarray, str]]:
+    """For each (ONNX file, rows) of ``models``: (the (len(rows), K) probabilities of those rows of the counts, the
+    ONNX Runtime provider that ran it). The rows go through ``engine.map_batches`` (``pipeline.engine``; this process
+    when None): on Ray, a pool of actors that each hold a session per model and read the counts from the object
+    store."""
+    from pipeline.engine import LocalEngine
+
+    jobs = pd.concat([pd.DataFrame({"model": j, "row": np.asarray(rows, dtype=np.int64)})
+                      for j, (_, rows) in enumerate(models)], ignore_index=True)
+    found = (engine or LocalEngine()).map_batches(_Scorer, ([Path(path).read_bytes() for path, _ in models], corpus,
+                                                            device), jobs, desc="score (ONNX Runtime)",
+                                                  batch_rows=_SCORE_BATCH, progress=progress)
+    columns = sorted((c for c in found.columns if c[0] == "p" and c[1:].isdigit()), key=lambda c: int(c[1:]))
+    out, start = [], 0
+    for _, rows in models:  # in job order: the first model's rows, then the next's
+        mine = found.iloc[start:start + len(rows)]
+        out.append((mine[columns].to_numpy(np.float64), str(mine["provider"].iloc[0]) if len(mine) else ""))
+        start += len(rows)
+    return out
+
+
+class _Scorer:
+    """A batch worker (``engine.map_batches``): a session per model on its bytes; each job's row of the counts
+    scored by its model, in that model's vocabulary order."""
+
+    def __init__(self, shared):
+        models, self.corpus, device = shared
+        self.sessions = [score.OnnxTextModel.from_bytes(model, device=device) for model in models]
+        self.columns = [session.columns_in(self.corpus.vocab_index) for session in self.sessions]
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        parts = []
+        for j, group in batch.groupby("model", sort=False):
+            session, rows = self.sessions[j], group["row"].to_numpy()
+            probs = session.score_counts(self.corpus.counts[rows][:, self.columns[j]])
+            parts.append(pd.DataFrame({"job": group["job"].to_numpy(), "provider": session.provider,
+                                       **{f"p{k}": probs[:, k] for k in range(probs.shape[1])}}))
+        return pd.concat(parts, ignore_index=True)

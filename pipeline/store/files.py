@@ -118,7 +118,7 @@ def stored_json(text, shape: type):
     not JSON, or JSON of another shape, is an empty one."""
     try:
         found = json.loads(text) if isinstance(text, (str, bytes)) else None
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+    except (ValueError, RecursionError):  # not JSON, not UTF-8; nested deeper than Python's parser goes
         found = None
     return found if isinstance(found, shape) else shape()
 

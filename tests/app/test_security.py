@@ -191,8 +191,10 @@ def test_a_store_whose_run_columns_hold_other_json_still_shows_its_pages(app, st
     import duckdb
 
     con = duckdb.connect(str(store))
-    con.execute("""UPDATE runs SET load_notes = '5', load_warnings = '[1, 2]',
-                   config = '{"max_len": "[x](https://evil.example)", "truncation": "[y](https://evil.example)"}'""")
+    deep = "[" * 100_000 + "]" * 100_000  # deeper than Python's JSON parser goes
+    con.execute("""UPDATE runs SET load_notes = ?, load_warnings = '[1, 2]', columns = '{"score": [1]}',
+                   config = '{"max_len": "[x](https://evil.example)", "truncation": "[y](https://evil.example)"}'""",
+                [deep])
     con.close()
     open_page(app, "pages/overview.py", "Overview")
     assert not any("How the data was read" in e.label for e in app.expander)

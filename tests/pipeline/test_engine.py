@@ -238,3 +238,28 @@ def test_a_job_column_in_the_jobs_or_missing_from_a_worker_s_rows_is_refused():
     with pytest.raises(RuntimeError, match="without their 'job'"):
         engine.LocalEngine().map_batches(lambda shared: (lambda batch: batch[["x"]]), None,
                                          pd.DataFrame({"x": [1, 2]}), desc="t", batch_rows=4)
+
+
+@pytest.mark.parametrize("shards", [True, False], ids=["shards", "streamed"])
+def test_what_a_ray_data_worker_raises_is_raised_as_it_is(cluster, shards, tmp_path):
+    """A worker that fails to build (a device no machine has) or on one batch of many (a row the counts lack): the
+    run gets the worker's own error, as on the local engine, not Ray Data's wrapper of its text."""
+    from pipeline.models import export, linear
+    from pipeline.models.text import tokenize
+
+    corpus = tokenize(pd.Series(["good film", "bad film"] * 50), ngram_max=1, min_df=1)
+    model = linear.fit(corpus, np.tile([1, 0], 50), np.arange(100), model_id="m", min_df=1)
+    onnx = export.export_onnx(model, tmp_path / "m.onnx", classes=("negative", "positive"),
+                              tokenizer_spec=corpus.tokenizer_spec()).read_bytes()
+    rows = np.arange(100)
+    with engine.connect("ray", cluster.address) as on:
+        on.shared_disk = shards
+        fine = on.map_batches(linear._Scorer, ([onnx], corpus, "cpu"), pd.DataFrame({"model": 0, "row": rows}),
+                              desc="t", batch_rows=8)
+        assert fine["job"].tolist() == rows.tolist() and "_lossmap_failed" not in fine.columns
+        with pytest.raises(ValueError, match="device must be one of auto, cpu, cuda; got 'tpu'"):
+            on.map_batches(linear._Scorer, ([onnx], corpus, "tpu"), pd.DataFrame({"model": 0, "row": rows}),
+                           desc="t", batch_rows=8)
+        with pytest.raises(IndexError):
+            on.map_batches(linear._Scorer, ([onnx], corpus, "cpu"),
+                           pd.DataFrame({"model": 0, "row": np.r_[rows, 500]}), desc="t", batch_rows=8)

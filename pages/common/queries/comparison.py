@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 import pandas as pd
 import streamlit as st
 
 from pages.common.queries.base import StoreRef, _query, issue_ranking
 from pipeline.names import FAMILIES
+from pipeline.store.files import stored_json
 
 
 _SHARED = ("SELECT a.sample_id FROM sample_summary a JOIN sample_summary b ON b.run_id = $b "
@@ -22,7 +22,7 @@ def run_settings(ref: StoreRef, run_id: str) -> dict:
     config = _query(ref, "SELECT config FROM runs WHERE run_id = ?", [run_id])["config"]
     families = _query(ref, "SELECT DISTINCT family FROM models WHERE run_id = ? ORDER BY list_position(?, family), "
                            "family", [run_id, list(FAMILIES)])["family"]
-    return {"config": json.loads(config.iloc[0]) if len(config) and isinstance(config.iloc[0], str) else {},
+    return {"config": stored_json(config.iloc[0], dict) if len(config) else {},
             "ranking": issue_ranking(ref, run_id), "families": list(families)}
 
 

@@ -56,7 +56,7 @@ def test_predictions_and_scores_by_blocks_of_rows_equal_the_whole(tmp_path, monk
 
     def every_way():
         return (model.predict_scores(corpus, rows), explain._background_mean(model, corpus),
-                engine.LocalEngine().score_texts([(path, rows)], None, device="cpu", corpus=corpus)[0][0])
+                linear.onnx_probs([(path, rows)], corpus, device="cpu")[0][0])
 
     whole = every_way()
     scored, predicted = [], []
@@ -90,29 +90,3 @@ def test_scaled_features_are_multiply_s_bit_for_bit():
         got = linear._scaled(x.copy(), scale)
         assert got.dtype == expected.dtype and np.array_equal(got.toarray(), expected.toarray())
 
-
-def test_texts_scored_through_their_model_s_tokenizer_count_as_the_run_counted_them(tmp_path):
-    """On Ray the linear models score the texts through each ONNX file's own tokenizer, which cleans the text as the
-    run did (HTML breaks into new lines). A break inside a break ('<br <br />/>') cleaned twice loses a word: the
-    texts handed to the engine must be the raw ones, cleaned once, so the parity check (1e-4) holds."""
-    from pipeline import engine
-    from pipeline.data.dataset import finish_frame
-    from pipeline.data.imdb import load_reviews, to_dataset
-    from pipeline.models import export
-    from tests.conftest import real_archive
-
-    class TextsOnly(engine.LocalEngine):  # scores the texts, as the Ray engine does, not the run's counts
-        def score_texts(self, models, texts, *, device, corpus=None, progress=False):
-            return super().score_texts(models, texts, device=device, progress=progress)
-
-    data = to_dataset(load_reviews(real_archive(), sample=200, seed=5, progress=False))
-    data.frame["text"] = data.frame["text"] + " br br <br <br />/> awful <br <br />/>"
-    finish_frame(data.frame)
-    corpus = tokenize(data.frame["display_text"], ngram_max=2)
-    folds = np.arange(200) % 2
-    models, _ = linear.cross_fit(corpus, data.labels, folds, n_classes=2, options={"min_df": 1})
-    paths = {m.model_id: export.export_onnx(m, tmp_path / f"{m.model_id}.onnx", classes=data.classes,
-                                            tokenizer_spec=corpus.tokenizer_spec()) for m in models}
-    scored = linear.score_models(linear.LinearModels(models, None), paths, corpus, data, folds, device="cpu",
-                                 progress=False, engine=TextsOnly())
-    assert scored.parity_max_abs <= 1e-4

@@ -279,3 +279,19 @@ def test_a_wrong_db_path_says_what_to_pass_and_leaves_no_lock_file(tmp_path):
     with pytest.raises(StoreError, match="Pass the store's .duckdb file"):
         store.list_runs(tmp_path / "tickets.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "tickets.csv"]  # no .lock left beside them
+
+
+@pytest.mark.parametrize("stored, notes, problems", [
+    ('["read 3 texts", 5, null, ["x"]]', ["read 3 texts"], {}),
+    ('{"empty": ["a", "b"], "null_text": 3}', [], {"empty": ["a", "b"]}),
+    ("5", [], {}),
+    ("not json", [], {}),
+    (None, [], {}),
+    (b"\xff\xfe", [], {}),
+    ("[" * 100_000 + "]" * 100_000, [], {}),  # deeper than Python's parser goes: RecursionError
+])
+def test_a_run_s_json_columns_read_as_what_they_should_hold(stored, notes, problems):
+    """A store is untrusted: a run's notes and warnings of another shape read as none, never as an error."""
+    assert store.run_notes(stored) == notes
+    assert store.run_problems(stored) == problems
+    assert store.stored_json('{"max_len": 3}', dict) == {"max_len": 3} and store.stored_json("[1]", dict) == {}
