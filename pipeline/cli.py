@@ -177,9 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "CUDA build of PyTorch, for training the networks; cpu never does (default: %(default)s)")
     g = run.add_argument_group("scale out")
     g.add_argument("--engine", default=d.engine, choices=ENGINES,
-                   help="local: every stage in this process; ray: fold models, SHAP, the n-gram counts of large "
-                        "data and its map vectors as Ray tasks, scoring through Ray Data actors, on the "
-                        "cluster of --ray-address (same results; the map's fit and the store stay here) "
+                   help="local: every stage in this process; ray: on the cluster of --ray-address, the fold models, "
+                        "the SHAP backgrounds and the n-gram counts and map vectors of large data as Ray tasks, and "
+                        "the linear models' scoring, the SHAP values and the truncation windows through Ray Data "
+                        "actors (same results; reading the data, the map's fit and the store stay here) "
                         "(default: %(default)s)")
     g.add_argument("--ray-address", metavar="ADDRESS",
                    help="the Ray cluster to join: HOST:PORT as `ray start --head` set it, or auto (the cluster "
@@ -304,8 +305,8 @@ def _run(args) -> int:
     print(f"  ONNX Runtime: {s.provider}, largest gap to the native models {s.parity_max_abs:.1e} in probability")
     if args.engine == "ray":
         where = f"the cluster at {args.ray_address}" if args.ray_address else "started on this machine"
-        print(f"  engine: Ray ({where}): fold models as tasks; scoring, SHAP and the truncation windows through "
-              "Ray Data")
+        print(f"  engine: Ray ({where}): the fold models as tasks; the linear models' scoring, the SHAP values and "
+              "the truncation windows through Ray Data")
     print("  time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in s.stage_seconds.items()))
     print("  peak memory per stage: " + ", ".join(f"{k} {v:,.0f} MiB" for k, v in s.stage_peak_mib.items()))
     print(f"  store: {s.db}  (open it with `streamlit run app.py -- --db {s.db}`)")

@@ -14,6 +14,7 @@ made each page about 0.6 s slower).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 
@@ -155,18 +156,20 @@ class Config:
                             ("max_len", 2), ("seq_vocab", 1), ("seq_embed", 1), ("cnn_filters", 1), ("cnn_kernel", 1),
                             ("lstm_units", 1), ("seq_hidden", 1), ("cnn_epochs", 1), ("bilstm_epochs", 1),
                             ("seq_batch", 1), ("window_stride", 1), ("probe_size", 2), ("shap_top_k", 1),
-                            ("svd_dim", 1), ("umap_neighbors", 2), ("umap_epochs", 1), ("clusters", 1),
+                            ("svd_dim", 2), ("umap_neighbors", 2), ("umap_epochs", 1), ("clusters", 1),
                             ("neighbours", 1), ("max_tokens", 2), ("map_fit_rows", 100),
                             ("chunk_rows", 100)):
             if getattr(self, name) < least:
                 raise ValueError(f"{name} must be at least {least}; got {getattr(self, name)}")
         if self.sample is not None and self.sample < 2:
-            raise ValueError(f"sample must be at least 2 (got {self.sample})")
+            raise ValueError(f"sample must be at least 2; got {self.sample}")
+        if not 0 <= self.seed < 2**32:  # what numpy's and scikit-learn's generators take
+            raise ValueError(f"seed must lie in [0, 2**32 - 1]; got {self.seed}")
         if not 0.0 <= self.flip_fraction <= 0.5:
             raise ValueError(f"flip_fraction must lie in [0, 0.5]; got {self.flip_fraction}")
         for name in ("C", "C_multiclass", "nb_alpha", "dense_lr", "seq_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a positive number; got {getattr(self, name)}")
         for name in ("max_member_mib", "max_input_mib"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name):g}")

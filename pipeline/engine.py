@@ -5,9 +5,11 @@ cluster at ``--ray-address`` (or starts a Ray instance on this machine when none
 cannot be reached is a ``ClusterUnreachable`` naming the address and what to do. Both engines offer the same two
 calls, and every stage uses only these:
 
-- ``map(fn, shared, jobs, desc=...)``: ``[fn(shared, job) for job in jobs]``, in order. On Ray each job is a task
-  (fold models: the linear model's, each network's; the SHAP background per fold); ``shared`` goes to the object
-  store once; a task whose worker dies is run again (``RETRIES``), an error raised by the job itself is not.
+- ``map(fn, shared, jobs, desc=..., gpus=0)``: ``[fn(shared, job) for job in jobs]``, in order. On Ray each job is a
+  task (fold models: the linear model's, each network's; the SHAP background per fold); ``shared`` goes to the
+  object store once; a task whose worker dies is run again (``RETRIES``), an error raised by the job itself is not.
+  A task asks for ``gpus`` GPUs (the networks' training: one each, unless --device cpu) when the cluster has them,
+  so Ray gives each its own GPU.
 - ``map_batches(Worker, shared, jobs, desc=..., batch_rows=...)``: row-wise work over a frame of ``jobs`` (one row
   each: a review, or a review and the model that reads it). ``Worker(shared)`` is built once per process and called
   with batches of jobs; it returns a frame whose ``job`` column says which job each output row came from (the
@@ -101,7 +103,7 @@ def _in_job_order(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 class LocalEngine:
-    def map(self, fn, shared, jobs, *, desc: str, progress: bool = False) -> list:
+    def map(self, fn, shared, jobs, *, desc: str, progress: bool = False, gpus: float = 0) -> list:
         return [fn(shared, job) for job in tqdm(jobs, desc=desc, leave=False, disable=not progress)]
 
     def map_batches(self, worker, shared, jobs: pd.DataFrame, *, desc: str, batch_rows: int,
@@ -120,11 +122,14 @@ class RayEngine:
         self.ray = ray_module
         self.workers = max(1, int(ray_module.cluster_resources().get("CPU", 1)))
         self.scratch = Path(scratch) if scratch is not None else None  # where a local cluster's shards are written
+        self.gpus = float(ray_module.cluster_resources().get("GPU", 0))
+        self.nodes = sum(1 for node in ray_module.nodes() if node.get("Alive"))
         self.shared_disk = _on_this_machine(ray_module)
 
-    def map(self, fn, shared, jobs, *, desc: str, progress: bool = False) -> list:
+    def map(self, fn, shared, jobs, *, desc: str, progress: bool = False, gpus: float = 0) -> list:
         ray = self.ray
-        task = ray.remote(fn).options(max_retries=RETRIES, retry_exceptions=False, name=f"lossmap:{fn.__name__}")
+        task = ray.remote(fn).options(max_retries=RETRIES, retry_exceptions=False, name=f"lossmap:{fn.__name__}",
+                                      num_gpus=gpus if self.gpus >= gpus else 0)  # none asked of a cluster without
         ref = ray.put(shared)
         futures = [task.remote(ref, job) for job in jobs]
         pending = list(futures)
@@ -175,9 +180,14 @@ class RayEngine:
 
 
 def _on_this_machine(ray) -> bool:
-    """Whether every live node of the cluster runs on this machine (so the nodes and the driver share its disk)."""
-    here = socket.gethostname()
-    return all(node.get("NodeManagerHostname") == here for node in ray.nodes() if node.get("Alive"))
+    """Whether every live node of the cluster runs on this machine, so that the nodes and the driver share its disk:
+    the driver's node's host name and address (two containers may share a host name, not an address)."""
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    mine = [node for node in nodes if node.get("NodeID") == ray.get_runtime_context().get_node_id()]
+    if len(mine) != 1:
+        return False
+    here = (socket.gethostname(), mine[0].get("NodeManagerAddress"))
+    return all((node.get("NodeManagerHostname"), node.get("NodeManagerAddress")) == here for node in nodes)
 
 
 class _Actor:

@@ -179,6 +179,13 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
                                | {t.scored.family: t.embedding for t in theirs if t.embedding is not None},
                                engine=on)
     data.report.notes.extend(_large_data_notes(len(data.frame), cfg))
+    if maps[0].vectors.shape[1] < cfg.svd_dim:
+        data.report.notes.append(
+            f"the text map's vectors have {maps[0].vectors.shape[1]:,} dimensions, not the {cfg.svd_dim:,} asked "
+            "(--svd-dim): a truncated SVD has fewer than both the texts it is fit on and the n-grams it reads")
+    if isinstance(on, engine.RayEngine):
+        where = f"the cluster at {cfg.ray_address}" if cfg.ray_address else "started on this machine"
+        data.report.notes.append(f"ran on Ray ({where}: {on.nodes} node(s), {on.workers} CPUs) (--engine ray)")
     if networks:  # as each training job said: with --engine ray, where the workers ran
         where = sorted(set().union(*(n.trained_on for n in networks)))
         data.report.notes.append(f"the networks trained with PyTorch on {' and '.join(where)} (--device)")

@@ -328,7 +328,7 @@ def run_family(family: str, data: NetworkData, dataset: Dataset, folds: np.ndarr
     shared = _FamilyJob(family, data, labels, k_classes, dataset.classes, is_train,
                         dataset.frame["display_text"].str.len().to_numpy(), cfg, reference, torch.get_num_threads())
     done = (engine or LocalEngine()).map(_fit_export_score, shared, jobs, desc=f"{family} network",
-                                         progress=cfg.progress)
+                                         progress=cfg.progress, gpus=0 if cfg.device == "cpu" else 1)
     model_rows, preds, parts = [], [], {key: [] for key in ("batches", "epochs", "layer_stats", "layer_histograms",
                                                              "information_plane", "truncation")}
     oof, embedding = np.empty((len(labels), k_classes)), None

@@ -59,7 +59,10 @@ def test_bad_option_values(tmp_path, capsys):
     for option, value, said in (("--min-df", "0", "--min-df must be at least 1; got 0"),
                                 ("--map-fit-rows", "5", "--map-fit-rows must be at least 100; got 5"),
                                 ("--max-member-mib", "-1", "--max-member-mib must be positive; got -1"),
-                                ("--max-tokens", "2000000", "--max-tokens must be at most 1,000,000")):
+                                ("--max-tokens", "2000000", "--max-tokens must be at most 1,000,000"),
+                                ("--seed", "-1", "--seed must lie in [0, 2**32 - 1]; got -1"),
+                                ("-C", "inf", "-C must be a positive number; got inf"),
+                                ("--svd-dim", "1", "--svd-dim must be at least 2; got 1")):
         assert main(["run", option, value, "--db", str(tmp_path / "s.duckdb")]) == 2
         assert f"error: {said}" in capsys.readouterr().err
 

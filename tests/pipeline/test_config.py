@@ -20,7 +20,12 @@ from tests.conftest import ROOT
     ("device", "tpu", "device must be one of auto, cpu, cuda"),
     ("folds", 1, "folds must be at least 2"),
     ("sample", 1, "sample must be at least 2"),
-    ("C_multiclass", 0.0, "C_multiclass must be positive"),
+    ("C_multiclass", 0.0, "C_multiclass must be a positive number"),
+    ("C", float("inf"), "C must be a positive number; got inf"),
+    ("nb_alpha", float("nan"), "nb_alpha must be a positive number; got nan"),
+    ("seed", -1, r"seed must lie in \[0, 2\*\*32 - 1\]; got -1"),
+    ("seed", 2**32, r"seed must lie in \[0, 2\*\*32 - 1\]"),
+    ("svd_dim", 1, "svd_dim must be at least 2"),
     ("flip_fraction", 0.9, r"flip_fraction must lie in \[0, 0.5\]"),
     ("memory_limit_mib", -5, "memory_limit_mib must be positive"),
 ])

@@ -105,6 +105,7 @@ def test_a_ray_run_gives_the_local_run_s_results(cluster, local_cfg, tmp_path, s
     assert any("4 chunks of up to 500 texts" in n for n in summary.notes)  # said with the run
     assert any("seeded sample of 1,000 of the 2,000 texts" in n for n in summary.notes)
     assert any(n.startswith("the networks trained with PyTorch on the CPU (") for n in summary.notes)  # the workers'
+    assert f"ran on Ray (the cluster at {cluster.address}: 2 node(s), 2 CPUs) (--engine ray)" in summary.notes
 
 
 def test_a_worker_killed_mid_run_is_retried_and_the_results_stand(cluster, local_cfg, tmp_path, monkeypatch,

@@ -157,18 +157,19 @@ def test_ensemble_issue_source_averages_every_family(sample_config, tmp_path):
     assert gap == 0  # the suggested label is the averaged probability's
 
 
-def test_more_clusters_than_texts_are_said_with_the_run(tiny_archive, tmp_path):
-    """--clusters above the texts k-means is fit on: the maps get as many clusters as there are texts, and the run
-    says so rather than capping it silently."""
+def test_more_clusters_and_dimensions_than_the_texts_allow_are_said_with_the_run(tiny_archive, tmp_path):
+    """--clusters and --svd-dim above what 24 texts allow: the maps get what they can, and the run says so rather
+    than capping them silently."""
     cfg = Config(data=tiny_archive, db=tmp_path / "lossmap.duckdb", models_dir=tmp_path / "models", progress=False,
-                 dense=False, cnn=False, folds=2, min_df=1, svd_dim=4, clusters=500)
+                 dense=False, cnn=False, folds=2, min_df=1, svd_dim=500, clusters=500)
     summary = run_pipeline(cfg)
-    said = "the maps have at most 24 clusters, not the 500 asked (--clusters)"
-    assert any(n.startswith(said) for n in summary.notes), summary.notes
+    for said in ("the maps have at most 24 clusters, not the 500 asked (--clusters)",
+                 "the text map's vectors have 23 dimensions, not the 500 asked (--svd-dim)"):
+        assert any(n.startswith(said) for n in summary.notes), summary.notes
     con = open_readonly(summary.db)
     try:
-        made = con.execute("SELECT count(DISTINCT cluster) FROM embeddings WHERE run_id = ?",
-                           [summary.run_id]).fetchone()[0]
+        made, width = con.execute("SELECT count(DISTINCT cluster), max(len(vector)) FROM embeddings "
+                                  "WHERE run_id = ? AND space = 'tfidf-svd'", [summary.run_id]).fetchone()
     finally:
         con.close()
-    assert 1 <= made <= 24
+    assert 1 <= made <= 24 and width == 23
