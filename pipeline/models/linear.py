@@ -257,6 +257,8 @@ def onnx_probs(models: list[tuple[Path, np.ndarray]], corpus: Corpus, *, device:
     found = (engine or LocalEngine()).map_batches(_Scorer, ([Path(path).read_bytes() for path, _ in models], corpus,
                                                             device), jobs, desc="score (ONNX Runtime)",
                                                   batch_rows=_SCORE_BATCH, progress=progress)
+    if not np.array_equal(found["job"].to_numpy(), np.arange(len(jobs))):  # one row of probabilities per job
+        raise RuntimeError(f"ONNX scoring returned {len(found):,} rows for {len(jobs):,} reviews")
     columns = sorted((c for c in found.columns if c[0] == "p" and c[1:].isdigit()), key=lambda c: int(c[1:]))
     out, start = [], 0
     for _, rows in models:  # in job order: the first model's rows, then the next's
