@@ -178,10 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = run.add_argument_group("scale out")
     g.add_argument("--engine", default=d.engine, choices=ENGINES,
                    help="local: every stage in this process; ray: on the cluster of --ray-address, the fold models, "
-                        "the SHAP backgrounds and the n-gram counts and map vectors of large data as Ray tasks, and "
-                        "the linear models' scoring, the SHAP values and the truncation windows through Ray Data "
-                        "actors (same results; reading the data, the map's fit and the store stay here) "
-                        "(default: %(default)s)")
+                        "the SHAP backgrounds and the n-gram counts of large data as Ray tasks, and the linear "
+                        "models' scoring, the SHAP values, each network's scores and embedding of every text, the "
+                        "truncation windows and the map vectors of large data through Ray Data actors (same "
+                        "results; reading the data, the map's fit and the store stay here) (default: %(default)s)")
     g.add_argument("--ray-address", metavar="ADDRESS",
                    help="the Ray cluster to join: HOST:PORT as `ray start --head` set it, or auto (the cluster "
                         "started on this machine). Without it --engine ray starts Ray on this machine for the run. "
@@ -190,9 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--chunk-rows", type=int, default=d.chunk_rows, metavar="N",
                    help="texts per chunk (at least 100), with either engine: above N texts the n-grams are counted "
                         "N at a time, in two passes (about twice the tokenize time; the counting's per-count lists "
-                        "held for one chunk, not the whole corpus); a map fit on a sample (--map-fit-rows) gives N "
-                        "texts their vectors at a time. With --engine ray each chunk is a task (default: "
-                        "%(default)s)")
+                        "held for one chunk, not the whole corpus). With --engine ray each chunk is a task "
+                        "(default: %(default)s)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
     sweep = sub.add_parser(

@@ -101,7 +101,7 @@ class Config:
     umap_neighbors: int = 15  # UMAP n_neighbors for the 2-D map
     umap_epochs: int = 100  # UMAP optimisation epochs (its own default on large data: 200, for the same map)
     clusters: int = 12  # k-means clusters on the embedding
-    chunk_rows: int = 100_000  # rows per task where a stage works in chunks (counting n-grams, placing on maps)
+    chunk_rows: int = 100_000  # texts per chunk where the n-grams are counted in chunks (a task each on Ray)
     map_fit_rows: int = 100_000  # above this many reviews the maps are fit on a seeded sample of it and the rest
     # placed by transform (analyses.project); at or below it they are exact
     neighbours: int = 10  # most similar reviews stored per review (cosine, TF-IDF embedding)

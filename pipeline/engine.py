@@ -6,8 +6,9 @@ cannot be reached is a ``ClusterUnreachable`` naming the address and what to do.
 calls, and every stage uses only these:
 
 - ``map(fn, shared, jobs, desc=..., gpus=0)``: ``[fn(shared, job) for job in jobs]``, in order. On Ray each job is a
-  task (fold models: the linear model's, each network's; the SHAP background per fold); ``shared`` goes to the
-  object store once; a task whose worker dies is run again (``RETRIES``), an error raised by the job itself is not.
+  task (fold models: the linear model's, each network's; the SHAP background per fold; the n-gram counting's
+  chunks); ``shared`` goes to the object store once; a task whose worker dies is run again (``RETRIES``), an error
+  raised by the job itself is not.
   A task asks for ``gpus`` GPUs (the networks' training: one each, unless --device cpu) when the cluster has them,
   so Ray gives each its own GPU.
 - ``map_batches(Worker, shared, jobs, desc=..., batch_rows=...)``: row-wise work over a frame of ``jobs`` (one row
@@ -15,8 +16,10 @@ calls, and every stage uses only these:
   with batches of jobs; it returns a frame whose ``job`` column says which job each output row came from (the
   engine numbers the jobs 0..n-1 in that column). The result is every output row in job order. Local: one worker
   here, batches of ``BLOCK_ROWS``. Ray: one Ray Data ``map_batches`` pass with a pool of actors that each build the
-  worker once (the linear models' scoring, SHAP, the truncation windows); the actors write Parquet shards that the
-  driver reads back and deletes (``_gather``).
+  worker once (the linear models' scoring, each network's scores and embedding of every review, SHAP, the
+  truncation windows, the map vectors of large data); the actors write Parquet shards that the driver reads back and
+  deletes (``_gather``). A worker's usual body is ``by_group`` (its jobs by model); ``spread`` and ``stacked`` carry
+  arrays through the frames.
 
 Where the shards go: when every node of the cluster runs on the driver's machine (a local cluster) the actors write
 them to a scratch folder beside the run's models; when some node is another machine, which may share no disk with
@@ -92,10 +95,45 @@ def _batch(work, batch: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def by_group(batch: pd.DataFrame, by, work) -> pd.DataFrame:
+    """A batch worker's usual body: ``work(key, rows)`` for the jobs of ``batch`` grouped by the column(s) ``by``
+    (typically the model that reads them), ``rows`` their ``row`` column in batch order. Its frame is tagged with
+    those jobs: by its own ``row`` column when it has one (any number of output rows per review), else one output
+    row per row, in order."""
+    parts = []
+    for key, group in batch.groupby(by, sort=False):
+        rows, jobs = group["row"].to_numpy(), group["job"].to_numpy()
+        found = work(key, rows)
+        if "row" in found.columns:
+            job = pd.Series(jobs, index=rows).loc[found["row"].to_numpy()].to_numpy()
+        elif len(found) == len(rows):
+            job = jobs
+        else:
+            raise RuntimeError(f"a batch worker returned {len(found):,} rows for {len(rows):,} reviews")
+        parts.append(found.assign(job=job))
+    return pd.concat(parts, ignore_index=True)
+
+
+def spread(prefix: str, values: np.ndarray) -> dict[str, np.ndarray]:
+    """An (n, k) array as the columns ``<prefix>0`` .. ``<prefix>k-1`` of a worker's output frame."""
+    return {f"{prefix}{k}": values[:, k] for k in range(values.shape[1])}
+
+
+def stacked(frame: pd.DataFrame, prefix: str, dtype=np.float64) -> np.ndarray:
+    """The columns ``spread`` made, back as one (n, k) array."""
+    columns = sorted((c for c in frame.columns if c.startswith(prefix) and c[len(prefix):].isdigit()),
+                     key=lambda c: int(c[len(prefix):]))
+    return frame[columns].to_numpy(dtype)
+
+
 def _in_job_order(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """The workers' outputs, ordered by job (stable: a job's own rows keep the order its worker gave them)."""
-    parts = [p for p in parts if len(p)] or [pd.DataFrame({"job": np.zeros(0, np.int64)})]
-    found = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    """The workers' outputs, ordered by job (stable: a job's own rows keep the order its worker gave them). Empties
+    ``parts`` as it joins them, so that at most two copies of the rows are held at once (SHAP's are the run's
+    largest frame: about 32 rows per review)."""
+    kept = [p for p in parts if len(p)] or [pd.DataFrame({"job": np.zeros(0, np.int64)})]
+    parts.clear()
+    found = pd.concat(kept, ignore_index=True) if len(kept) > 1 else kept[0].reset_index(drop=True)
+    kept.clear()
     jobs = found["job"].to_numpy()
     if len(jobs) > 1 and not (jobs[1:] >= jobs[:-1]).all():  # the local engine's come in order: no copy
         found = found.iloc[np.argsort(jobs, kind="stable")].reset_index(drop=True)

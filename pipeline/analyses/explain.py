@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import shap
 
-from pipeline.engine import BLOCK_ROWS, spans
+from pipeline.engine import BLOCK_ROWS, by_group, spans
 from pipeline.models.linear import LinearTextModel
 from pipeline.models.text import Corpus
 
@@ -94,14 +94,13 @@ class _Explainer:
         self.corpus, self.models, self.means, self.top_k = shared
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        parts = []
-        for (k, output, cls), group in batch.groupby(["model", "output", "class"], sort=False):
-            model, rows = self.models[k], group["row"].to_numpy()
-            found = _explain(model, self.corpus, rows, model.clf.coef_[output], self.means[k], self.top_k)
-            job = pd.Series(group["job"].to_numpy(), index=rows)
-            parts.append(found.assign(model_id=model.model_id, **{"class": cls},
-                                      job=job.loc[found["row"].to_numpy()].to_numpy()))
-        return pd.concat(parts, ignore_index=True)
+        return by_group(batch, ["model", "output", "class"], self._explain)
+
+    def _explain(self, key, rows: np.ndarray) -> pd.DataFrame:
+        k, output, cls = key
+        model = self.models[k]
+        found = _explain(model, self.corpus, rows, model.clf.coef_[output], self.means[k], self.top_k)
+        return found.assign(model_id=model.model_id, **{"class": cls})
 
 
 def _background_mean(model: LinearTextModel, corpus: Corpus) -> np.ndarray:

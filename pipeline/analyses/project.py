@@ -23,11 +23,11 @@ UMAP (ReLU units can be all zero, where cosine is undefined). A user's own embed
 space: cosine, with stored neighbours.
 
 At scale (more than ``cfg.map_fit_rows`` reviews, 100,000 by default: IMDB's 50,000 are mapped exactly), the
-TF-IDF weights, the SVD and k-means are *fit on a seeded sample and applied to every review*: its vectors come
-``cfg.chunk_rows`` reviews at a time through the run's engine (Ray tasks with ``--engine ray``), its cluster is the
-nearest k-means centre, and the whole TF-IDF matrix is never held. On 200,000 reviews the exact SVD was the map's
-largest cost (122 s, 3 GiB above the rest) and grows with the data; fit on 100,000 it is a fixed cost. Each
-review's 10 nearest neighbours are not a stable property of the SVD anyway: two exact SVDs with different seeds
+TF-IDF weights, the SVD and k-means are *fit on a seeded sample and applied to every review*: its vectors come a
+batch at a time through the run's engine (``engine.map_batches``: Ray Data actors with ``--engine ray``), its
+cluster is the nearest k-means centre, and the whole TF-IDF matrix is never held. On 200,000 reviews the exact SVD
+was the map's largest cost (122 s, 3 GiB above the rest) and grows with the data; fit on 100,000 it is a fixed cost.
+Each review's 10 nearest neighbours are not a stable property of the SVD anyway: two exact SVDs with different seeds
 share 42% of them on IMDB, one fit on 25,000 reviews shares 38% with the exact one (bench/map_sample.py). What
 stays on every review: the neighbour search (NN-descent, approximate already, about n^1.1), which the stored
 neighbours need, and UMAP's layout from it. Fitting UMAP on the sample and placing the rest by its ``transform``
@@ -56,11 +56,13 @@ from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.metrics import pairwise_distances_argmin
 
 from pipeline.config import Config
+from pipeline.engine import LocalEngine, spread, stacked
 from pipeline.names import LINEAR, OWN_FAMILIES, TEXT_SPACE, space
 from pipeline.models.text import Corpus
 
 SPACE = TEXT_SPACE
 _TERMS_PER_CLUSTER = 8
+_VECTOR_BATCH = 8192  # reviews per batch of the engine (a Ray Data batch)
 _SMALL = 4096  # below this many rows UMAP compares every pair itself, and so does the neighbour search
 
 
@@ -78,10 +80,8 @@ class Projection:
 def project(corpus: Corpus, cfg: Config, networks: dict[str, np.ndarray] | None = None,
             engine=None) -> list[Projection]:
     """One Projection per space, the TF-IDF one first; exact up to ``cfg.map_fit_rows`` reviews, with the TF-IDF
-    weights, SVD and k-means fit on a sample of that many above (module doc). ``engine`` (pipeline.engine) gives
-    every review its vectors, a chunk per task; None: in this process."""
-    from pipeline.engine import LocalEngine, spans
-
+    weights, SVD and k-means fit on a sample of that many above (module doc). ``engine`` (pipeline.engine) then gives
+    every review its vectors, a batch at a time (``map_batches``); None: in this process."""
     n = corpus.counts.shape[0]
     doc_freq = np.asarray((corpus.counts > 0).sum(axis=0)).ravel()
     columns = np.flatnonzero(doc_freq >= min(cfg.min_df, n))
@@ -93,10 +93,11 @@ def project(corpus: Corpus, cfg: Config, networks: dict[str, np.ndarray] | None 
     dim = max(1, min(cfg.svd_dim, len(columns) - 1, x.shape[0] - 1))
     svd = TruncatedSVD(dim, n_iter=4, random_state=cfg.seed)
     vectors = svd.fit_transform(x).astype(np.float32)
-    if fit is not None:  # every review's vectors, a chunk at a time: the whole TF-IDF matrix is never held
-        vectors = np.concatenate((engine or LocalEngine()).map(
-            _vectors_chunk, (tfidf, svd, columns), (corpus.counts[a:b] for a, b in spans(n, cfg.chunk_rows)),
-            desc="map: vectors"))
+    if fit is not None:  # every review's vectors, a batch at a time: the whole TF-IDF matrix is never held
+        found = (engine or LocalEngine()).map_batches(_Vectors, (tfidf, svd, columns, corpus.counts),
+                                                      pd.DataFrame({"row": np.arange(n)}), desc="map: vectors",
+                                                      batch_rows=_VECTOR_BATCH, progress=cfg.progress)
+        vectors = stacked(found, "v", np.float32)
     spaces = [(LINEAR, vectors, "cosine"), *((family, v, "cosine" if family in OWN_FAMILIES else "euclidean")
                                              for family, v in (networks or {}).items())]
     return [_map(family, v, metric, x, corpus.vocab[columns], cfg, fit) for family, v, metric in spaces]
@@ -110,10 +111,17 @@ def fit_rows(n: int, cfg: Config) -> np.ndarray | None:
     return np.sort(np.random.default_rng(cfg.seed).choice(n, cfg.map_fit_rows, replace=False))
 
 
-def _vectors_chunk(shared, counts) -> np.ndarray:
-    """A chunk of reviews' vectors: their TF-IDF weights and SVD, as fit on the sample."""
-    tfidf, svd, columns = shared
-    return svd.transform(tfidf.transform(counts[:, columns])).astype(np.float32)
+class _Vectors:
+    """A batch worker (``engine.map_batches``): each job's review's vectors, its TF-IDF weights and SVD as fit on the
+    sample."""
+
+    def __init__(self, shared):
+        self.tfidf, self.svd, self.columns, self.counts = shared
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        rows = batch["row"].to_numpy()
+        v = self.svd.transform(self.tfidf.transform(self.counts[rows][:, self.columns])).astype(np.float32)
+        return pd.DataFrame({"job": batch["job"].to_numpy(), **spread("v", v)})
 
 
 def _map(family: str, vectors: np.ndarray, metric: str, x, vocab, cfg: Config,

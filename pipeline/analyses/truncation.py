@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
+from pipeline.engine import by_group
 from pipeline.models import outputs, sequences
 
 
@@ -58,14 +59,12 @@ class _Reader:
         self.models = [(OnnxNetwork.from_bytes(onnx, device=device), inputs) for onnx, inputs in models]
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        parts = []
-        for j, group in batch.groupby("model", sort=False):
-            session, inputs = self.models[j]
-            rows = group["row"].to_numpy()
-            found = analyse(session, inputs, self.seqs, rows, self.labels, stride=self.stride,
-                            text_lengths=self.text_lengths)
-            parts.append(found.assign(model=j, row=rows, job=group["job"].to_numpy()))
-        return pd.concat(parts, ignore_index=True)
+        return by_group(batch, "model", self._read)
+
+    def _read(self, j: int, rows: np.ndarray) -> pd.DataFrame:
+        session, inputs = self.models[j]
+        return analyse(session, inputs, self.seqs, rows, self.labels, stride=self.stride,
+                       text_lengths=self.text_lengths).assign(model=j, row=rows)
 
 
 def analyse(session, inputs, seqs: sequences.Sequences, rows: np.ndarray, labels: np.ndarray, *,

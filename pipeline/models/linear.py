@@ -33,7 +33,7 @@ from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 
 from pipeline.data.dataset import Dataset
-from pipeline.engine import in_blocks
+from pipeline.engine import by_group, in_blocks, spread, stacked
 from pipeline.models import outputs, score
 from pipeline.models.text import Corpus
 from pipeline.names import CONVENTIONAL, LINEAR, OOF, model_id
@@ -252,20 +252,12 @@ def onnx_probs(models: list[tuple[Path, np.ndarray]], corpus: Corpus, *, device:
     store."""
     from pipeline.engine import LocalEngine
 
-    jobs = pd.concat([pd.DataFrame({"model": j, "row": np.asarray(rows, dtype=np.int64)})
-                      for j, (_, rows) in enumerate(models)], ignore_index=True)
     found = (engine or LocalEngine()).map_batches(_Scorer, ([Path(path).read_bytes() for path, _ in models], corpus,
-                                                            device), jobs, desc="score (ONNX Runtime)",
-                                                  batch_rows=_SCORE_BATCH, progress=progress)
-    if not np.array_equal(found["job"].to_numpy(), np.arange(len(jobs))):  # one row of probabilities per job
-        raise RuntimeError(f"ONNX scoring returned {len(found):,} rows for {len(jobs):,} reviews")
-    columns = sorted((c for c in found.columns if c[0] == "p" and c[1:].isdigit()), key=lambda c: int(c[1:]))
-    out, start = [], 0
-    for _, rows in models:  # in job order: the first model's rows, then the next's
-        mine = found.iloc[start:start + len(rows)]
-        out.append((mine[columns].to_numpy(np.float64), str(mine["provider"].iloc[0]) if len(mine) else ""))
-        start += len(rows)
-    return out
+                                                            device), score.model_jobs([rows for _, rows in models]),
+                                                  desc="score (ONNX Runtime)", batch_rows=_SCORE_BATCH,
+                                                  progress=progress)
+    return [(stacked(mine, "p"), str(mine["provider"].iloc[0]) if len(mine) else "")
+            for mine in score.per_model(found, [len(rows) for _, rows in models])]
 
 
 class _Scorer:
@@ -278,10 +270,9 @@ class _Scorer:
         self.columns = [session.columns_in(self.corpus.vocab_index) for session in self.sessions]
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        parts = []
-        for j, group in batch.groupby("model", sort=False):
-            session, rows = self.sessions[j], group["row"].to_numpy()
-            probs = session.score_counts(self.corpus.counts[rows][:, self.columns[j]])
-            parts.append(pd.DataFrame({"job": group["job"].to_numpy(), "provider": session.provider,
-                                       **{f"p{k}": probs[:, k] for k in range(probs.shape[1])}}))
-        return pd.concat(parts, ignore_index=True)
+        return by_group(batch, "model", self._score)
+
+    def _score(self, j: int, rows: np.ndarray) -> pd.DataFrame:
+        session = self.sessions[j]
+        probs = session.score_counts(self.corpus.counts[rows][:, self.columns[j]])
+        return pd.DataFrame({"provider": session.provider, **spread("p", probs)})

@@ -30,6 +30,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
 from pipeline.data.dataset import display_text
+from pipeline.engine import LocalEngine, by_group, spread, stacked
 from pipeline.models.devices import CUDA_OPTIONS, cuda_usable, providers  # noqa: F401  (re-exported)
 from pipeline.models.export import META_CLASSES, META_MODEL, META_TOKENIZER, META_VOCAB
 from pipeline.models.outputs import predicted_class
@@ -183,6 +184,57 @@ class OnnxNetwork(_OnnxModel):
         if not ps:
             return np.empty((0, len(self.classes))), np.empty((0, 0), dtype=np.float32)
         return _two_classes(np.concatenate(ps).astype(np.float64)), np.concatenate(embs)
+
+
+def model_jobs(rows_per_model) -> pd.DataFrame:
+    """The jobs of a scoring pass (``engine.map_batches``): one per (``model``, ``row``), model by model."""
+    return pd.concat([pd.DataFrame({"model": j, "row": np.asarray(rows, dtype=np.int64)})
+                      for j, rows in enumerate(rows_per_model)] or [pd.DataFrame({"model": [], "row": []})],
+                     ignore_index=True)
+
+
+def per_model(found: pd.DataFrame, sizes: list[int]) -> list[pd.DataFrame]:
+    """A scoring pass's output cut back into each model's rows, checked to be one output row per job."""
+    if not np.array_equal(found["job"].to_numpy(), np.arange(sum(sizes))):
+        raise RuntimeError(f"ONNX scoring returned {len(found):,} rows for {sum(sizes):,} reviews")
+    starts = np.cumsum([0, *sizes])
+    return [found.iloc[a:b] for a, b in zip(starts[:-1], starts[1:])]
+
+
+_NETWORK_BATCH = 1024  # reviews per batch of the engine (a Ray Data batch)
+
+
+def network_outputs(models: list[tuple[bytes, object, np.ndarray]], data, *, device: str, engine=None,
+                    progress: bool = False) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """For each (ONNX bytes, the network's input encoder, rows) of ``models``: (the (len(rows), K) probabilities,
+    the (len(rows), d) float32 embedding, the ONNX Runtime provider). The encoder (``train_nn.MultiHotInput`` or
+    ``SequenceInput``) turns rows of ``data`` (``train_nn.NetworkData``) into the network's input. The rows go
+    through ``engine.map_batches`` (``pipeline.engine``; this process when None): on Ray, a pool of actors that each
+    hold a session per model and read ``data`` from the object store."""
+    found = (engine or LocalEngine()).map_batches(
+        _NetworkScorer, ([(onnx, inputs) for onnx, inputs, _ in models], data, device),
+        model_jobs([rows for _, _, rows in models]), desc="networks: score and embed (ONNX Runtime)",
+        batch_rows=_NETWORK_BATCH, progress=progress)
+    return [(stacked(mine, "p"), stacked(mine, f"e{j}_", np.float32),  # embeddings' widths differ: one set per model
+             str(mine["provider"].iloc[0]) if len(mine) else "")
+            for j, mine in enumerate(per_model(found, [len(rows) for _, _, rows in models]))]
+
+
+class _NetworkScorer:
+    """A batch worker (``engine.map_batches``): a session per network; each job's review encoded as its network reads
+    it, and scored: probabilities and embedding."""
+
+    def __init__(self, shared):
+        models, self.data, device = shared
+        self.models = [(OnnxNetwork.from_bytes(onnx, device=device), inputs) for onnx, inputs in models]
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        return by_group(batch, "model", self._score)
+
+    def _score(self, j: int, rows: np.ndarray) -> pd.DataFrame:
+        session, inputs = self.models[j]
+        probs, embedding = session.score(inputs.encode(self.data, rows))
+        return pd.DataFrame({"provider": session.provider, **spread("p", probs), **spread(f"e{j}_", embedding)})
 
 
 def _two_classes(probs: np.ndarray) -> np.ndarray:

@@ -312,8 +312,10 @@ def run_family(family: str, data: NetworkData, dataset: Dataset, folds: np.ndarr
     train split) records per-layer telemetry and gives the family's embedding of every
     review; the fold models give the out-of-fold predictions and, for sequence
     networks, the truncation analysis. Each model is a job of ``engine`` (``pipeline.engine``; this process when
-    None) that returns its ONNX file's bytes, which are written here; the truncation analysis then reads the fold
-    models' held-out reviews through ``engine.map_batches`` (``truncation.analyse_models``).
+    None) that trains it, scores the rows it held out through ONNX Runtime (parity checked) and returns its ONNX
+    file's bytes, which are written here. Then two passes of ``engine.map_batches``: the reference model scores and
+    embeds every review (``score.network_outputs``), and the sequence networks' fold models read their held-out
+    reviews whole (``truncation.analyse_models``).
     """
     from pipeline.engine import LocalEngine
 
@@ -327,35 +329,42 @@ def run_family(family: str, data: NetworkData, dataset: Dataset, folds: np.ndarr
     reference = None if train_rows is not None else jobs[0][0]
     shared = _FamilyJob(family, data, labels, k_classes, dataset.classes, is_train,
                         dataset.frame["display_text"].str.len().to_numpy(), cfg, reference, torch.get_num_threads())
-    done = (engine or LocalEngine()).map(_fit_export_score, shared, jobs, desc=f"{family} network",
-                                         progress=cfg.progress, gpus=0 if cfg.device == "cpu" else 1)
+    engine = engine or LocalEngine()
+    done = engine.map(_fit_export_score, shared, jobs, desc=f"{family} network", progress=cfg.progress,
+                      gpus=0 if cfg.device == "cpu" else 1)
+    # the reference model's view of every review (its embedding; the conventional model's predictions too), through
+    # the engine's scoring pass: the fold jobs scored only the rows they held out
+    at = next(i for i, (fold, _, _) in enumerate(jobs) if fold == reference)
+    whole = np.arange(len(labels))
+    (all_probs, embedding, _), = score.network_outputs([(done[at].onnx, done[at].inputs, whole)], data,
+                                                       device=cfg.device, engine=engine, progress=cfg.progress)
     model_rows, preds, parts = [], [], {key: [] for key in ("batches", "epochs", "layer_stats", "layer_histograms",
                                                              "information_plane", "truncation")}
-    oof, embedding = np.empty((len(labels), k_classes)), None
+    oof = np.empty((len(labels), k_classes))
     for (fold, fit_rows, held), got in zip(jobs, done):
         mid = name_model(family, fold)
         path = model_dir / f"{mid}.onnx"
         path.write_bytes(got.onnx)
-        rows, probs, seen = got.rows, got.probs, got.seen
-        if fold is None:
-            preds.append(outputs.prediction_frame(ids[rows], labels[rows], probs, family=family,
-                                                  protocol=CONVENTIONAL, model_id=mid, seen=seen))
+        if fold is None:  # every review: trained on (the train split) or not
+            rows, probs, seen = whole, all_probs, is_train
+            preds.append(outputs.prediction_frame(ids, labels, probs, family=family, protocol=CONVENTIONAL,
+                                                  model_id=mid, seen=seen))
         else:
-            own = np.isin(rows, held)
-            oof[rows[own]] = probs[own]
-            preds.append(outputs.prediction_frame(ids[rows][own], labels[rows][own], probs[own], family=family,
-                                                  protocol=OOF, model_id=mid, seen=np.zeros(own.sum(), bool)))
+            rows, probs, seen = held, got.probs, np.zeros(len(held), bool)
+            oof[held] = probs
+            preds.append(outputs.prediction_frame(ids[held], labels[held], probs, family=family, protocol=OOF,
+                                                  model_id=mid, seen=seen))
         model_rows.append(score.model_row(mid, family, fold, path, got.n_vocab, len(fit_rows),
                                           score.accuracy(probs, labels[rows], ~seen), got.parity, got.provider,
                                           reference=fold == reference))
         parts["batches"].append(got.batches.assign(model_id=mid))
         parts["epochs"].append(got.epochs.assign(model_id=mid))
         if fold == reference:
-            embedding = got.embedding
             for key, part in got.telemetry.items():
                 parts[key].append(part.assign(model_id=mid))
     tables = {key: pd.concat(p, ignore_index=True) if p else pd.DataFrame() for key, p in parts.items()}
-    read = [(fold, held, got) for (fold, _, held), got in zip(jobs, done) if got.inputs is not None]
+    read = [(fold, held, got) for (fold, _, held), got in zip(jobs, done)
+            if fold is not None and family in SEQUENCE_NETWORKS]
     if read:  # the fold models' held-out reviews, read whole (windows) and cut both ways
         found = truncation.analyse_models([(got.onnx, got.inputs, held) for _, held, got in read], data.sequences,
                                           labels, stride=cfg.window_stride, text_lengths=shared.text_lengths,
@@ -388,26 +397,23 @@ class _FamilyJob:
 
 @dataclasses.dataclass(frozen=True)
 class _ModelDone:
-    """One model's job done: its ONNX file and what it scored."""
+    """One model's job done: its ONNX file, and its held-out rows scored through ONNX Runtime."""
 
     onnx: bytes
-    rows: np.ndarray  # the rows it scored: all for the conventional and reference models, else its held-out fold
-    probs: np.ndarray  # (len(rows), K) through ONNX Runtime
-    seen: np.ndarray  # (len(rows),) trained on
-    embedding: np.ndarray | None  # the reference model's, of every row
+    probs: np.ndarray  # (len(held), K) through ONNX Runtime: its fold's rows, or the conventional model's test rows
     n_vocab: int
-    parity: float
+    parity: float  # largest |ONNX - PyTorch| over those rows
     provider: str
     batches: pd.DataFrame
     epochs: pd.DataFrame
     telemetry: dict  # the reference model's layer_stats, layer_histograms, information_plane
-    inputs: SequenceInput | None  # sequence networks' fold models: how they read a review (for the windows)
+    inputs: MultiHotInput | SequenceInput  # how the model reads a review (for the scoring pass and the windows)
     trained_on: str  # devices.torch_device_name where the job ran (a Ray worker's own GPU or CPU)
 
 
 def _fit_export_score(shared: _FamilyJob, job) -> _ModelDone:
-    """Train one model of the family, export it to ONNX and score its rows through ONNX Runtime, parity checked (one
-    engine job). A sequence network's fold model also says how it reads a review, for the truncation analysis."""
+    """Train one model of the family, export it to ONNX and score the rows it held out through ONNX Runtime, parity
+    checked against PyTorch's scores of them from its last epoch (one engine job)."""
     import tempfile
 
     fold, fit_rows, held = job
@@ -422,13 +428,10 @@ def _fit_export_score(shared: _FamilyJob, job) -> _ModelDone:
                                      classes=shared.classes)
         onnx_bytes = path.read_bytes()
         session = score.OnnxNetwork.load(path, device=cfg.device)
-        rows = np.arange(len(labels)) if fold is None or is_reference else held
-        x = net.inputs.encode(data, rows)
-        probs, emb = session.score(x)
-        parity = score.check_parity(probs, native_probs(net, x, rows, held), model_id=mid)
-        reads = net.inputs if fold is not None and shared.family in SEQUENCE_NETWORKS else None
-    seen = shared.is_train[rows] if fold is None else np.isin(rows, fit_rows)
+        x = net.inputs.encode(data, held)
+        probs, _ = session.score(x)
+        parity = score.check_parity(probs, native_probs(net, x, held, held), model_id=mid)
     telemetry = ({"layer_stats": net.layer_stats, "layer_histograms": net.layer_histograms,
                   "information_plane": net.info_plane} if is_reference else {})
-    return _ModelDone(onnx_bytes, rows, probs, seen, emb if is_reference else None, len(net.vocab), parity,
-                      session.provider, net.batches, net.epochs, telemetry, reads, torch_device_name(cfg.device))
+    return _ModelDone(onnx_bytes, probs, len(net.vocab), parity, session.provider, net.batches, net.epochs, telemetry,
+                      net.inputs, torch_device_name(cfg.device))

@@ -74,8 +74,16 @@ def _assert_same_results(a: Config, b: Config) -> None:
         assert np.abs(t1["shap_value"].to_numpy() - t2["shap_value"].to_numpy()).max() <= 1e-6
         h1, h2 = both("SELECT sample_id, model_id, harm_rank FROM truncation ORDER BY sample_id, model_id")
         assert len(h1) == SAMPLE and h1.equals(h2)
-        c1, c2 = both("SELECT sample_id, cluster FROM embeddings WHERE space = 'tfidf-svd' ORDER BY sample_id")
-        assert len(c1) == SAMPLE and c1.equals(c2)  # k-means fit on 1,000 rows, every row placed by a task
+        # every space's vectors (the TF-IDF space's placed a batch at a time past the 1,000 rows it was fit on; the
+        # networks' their reference models' embeddings) and clusters
+        c1, c2 = both("SELECT space, sample_id, vector, cluster FROM embeddings ORDER BY space, sample_id")
+        assert set(c1["space"]) == {"tfidf-svd", "dense-hidden", "cnn-hidden"}
+        assert len(c1) == 3 * SAMPLE and c1[["space", "sample_id", "cluster"]].equals(c2[["space", "sample_id",
+                                                                                          "cluster"]])
+        for space in set(c1["space"]):
+            v1, v2 = (np.stack(c.loc[c["space"] == space, "vector"].to_numpy()) for c in (c1, c2))
+            gap = np.abs(v1 - v2).max()
+            assert gap <= 1e-6, f"the {space} vectors differ by {gap:.2e}"
 
 
 @pytest.fixture
@@ -100,8 +108,9 @@ def test_a_ray_run_gives_the_local_run_s_results(cluster, local_cfg, tmp_path, s
     assert len(cluster.list_all_nodes()) == 2
     _assert_same_results(local_cfg, cfg)
     assert not (cfg.models_dir / summary.run_id / "shards").exists()  # the Parquet shards were scratch
-    # scoring, SHAP and the CNN's truncation windows went through Ray Data, its actors writing shards beside the models
-    assert len(shards) == 3 and all(p.startswith(str(cfg.models_dir / summary.run_id / "shards")) for p in shards)
+    # six passes went through Ray Data, its actors writing shards beside the models: the linear models' scoring, SHAP,
+    # the dense network's and the CNN's scores and embeddings, the CNN's truncation windows, the map vectors
+    assert len(shards) == 6 and all(p.startswith(str(cfg.models_dir / summary.run_id / "shards")) for p in shards)
     assert any("4 chunks of up to 500 texts" in n for n in summary.notes)  # said with the run
     assert any("seeded sample of 1,000 of the 2,000 texts" in n for n in summary.notes)
     assert any(n.startswith("the networks trained with PyTorch on the CPU (") for n in summary.notes)  # the workers'
@@ -239,6 +248,20 @@ def test_a_job_column_in_the_jobs_or_missing_from_a_worker_s_rows_is_refused():
     with pytest.raises(RuntimeError, match="without their 'job'"):
         engine.LocalEngine().map_batches(lambda shared: (lambda batch: batch[["x"]]), None,
                                          pd.DataFrame({"x": [1, 2]}), desc="t", batch_rows=4)
+
+
+def test_a_grouped_worker_s_rows_are_tagged_with_their_jobs():
+    """``by_group``: one output row per row, in order, or any number per review by a ``row`` column."""
+    batch = pd.DataFrame({"model": [1, 0, 1, 0], "row": [5, 6, 7, 8], "job": [10, 11, 12, 13]})
+    one_each = engine.by_group(batch, "model", lambda j, rows: pd.DataFrame({"value": rows * 10 + j}))
+    assert one_each["job"].tolist() == [10, 12, 11, 13] and one_each["value"].tolist() == [51, 71, 60, 80]
+    two_each = engine.by_group(batch, "model", lambda j, rows: pd.DataFrame({"row": np.repeat(rows, 2)[::-1]}))
+    assert two_each["job"].tolist() == [12, 12, 10, 10, 13, 13, 11, 11]
+    with pytest.raises(RuntimeError, match="returned 1 rows for 2 reviews"):
+        engine.by_group(batch, "model", lambda j, rows: pd.DataFrame({"value": [0]}))
+    wide = engine.spread("e", np.arange(6.0).reshape(3, 2))
+    assert np.array_equal(engine.stacked(pd.DataFrame({"job": 0, "e1": wide["e1"], "e0": wide["e0"], "ex": 1}), "e"),
+                          np.arange(6.0).reshape(3, 2))
 
 
 @pytest.mark.parametrize("shards", [True, False], ids=["shards", "streamed"])

@@ -160,3 +160,25 @@ def test_a_multiclass_network_has_a_softmax_output_that_onnx_matches(family, tmp
     assert probs.shape == (len(frame), len(stars)) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
     assert np.max(np.abs(probs - net.predict_inputs(x)[0])) <= 1e-4
     _check_telemetry(net, 1 if family == "cnn" else 2, 100, n_classes=len(stars))
+
+
+def test_the_scoring_pass_gives_each_model_s_rows_their_probabilities_and_embedding(dense, sequence_net, monkeypatch):
+    """``score.network_outputs``: two networks (multi-hot and word ids), each with its own rows in no order, scored a
+    few rows at a time by the engine; what comes back is each model's rows in the order given, as one session says."""
+    from pipeline import engine
+
+    monkeypatch.setattr(engine, "BLOCK_ROWS", 7)  # many blocks, some holding both models' rows
+    _, corpus, dense_net, dense_path, _, _ = dense
+    _, seq_data, seq_net, seq_path, _ = sequence_net
+    rng = np.random.default_rng(0)
+    dense_rows = rng.permutation(corpus.counts.shape[0])[:23]
+    seq_rows = rng.permutation(len(seq_data.sequences.offsets) - 1)[:31]
+    data = train_nn.NetworkData(corpus, seq_data.sequences)  # each network reads its own part
+    found = score.network_outputs([(dense_path.read_bytes(), dense_net.inputs, dense_rows),
+                                   (seq_path.read_bytes(), seq_net.inputs, seq_rows)], data, device="cpu")
+    for (probs, embedding, provider), path, net, rows in zip(found, (dense_path, seq_path), (dense_net, seq_net),
+                                                            (dense_rows, seq_rows)):
+        want_p, want_e = score.OnnxNetwork.load(path, device="cpu").score(net.inputs.encode(data, rows))
+        assert provider == "CPUExecutionProvider" and embedding.dtype == np.float32
+        assert probs.shape == want_p.shape and np.abs(probs - want_p).max() <= 1e-6
+        assert embedding.shape == want_e.shape and np.abs(embedding - want_e).max() <= 1e-6
