@@ -302,10 +302,6 @@ def _run(args) -> int:
           f"{s.ranked_by}; suggested: relabel {s.suggestions.get('relabel', 0):,}, ambiguous (mixed or neutral "
           f"text) {s.suggestions.get('ambiguous', 0):,}")
     print(f"  ONNX Runtime: {s.provider}, largest gap to the native models {s.parity_max_abs:.1e} in probability")
-    if args.engine == "ray":
-        where = f"the cluster at {args.ray_address}" if args.ray_address else "started on this machine"
-        print(f"  engine: Ray ({where}): the fold models as tasks; the linear models' scoring, the SHAP values and "
-              "the truncation windows through Ray Data")
     print("  time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in s.stage_seconds.items()))
     print("  peak memory per stage: " + ", ".join(f"{k} {v:,.0f} MiB" for k, v in s.stage_peak_mib.items()))
     print(f"  store: {s.db}  (open it with `streamlit run app.py -- --db {s.db}`)")

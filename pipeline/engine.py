@@ -158,11 +158,12 @@ class LocalEngine:
 class RayEngine:
     def __init__(self, ray_module, scratch: Path | None = None):
         self.ray = ray_module
-        self.workers = max(1, int(ray_module.cluster_resources().get("CPU", 1)))
+        resources, nodes = ray_module.cluster_resources(), [n for n in ray_module.nodes() if n.get("Alive")]
+        self.workers = max(1, int(resources.get("CPU", 1)))
+        self.gpus = float(resources.get("GPU", 0))
+        self.nodes = len(nodes)
+        self.shared_disk = _on_this_machine(ray_module, nodes)
         self.scratch = Path(scratch) if scratch is not None else None  # where a local cluster's shards are written
-        self.gpus = float(ray_module.cluster_resources().get("GPU", 0))
-        self.nodes = sum(1 for node in ray_module.nodes() if node.get("Alive"))
-        self.shared_disk = _on_this_machine(ray_module)
 
     def map(self, fn, shared, jobs, *, desc: str, progress: bool = False, gpus: float = 0) -> list:
         ray = self.ray
@@ -217,10 +218,9 @@ class RayEngine:
                 self.scratch.rmdir()
 
 
-def _on_this_machine(ray) -> bool:
-    """Whether every live node of the cluster runs on this machine, so that the nodes and the driver share its disk:
-    the driver's node's host name and address (two containers may share a host name, not an address)."""
-    nodes = [node for node in ray.nodes() if node.get("Alive")]
+def _on_this_machine(ray, nodes: list[dict]) -> bool:
+    """Whether every live node of the cluster (``nodes``) runs on this machine, so that the nodes and the driver share
+    its disk: the driver's node's host name and address (two containers may share a host name, not an address)."""
     mine = [node for node in nodes if node.get("NodeID") == ray.get_runtime_context().get_node_id()]
     if len(mine) != 1:
         return False

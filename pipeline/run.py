@@ -178,11 +178,7 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
                                              if n.embedding is not None}
                                | {t.scored.family: t.embedding for t in theirs if t.embedding is not None},
                                engine=on)
-    data.report.notes.extend(_large_data_notes(len(data.frame), cfg))
-    if maps[0].vectors.shape[1] < cfg.svd_dim:
-        data.report.notes.append(
-            f"the text map's vectors have {maps[0].vectors.shape[1]:,} dimensions, not the {cfg.svd_dim:,} asked "
-            "(--svd-dim): a truncated SVD has fewer than both the texts it is fit on and the n-grams it reads")
+    data.report.notes.extend(_large_data_notes(len(data.frame), cfg, svd_dims=maps[0].vectors.shape[1]))
     if isinstance(on, engine.RayEngine):
         where = f"the cluster at {cfg.ray_address}" if cfg.ray_address else "started on this machine"
         data.report.notes.append(f"ran on Ray ({where}: {on.nodes} node(s), {on.workers} CPUs) (--engine ray)")
@@ -232,10 +228,13 @@ def _run(cfg: Config, frame: pd.DataFrame | None, started: dt.datetime, run_id: 
     return summary
 
 
-def _large_data_notes(n: int, cfg: Config) -> list[str]:
-    """What a run on large data did differently (README, Large data), and what it could not do as asked; said with
-    the run."""
+def _large_data_notes(n: int, cfg: Config, *, svd_dims: int) -> list[str]:
+    """What a run on large data did differently (README, Large data), and what it could not do as asked (the map's
+    ``svd_dims`` and clusters); said with the run."""
     notes = []
+    if svd_dims < cfg.svd_dim:
+        notes.append(f"the text map's vectors have {svd_dims:,} dimensions, not the {cfg.svd_dim:,} asked (--svd-dim): "
+                     "a truncated SVD has fewer than both the texts it is fit on and the n-grams it reads")
     fit_on = min(n, cfg.map_fit_rows)
     if cfg.clusters > fit_on:
         notes.append(f"the maps have at most {fit_on:,} clusters, not the {cfg.clusters:,} asked (--clusters): k-means "

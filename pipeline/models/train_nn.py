@@ -53,7 +53,7 @@ _TRAIN_EVAL = 5000
 class NetworkData:
     """What the networks read: n-gram counts (dense) and word sequences (cnn, bilstm)."""
 
-    corpus: Corpus
+    corpus: Corpus | None  # None where only the sequences are read
     sequences: Sequences | None = None
 
 
@@ -66,6 +66,10 @@ class MultiHotInput:
 
     def encode(self, data: NetworkData, rows=None) -> sp.csr_matrix:
         return multi_hot(data.corpus, self.columns, rows)
+
+    def reads(self, data: NetworkData) -> NetworkData:
+        """The part of ``data`` that ``encode`` reads (what a Ray actor is sent): the n-gram counts."""
+        return NetworkData(data.corpus)
 
     def tensor(self, x) -> torch.Tensor:
         return torch.from_numpy(np.asarray(x.todense(), dtype=np.float32))
@@ -86,6 +90,10 @@ class SequenceInput:
     def encode(self, data: NetworkData, rows=None, *, truncation: str | None = None) -> np.ndarray:
         rows = np.arange(len(data.sequences.offsets) - 1) if rows is None else rows
         return sequences.encode(data.sequences, rows, self.remap, self.max_len, truncation or self.truncation)
+
+    def reads(self, data: NetworkData) -> NetworkData:
+        """The part of ``data`` that ``encode`` reads (what a Ray actor is sent): the word sequences."""
+        return NetworkData(None, data.sequences)
 
     def tensor(self, x) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x))
@@ -336,8 +344,10 @@ def run_family(family: str, data: NetworkData, dataset: Dataset, folds: np.ndarr
     # the engine's scoring pass: the fold jobs scored only the rows they held out
     at = next(i for i, (fold, _, _) in enumerate(jobs) if fold == reference)
     whole = np.arange(len(labels))
-    (all_probs, embedding, _), = score.network_outputs([(done[at].onnx, done[at].inputs, whole)], data,
-                                                       device=cfg.device, engine=engine, progress=cfg.progress)
+    reference_inputs = done[at].inputs
+    (all_probs, embedding, _), = score.network_outputs([(done[at].onnx, reference_inputs, whole)],
+                                                       reference_inputs.reads(data), device=cfg.device,
+                                                       engine=engine, progress=cfg.progress)
     model_rows, preds, parts = [], [], {key: [] for key in ("batches", "epochs", "layer_stats", "layer_histograms",
                                                              "information_plane", "truncation")}
     oof = np.empty((len(labels), k_classes))

@@ -121,7 +121,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_results_stand(cluster, local
                                                                    shards):
     """A CNN fold task's worker process is killed (SIGKILL) while it trains; Ray runs the task again. The cluster is
     taken for one whose nodes are other machines, so Ray Data's results come back through the driver, not shards."""
-    monkeypatch.setattr(engine, "_on_this_machine", lambda ray: False)
+    monkeypatch.setattr(engine, "_on_this_machine", lambda ray, nodes: False)
     import psutil
 
     killed, stop = [], threading.Event()
