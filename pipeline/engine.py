@@ -13,8 +13,8 @@ calls, and every stage uses only these:
   so Ray gives each its own GPU.
 - ``map_batches(Worker, shared, jobs, desc=..., batch_rows=...)``: row-wise work over a frame of ``jobs`` (one row
   each: a review, or a review and the model that reads it). ``Worker(shared)`` is built once per process and called
-  with batches of jobs; it returns a frame whose ``job`` column says which job each output row came from (the
-  engine numbers the jobs 0..n-1 in that column). The result is every output row in job order. Local: one worker
+  with batches of jobs; it returns a frame whose ``job`` column says which job each output row came from, at least
+  one row per job (the engine numbers the jobs 0..n-1 in that column). The result is every output row in job order. Local: one worker
   here, batches of ``BLOCK_ROWS``. Ray: one Ray Data ``map_batches`` pass with a pool of actors that each build the
   worker once (the linear models' scoring, each network's scores and embedding of every review, SHAP, the
   truncation windows, the map vectors of large data); the actors write Parquet shards that the driver reads back and
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import shutil
 import socket
 import tempfile
@@ -84,7 +85,8 @@ def _numbered(jobs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _batch(work, batch: pd.DataFrame) -> pd.DataFrame:
-    """One batch through a worker, its output checked: every row says its job, one of the batch's."""
+    """One batch through a worker, its output checked: every row says its job, one of the batch's, and every job of
+    the batch has at least one row."""
     if not len(batch):  # Ray Data may hand an actor an empty block
         return pd.DataFrame({"job": np.zeros(0, np.int64)})
     out = work(batch)
@@ -92,6 +94,10 @@ def _batch(work, batch: pd.DataFrame) -> pd.DataFrame:
         raise RuntimeError(f"a batch worker ({type(work).__name__}) returned rows without their 'job'")
     if not out["job"].isin(batch["job"]).all():
         raise RuntimeError(f"a batch worker ({type(work).__name__}) returned rows of jobs it was not given")
+    lost = ~batch["job"].isin(out["job"])
+    if lost.any():
+        raise RuntimeError(f"a batch worker ({type(work).__name__}) returned no rows for {int(lost.sum()):,} of "
+                           f"its {len(batch):,} jobs")
     return out
 
 
@@ -101,10 +107,13 @@ def by_group(batch: pd.DataFrame, by, work) -> pd.DataFrame:
     those jobs: by its own ``row`` column when it has one (any number of output rows per review), else one output
     row per row, in order."""
     parts = []
-    for key, group in batch.groupby(by, sort=False):
+    for key, group in batch.groupby(by, sort=False, dropna=False):
         rows, jobs = group["row"].to_numpy(), group["job"].to_numpy()
         found = work(key, rows)
         if "row" in found.columns:
+            if not pd.Index(rows).is_unique:
+                raise RuntimeError("a batch worker that says each output row's review needs each review once per "
+                                   "group; this batch repeats one")
             job = pd.Series(jobs, index=rows).loc[found["row"].to_numpy()].to_numpy()
         elif len(found) == len(rows):
             job = jobs
@@ -116,14 +125,18 @@ def by_group(batch: pd.DataFrame, by, work) -> pd.DataFrame:
 
 def spread(prefix: str, values: np.ndarray) -> dict[str, np.ndarray]:
     """An (n, k) array as the columns ``<prefix>0`` .. ``<prefix>k-1`` of a worker's output frame."""
+    if np.ndim(values) != 2:
+        raise ValueError(f"spread takes an (n, k) array; got {np.ndim(values)} dimension(s)")
     return {f"{prefix}{k}": values[:, k] for k in range(values.shape[1])}
 
 
 def stacked(frame: pd.DataFrame, prefix: str, dtype=np.float64) -> np.ndarray:
-    """The columns ``spread`` made, back as one (n, k) array."""
-    columns = sorted((c for c in frame.columns if c.startswith(prefix) and c[len(prefix):].isdigit()),
-                     key=lambda c: int(c[len(prefix):]))
-    return frame[columns].to_numpy(dtype)
+    """The columns ``spread`` made, back as one (n, k) array; a gap in their numbers is an error."""
+    number = re.compile(re.escape(prefix) + r"(0|[1-9][0-9]*)")
+    found = sorted(int(m.group(1)) for m in map(number.fullmatch, map(str, frame.columns)) if m)
+    if found != list(range(len(found))):
+        raise RuntimeError(f"the columns {prefix}0, {prefix}1, ... of a batch worker's rows have gaps: {found[:10]}")
+    return frame[[f"{prefix}{k}" for k in found]].to_numpy(dtype)
 
 
 def _in_job_order(parts: list[pd.DataFrame]) -> pd.DataFrame:

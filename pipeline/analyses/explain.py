@@ -139,9 +139,11 @@ def _top_tokens(block_rows, phi, present, values, vocab, absent, top_k) -> pd.Da
     if phi.shape[1] == 0:  # no review of the block holds a known n-gram: pad so the shapes below hold
         phi, present, values, vocab = (np.zeros((len(block_rows), 1)), np.zeros((len(block_rows), 1), bool),
                                        np.zeros((len(block_rows), 1)), np.array(["(none)"], dtype=object))
-    scored = np.where(present, np.abs(phi), -1.0)
+    # ranked by |value| to 1e-9, ties in vocabulary order (``used`` is sorted): values equal but for float rounding
+    # (n-grams that always occur together, say) keep one order whatever the block of reviews, and so on either engine
+    scored = np.where(present, np.round(np.abs(phi), 9), -1.0)
     k = min(top_k, phi.shape[1])
-    top = np.argpartition(-scored, k - 1, axis=1)[:, :k]
+    top = np.sort(np.argpartition(-scored, k - 1, axis=1)[:, :k], axis=1)
     top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scored, top, axis=1), axis=1, kind="stable"), axis=1)
     n = len(block_rows)
     take = np.take_along_axis(present, top, axis=1)  # reviews with fewer than k n-grams

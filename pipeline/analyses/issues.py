@@ -137,8 +137,9 @@ def _reason(label: int, p: np.ndarray, rating: float, classes: tuple[str, ...], 
     sure = float(p[believed])
     sure_text = "over 99%" if sure > 0.99 else f"{sure:.0%}"
     stars = "" if rating_name is None else f"; no {rating_name}" if np.isnan(rating) else f"; {rating_name} {rating:g}"
+    several = model_name.startswith("the models ")  # "the models together (stacked)": a plural subject
     if believed != label:
-        given = f"; it gives the label {p[label]:.0%}" if len(classes) > 2 else ""
-        return (f"{model_name} is {sure_text} sure this is {classes[believed]!r}, but it is labeled "
-                f"{classes[label]!r}{given}{stars}")
-    return f"{model_name} agrees it is {classes[label]!r} ({sure_text} sure){stars}"
+        given = f"; {'they give' if several else 'it gives'} the label {p[label]:.0%}" if len(classes) > 2 else ""
+        return (f"{model_name} {'are' if several else 'is'} {sure_text} sure this is {classes[believed]!r}, but it "
+                f"is labeled {classes[label]!r}{given}{stars}")
+    return f"{model_name} {'agree' if several else 'agrees'} it is {classes[label]!r} ({sure_text} sure){stars}"

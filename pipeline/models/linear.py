@@ -253,7 +253,7 @@ def onnx_probs(models: list[tuple[Path, np.ndarray]], corpus: Corpus, *, device:
     from pipeline.engine import LocalEngine
 
     found = (engine or LocalEngine()).map_batches(_Scorer, ([Path(path).read_bytes() for path, _ in models], corpus,
-                                                            device), score.model_jobs([rows for _, rows in models]),
+                                                            device), score.model_jobs([rows for _, rows in models], corpus.counts.shape[0]),
                                                   desc="score (ONNX Runtime)", batch_rows=_SCORE_BATCH,
                                                   progress=progress)
     return [(stacked(mine, "p"), str(mine["provider"].iloc[0]) if len(mine) else "")

@@ -186,8 +186,14 @@ class OnnxNetwork(_OnnxModel):
         return _two_classes(np.concatenate(ps).astype(np.float64)), np.concatenate(embs)
 
 
-def model_jobs(rows_per_model) -> pd.DataFrame:
-    """The jobs of a scoring pass (``engine.map_batches``): one per (``model``, ``row``), model by model."""
+def model_jobs(rows_per_model, n_rows: int) -> pd.DataFrame:
+    """The jobs of a scoring pass (``engine.map_batches``): one per (``model``, ``row``), model by model; each row
+    one of the ``n_rows`` the pass reads."""
+    for rows in rows_per_model:
+        rows = np.asarray(rows)
+        if rows.size and (rows.dtype.kind not in "iu" or rows.min() < 0 or rows.max() >= n_rows):
+            raise ValueError(f"rows to score must be whole numbers in [0, {n_rows:,}); got {rows.dtype} from "
+                             f"{rows.min()} to {rows.max()}")
     return pd.concat([pd.DataFrame({"model": j, "row": np.asarray(rows, dtype=np.int64)})
                       for j, rows in enumerate(rows_per_model)] or [pd.DataFrame({"model": [], "row": []})],
                      ignore_index=True)
@@ -207,13 +213,15 @@ _NETWORK_BATCH = 1024  # reviews per batch of the engine (a Ray Data batch)
 def network_outputs(models: list[tuple[bytes, object, np.ndarray]], data, *, device: str, engine=None,
                     progress: bool = False) -> list[tuple[np.ndarray, np.ndarray, str]]:
     """For each (ONNX bytes, the network's input encoder, rows) of ``models``: (the (len(rows), K) probabilities,
-    the (len(rows), d) float32 embedding, the ONNX Runtime provider). The encoder (``train_nn.MultiHotInput`` or
-    ``SequenceInput``) turns rows of ``data`` (``train_nn.NetworkData``) into the network's input. The rows go
-    through ``engine.map_batches`` (``pipeline.engine``; this process when None): on Ray, a pool of actors that each
-    hold a session per model and read ``data`` from the object store."""
+    the (len(rows), d) float32 embedding, the ONNX Runtime provider); (0, 0) arrays and no provider for a model
+    given no rows. The encoder (``train_nn.MultiHotInput`` or ``SequenceInput``) turns rows of ``data``
+    (``train_nn.NetworkData``) into the network's input. The rows go through ``engine.map_batches``
+    (``pipeline.engine``; this process when None): on Ray, a pool of actors that each hold a session per model and
+    read ``data`` from the object store."""
+    n_rows = data.corpus.counts.shape[0] if data.corpus is not None else len(data.sequences.offsets) - 1
     found = (engine or LocalEngine()).map_batches(
         _NetworkScorer, ([(onnx, inputs) for onnx, inputs, _ in models], data, device),
-        model_jobs([rows for _, _, rows in models]), desc="networks: score and embed (ONNX Runtime)",
+        model_jobs([rows for _, _, rows in models], n_rows), desc="networks: score and embed (ONNX Runtime)",
         batch_rows=_NETWORK_BATCH, progress=progress)
     return [(stacked(mine, "p"), stacked(mine, f"e{j}_", np.float32),  # embeddings' widths differ: one set per model
              str(mine["provider"].iloc[0]) if len(mine) else "")

@@ -348,6 +348,9 @@ def run_family(family: str, data: NetworkData, dataset: Dataset, folds: np.ndarr
     (all_probs, embedding, _), = score.network_outputs([(done[at].onnx, reference_inputs, whole)],
                                                        reference_inputs.reads(data), device=cfg.device,
                                                        engine=engine, progress=cfg.progress)
+    # the pass must give the rows its job checked against PyTorch the scores the job gave them: the same file read
+    # the same way, each row in its place
+    score.check_parity(all_probs[jobs[at][2]], done[at].probs, model_id=f"{name_model(family, reference)} (pass)")
     model_rows, preds, parts = [], [], {key: [] for key in ("batches", "epochs", "layer_stats", "layer_histograms",
                                                              "information_plane", "truncation")}
     oof = np.empty((len(labels), k_classes))

@@ -259,9 +259,21 @@ def test_a_grouped_worker_s_rows_are_tagged_with_their_jobs():
     assert two_each["job"].tolist() == [12, 12, 10, 10, 13, 13, 11, 11]
     with pytest.raises(RuntimeError, match="returned 1 rows for 2 reviews"):
         engine.by_group(batch, "model", lambda j, rows: pd.DataFrame({"value": [0]}))
+    with pytest.raises(TypeError):  # a job without a model is given to the worker as such, not dropped
+        engine.by_group(batch.assign(model=[1, np.nan, 1, 0]), "model", lambda j, rows: [][j])
+    with pytest.raises(RuntimeError, match="each review once per group"):
+        engine.by_group(batch.assign(row=[5, 6, 5, 8]), "model", lambda j, rows: pd.DataFrame({"row": rows}))
+    with pytest.raises(RuntimeError, match="returned no rows for 1 of its 2 jobs"):
+        engine.LocalEngine().map_batches(lambda shared: (lambda b: b.iloc[:1][["job"]]), None,
+                                         pd.DataFrame({"x": [1, 2]}), desc="t", batch_rows=4)
     wide = engine.spread("e", np.arange(6.0).reshape(3, 2))
-    assert np.array_equal(engine.stacked(pd.DataFrame({"job": 0, "e1": wide["e1"], "e0": wide["e0"], "ex": 1}), "e"),
+    assert np.array_equal(engine.stacked(pd.DataFrame({"job": 0, "e1": wide["e1"], "e0": wide["e0"], "ex": 1,
+                                                       "e\u0661": 5.0}), "e"),  # an Arabic-Indic 1 is not a 1
                           np.arange(6.0).reshape(3, 2))
+    with pytest.raises(RuntimeError, match="have gaps"):
+        engine.stacked(pd.DataFrame({"p0": [1.0], "p1": [1.0], "p10": [1.0]}), "p")
+    with pytest.raises(ValueError, match=r"an \(n, k\) array"):
+        engine.spread("e", np.arange(3.0))
 
 
 @pytest.mark.parametrize("shards", [True, False], ids=["shards", "streamed"])

@@ -67,6 +67,11 @@ def test_many_classes_suggest_the_most_probable_class_and_name_it():
     assert found.loc[5, "issue_rank"] == 1 and found.loc[5, "suggested_label"] == 1
     assert found.loc[5, "reason"] == ("the model is 90% sure this is 'shipping', but it is labeled 'billing'; "
                                       "it gives the label 3%")
+    together = _find(labels, probs, np.full(100, np.nan), classes=classes, rating_name=None,
+                     model_name="the models together (stacked)")  # a plural subject
+    assert together.loc[5, "reason"] == ("the models together (stacked) are 90% sure this is 'shipping', but it is "
+                                         "labeled 'billing'; they give the label 3%")
+    assert together.loc[0, "reason"].startswith("the models together (stacked) agree it is 'billing'")
     priority = _find(labels, probs, np.full(100, 2.0), classes=classes, rating_name="priority")
     assert priority.loc[5, "reason"].endswith("; priority 2")
     assert (found.drop(index=5)["suggested_label"] == np.delete(labels, 5)).all()

@@ -182,3 +182,5 @@ def test_the_scoring_pass_gives_each_model_s_rows_their_probabilities_and_embedd
         assert provider == "CPUExecutionProvider" and embedding.dtype == np.float32
         assert probs.shape == want_p.shape and np.abs(probs - want_p).max() <= 1e-6
         assert embedding.shape == want_e.shape and np.abs(embedding - want_e).max() <= 1e-6
+    with pytest.raises(ValueError, match="whole numbers in"):  # numpy would read -1 as the last text
+        score.network_outputs([(seq_path.read_bytes(), seq_net.inputs, np.array([-1, 0]))], data, device="cpu")
