@@ -252,10 +252,10 @@ def onnx_probs(models: list[tuple[Path, np.ndarray]], corpus: Corpus, *, device:
     store."""
     from pipeline.engine import LocalEngine
 
+    jobs = score.model_jobs([rows for _, rows in models], corpus.counts.shape[0])
     found = (engine or LocalEngine()).map_batches(_Scorer, ([Path(path).read_bytes() for path, _ in models], corpus,
-                                                            device), score.model_jobs([rows for _, rows in models], corpus.counts.shape[0]),
-                                                  desc="score (ONNX Runtime)", batch_rows=_SCORE_BATCH,
-                                                  progress=progress)
+                                                            device), jobs, desc="score (ONNX Runtime)",
+                                                  batch_rows=_SCORE_BATCH, progress=progress)
     return [(stacked(mine, "p"), str(mine["provider"].iloc[0]) if len(mine) else "")
             for mine in score.per_model(found, [len(rows) for _, rows in models])]
 
