@@ -16,9 +16,9 @@ calls, and every stage uses only these:
   with batches of jobs; it returns a frame whose ``job`` column says which job each output row came from, at least
   one row per job (the engine numbers the jobs 0..n-1 in that column). The result is every output row in job
   order. Local: one worker here, batches of ``BLOCK_ROWS``. Ray: one Ray Data ``map_batches`` pass with a pool of
-  actors that each build the worker once (the linear models' scoring, each network's scores and embedding of every review, SHAP, the
-  truncation windows, the map vectors of large data); the actors write Parquet shards that the driver reads back and
-  deletes (``_gather``). A worker's usual body is ``by_group`` (its jobs by model); ``spread`` and ``stacked`` carry
+  actors that each build the worker once (the linear models' scoring, each network's scores and embedding of
+  every review, SHAP, the truncation windows, the map vectors of large data); the actors write Parquet shards that
+  the driver reads back and deletes (``_gather``). A worker's usual body is ``by_group`` (its jobs by model); ``spread`` and ``stacked`` carry
   arrays through the frames.
 
 Where the shards go: when every node of the cluster runs on the driver's machine (a local cluster) the actors write
