@@ -18,8 +18,8 @@ calls, and every stage uses only these:
   order. Local: one worker here, batches of ``BLOCK_ROWS``. Ray: one Ray Data ``map_batches`` pass with a pool of
   actors that each build the worker once (the linear models' scoring, each network's scores and embedding of
   every review, SHAP, the truncation windows, the map vectors of large data); the actors write Parquet shards that
-  the driver reads back and deletes (``_gather``). A worker's usual body is ``by_group`` (its jobs by model); ``spread`` and ``stacked`` carry
-  arrays through the frames.
+  the driver reads back and deletes (``_gather``). A worker's usual body is ``by_group`` (its jobs by model);
+  ``spread`` and ``stacked`` carry arrays through the frames.
 
 Where the shards go: when every node of the cluster runs on the driver's machine (a local cluster) the actors write
 them to a scratch folder beside the run's models; when some node is another machine, which may share no disk with
