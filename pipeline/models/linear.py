@@ -33,7 +33,7 @@ from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 
 from pipeline.data.dataset import Dataset
-from pipeline.engine import by_group, in_blocks, spread, stacked
+from pipeline.engine import LocalEngine, by_group, in_blocks, spread, stacked
 from pipeline.models import outputs, score
 from pipeline.models.text import Corpus
 from pipeline.names import CONVENTIONAL, LINEAR, OOF, model_id
@@ -154,8 +154,6 @@ def cross_fit(corpus: Corpus, labels: np.ndarray, folds: np.ndarray, *, n_classe
     """One model per fold, trained on the other folds (less ``exclude``); and the (N, K) out-of-fold probabilities.
 
     Each fold is a job of ``engine`` (``pipeline.engine``; this process when None)."""
-    from pipeline.engine import LocalEngine
-
     exclude = np.zeros(len(labels), bool) if exclude is None else np.asarray(exclude, bool)
     shared = (corpus, np.asarray(labels), np.asarray(folds), exclude, n_classes, options)
     ks = [int(k) for k in np.unique(folds)]
@@ -250,8 +248,6 @@ def onnx_probs(models: list[tuple[Path, np.ndarray]], corpus: Corpus, *, device:
     ONNX Runtime provider that ran it). The rows go through ``engine.map_batches`` (``pipeline.engine``; this process
     when None): on Ray, a pool of actors that each hold a session per model and read the counts from the object
     store."""
-    from pipeline.engine import LocalEngine
-
     jobs = score.model_jobs([rows for _, rows in models], corpus.counts.shape[0])
     found = (engine or LocalEngine()).map_batches(_Scorer, ([Path(path).read_bytes() for path, _ in models], corpus,
                                                             device), jobs, desc="score (ONNX Runtime)",

@@ -218,10 +218,9 @@ def network_outputs(models: list[tuple[bytes, object, np.ndarray]], data, *, dev
     (``train_nn.NetworkData``) into the network's input. The rows go through ``engine.map_batches``
     (``pipeline.engine``; this process when None): on Ray, a pool of actors that each hold a session per model and
     read ``data`` from the object store."""
-    n_rows = data.corpus.counts.shape[0] if data.corpus is not None else len(data.sequences.offsets) - 1
     found = (engine or LocalEngine()).map_batches(
         _NetworkScorer, ([(onnx, inputs) for onnx, inputs, _ in models], data, device),
-        model_jobs([rows for _, _, rows in models], n_rows), desc="networks: score and embed (ONNX Runtime)",
+        model_jobs([rows for _, _, rows in models], data.n_rows), desc="networks: score and embed (ONNX Runtime)",
         batch_rows=_NETWORK_BATCH, progress=progress)
     return [(stacked(mine, "p"), stacked(mine, f"e{j}_", np.float32),  # embeddings' widths differ: one set per model
              str(mine["provider"].iloc[0]) if len(mine) else "")

@@ -56,6 +56,10 @@ class NetworkData:
     corpus: Corpus | None  # None where only the sequences are read
     sequences: Sequences | None = None
 
+    @property
+    def n_rows(self) -> int:
+        return self.corpus.counts.shape[0] if self.corpus is not None else len(self.sequences.offsets) - 1
+
 
 @dataclasses.dataclass(frozen=True)
 class MultiHotInput:
@@ -88,7 +92,7 @@ class SequenceInput:
     name = "token_ids"
 
     def encode(self, data: NetworkData, rows=None, *, truncation: str | None = None) -> np.ndarray:
-        rows = np.arange(len(data.sequences.offsets) - 1) if rows is None else rows
+        rows = np.arange(data.n_rows) if rows is None else rows
         return sequences.encode(data.sequences, rows, self.remap, self.max_len, truncation or self.truncation)
 
     def reads(self, data: NetworkData) -> NetworkData:
