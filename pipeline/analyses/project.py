@@ -46,6 +46,8 @@ seeded.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
 import warnings
 
 import numpy as np
@@ -167,6 +169,7 @@ def _knn(vectors: np.ndarray, k: int, metric: str):
         return idx, dist
     from umap.umap_ import nearest_neighbors
 
+    keep_umap_compiled()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         idx, dist, _ = nearest_neighbors(vectors, min(k, n - 1), metric, {}, False, None, low_memory=True, n_jobs=2)
@@ -194,6 +197,7 @@ def _umap(vectors: np.ndarray, cfg: Config, metric: str = "cosine", knn=None) ->
         return np.pad(vectors[:, :2], ((0, 0), (0, max(0, 2 - vectors.shape[1])))).astype(np.float32)
     import umap  # slow import (numba), so only when needed
 
+    keep_umap_compiled()
     n_neighbors = min(cfg.umap_neighbors, n - 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -204,6 +208,33 @@ def _umap(vectors: np.ndarray, cfg: Config, metric: str = "cosine", knn=None) ->
             if knn is not None and n >= _SMALL else (None, None, None),
         )
         return reducer.fit_transform(vectors).astype(np.float32)
+
+
+@functools.cache
+def keep_umap_compiled() -> int:
+    """Turn on numba's on-disk cache for umap-learn's compiled functions; returns how many now keep their code.
+
+    umap-learn asks numba to cache one of its functions, so every new process compiles the rest again before its
+    first map: about 20 s of CPU on this project's 2-core machines (bench/umap_compile.py), in every run and, in the
+    tests, every run started as a process. ``Dispatcher.enable_caching`` is what numba's ``cache=True`` does: the
+    machine code is written beside umap's source (or under ``NUMBA_CACHE_DIR``) and loaded by later processes, and
+    numba recompiles when umap's source changes. A function numba cannot keep (it raises: no cache folder can be
+    written) compiles in each process as before.
+    """
+    from numba.core.registry import CPUDispatcher
+
+    kept = 0
+    for name, module in list(sys.modules.items()):
+        if not (name == "umap" or name.startswith("umap.")) or module is None:
+            continue
+        for obj in list(vars(module).values()):
+            if isinstance(obj, CPUDispatcher):
+                try:
+                    obj.enable_caching()
+                except RuntimeError:  # "cannot cache function ...: no locator available"
+                    continue
+                kept += 1
+    return kept
 
 
 def _cluster_terms(x, cluster: np.ndarray, vocab: np.ndarray) -> pd.DataFrame:

@@ -118,3 +118,44 @@ def test_with_repeated_texts_every_cluster_of_a_sampled_map_has_its_terms_and_ev
                                 Config(map_fit_rows=100, clusters=k))[0]
         assert set(found.cluster) == set(found.cluster_terms["cluster"]), seed
         assert found.cluster_terms["size"].sum() == n, seed
+
+
+_ONE_UMAP_FUNCTION = """
+import numpy as np
+from pipeline.analyses import project
+import umap.distances as d
+project.keep_umap_compiled()
+d.euclidean(np.ones(5, dtype=np.float32), np.zeros(5, dtype=np.float32))
+print(sum(d.euclidean.stats.cache_hits.values()), sum(d.euclidean.stats.cache_misses.values()))
+"""
+
+
+def test_umap_s_compiled_code_is_kept_for_the_next_process():
+    """One of UMAP's functions, compiled (or loaded) in one process, is loaded from numba's cache by the next: its
+    (hits, misses) there are (1, 0); without the cache every process compiles it, (0, 1)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    runs = [subprocess.run([sys.executable, "-c", _ONE_UMAP_FUNCTION], cwd=ROOT, env=dict(os.environ),
+                           capture_output=True, text=True, timeout=300) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr[-2000:] + runs[1].stderr[-2000:]
+    assert runs[1].stdout.split() == ["1", "0"]
+
+
+def test_a_umap_function_numba_cannot_keep_is_left_to_compile_as_before(monkeypatch):
+    """numba raises where it has no folder to keep a function's code in; the map goes on without its cache."""
+    from numba.core.registry import CPUDispatcher
+
+    import umap  # noqa: F401  (its own cache=True function needs a cache folder at import already)
+
+    asked = []
+
+    def nowhere(self):
+        asked.append(self.__name__)
+        raise RuntimeError(f"cannot cache function {self.__name__!r}: no locator available for file 'x.py'")
+
+    monkeypatch.setattr(CPUDispatcher, "enable_caching", nowhere)
+    assert project.keep_umap_compiled.__wrapped__() == 0 and "smooth_knn_dist" in asked
