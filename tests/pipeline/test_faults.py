@@ -1,6 +1,6 @@
 """The pipeline killed with SIGKILL at ten points spread over a whole run.
 
-A reference run is timed first; then ten runs are killed at 1/11 .. 10/11 of (95% of)
+A reference run is timed first (the second of two); then ten runs are killed at 1/11 .. 10/11 of (95% of)
 that time, whatever stage they are in (read from the progress bar). A kill that lands
 after a run's store was swapped in is allowed to leave that run, complete. After every kill the
 earlier runs and the stored decisions must be exactly as they were; at the end the
@@ -53,9 +53,10 @@ def _check_and_extend(before: dict, db, what: str) -> None:
 @pytest.mark.timeout(900)
 def test_sigkill_at_ten_points_loses_nothing_and_the_next_run_works(tmp_path, monkeypatch):
     db = tmp_path / "lossmap.duckdb"
-    start = time.perf_counter()
-    subprocess.run(_run_cmd(db, tmp_path) + ["--no-progress"], cwd=ROOT, check=True, capture_output=True)
-    full = time.perf_counter() - start
+    for _ in range(2):  # the second is timed: the first may compile what later runs load (UMAP's code, numba)
+        start = time.perf_counter()
+        subprocess.run(_run_cmd(db, tmp_path) + ["--no-progress"], cwd=ROOT, check=True, capture_output=True)
+        full = time.perf_counter() - start
     decisions_db = decisions.decisions_path(db)
     for i, choice in enumerate(("mislabeled", "correct", "ambiguous")):
         decisions.record(decisions_db, sample_id=f"test/neg/{i}_1", decision=choice, old_label="negative",
