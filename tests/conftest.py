@@ -157,7 +157,7 @@ def app_store(tmp_path_factory) -> Path:
 
 
 STARS = ("1", "2", "3", "4", "7", "8", "9", "10")  # IMDB's ratings: the classes of the 8-class task
-RATING_SAMPLE = 2000  # rows in the multi-class session store
+RATING_SAMPLE = 1000  # rows in the multi-class session store
 
 
 def rating_table(n: int, seed: int):
