@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
+import traceback
 import warnings
 
 import numpy as np
@@ -172,7 +173,8 @@ def _knn(vectors: np.ndarray, k: int, metric: str):
     keep_umap_compiled()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idx, dist, _ = nearest_neighbors(vectors, min(k, n - 1), metric, {}, False, None, low_memory=True, n_jobs=2)
+        idx, dist, _ = rebuilding_broken_caches(lambda: nearest_neighbors(vectors, min(k, n - 1), metric, {}, False,
+                                                                          None, low_memory=True, n_jobs=2))
     return idx, dist
 
 
@@ -207,7 +209,7 @@ def _umap(vectors: np.ndarray, cfg: Config, metric: str = "cosine", knn=None) ->
             precomputed_knn=(knn[0][:, :n_neighbors], knn[1][:, :n_neighbors], None)
             if knn is not None and n >= _SMALL else (None, None, None),
         )
-        return reducer.fit_transform(vectors).astype(np.float32)
+        return rebuilding_broken_caches(lambda: reducer.fit_transform(vectors)).astype(np.float32)
 
 
 @functools.cache
@@ -215,11 +217,13 @@ def keep_umap_compiled() -> int:
     """Turn on numba's on-disk cache for umap-learn's compiled functions; returns how many now keep their code.
 
     umap-learn asks numba to cache one of its functions, so every new process compiles the rest again before its
-    first map: about 20 s of CPU on this project's 2-core machines (bench/umap_compile.py), in every run and, in the
-    tests, every run started as a process. ``Dispatcher.enable_caching`` is what numba's ``cache=True`` does: the
-    machine code is written beside umap's source (or under ``NUMBA_CACHE_DIR``) and loaded by later processes, and
-    numba recompiles when umap's source changes. A function numba cannot keep (it raises: no cache folder can be
-    written) compiles in each process as before.
+    first map: about 16 s on this project's 2-core machines (bench/umap_compile.py), in every run and, in the tests,
+    every run started as a process. ``Dispatcher.enable_caching`` is what numba's ``cache=True`` does: the machine
+    code is written beside umap's source (or under ``NUMBA_CACHE_DIR``; where that cannot be written, numba falls
+    back to beside the source) and loaded by later processes. numba compiles again when the stamp (time and size) of
+    the function's own source file changes, as a reinstall of umap does. A few small functions (umap's random
+    numbers, about 0.2 s) still compile in each process. ``import umap`` itself needs a folder numba can write (for
+    its one cached function), so the refusal caught below is not expected where umap imports at all.
     """
     from numba.core.registry import CPUDispatcher
 
@@ -235,6 +239,32 @@ def keep_umap_compiled() -> int:
                     continue
                 kept += 1
     return kept
+
+
+def rebuilding_broken_caches(work, attempts: int = 20):
+    """``work()``; where it fails on a damaged file of numba's cache (a truncated index or code file), that
+    function's cache is emptied and ``work`` runs again, so the function compiles and is kept anew. numba reads
+    such a file on every call and never rewrites it: without this, every later run would stop on an unpickling
+    error that names no file. Anything else ``work`` raises is raised as it is."""
+    for _ in range(attempts):  # each attempt may meet another damaged file
+        try:
+            return work()
+        except Exception as exc:
+            cache = _numba_cache_that_failed(exc)
+            if cache is None:
+                raise
+            cache.flush()  # an empty index: the next call compiles and saves
+    return work()
+
+
+def _numba_cache_that_failed(exc: BaseException):
+    from numba.core.caching import Cache
+
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        found = frame.f_locals.get("self")
+        if isinstance(found, Cache):
+            return found
+    return None
 
 
 def _cluster_terms(x, cluster: np.ndarray, vocab: np.ndarray) -> pd.DataFrame:

@@ -159,3 +159,32 @@ def test_a_umap_function_numba_cannot_keep_is_left_to_compile_as_before(monkeypa
 
     monkeypatch.setattr(CPUDispatcher, "enable_caching", nowhere)
     assert project.keep_umap_compiled.__wrapped__() == 0 and "smooth_knn_dist" in asked
+
+
+def test_a_damaged_file_in_numba_s_cache_is_rebuilt_not_raised(tmp_path):
+    """A truncated index file of numba's cache makes every later call fail on unpickling; the map's calls empty
+    that function's cache and go on, and the next process loads the code saved anew."""
+    import importlib.util
+    import pickle
+    from pathlib import Path
+
+    (tmp_path / "kept.py").write_text("import numba\n\n\n@numba.njit(cache=True)\ndef double(x):\n    return 2 * x\n")
+
+    def fresh_import(name):  # a module object of its own, as a new process would have
+        spec = importlib.util.spec_from_file_location(name, tmp_path / "kept.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    first = fresh_import("lossmap_kept_a")
+    assert first.double(2) == 4  # compiled and saved
+    index = next(Path(first.double._cache.cache_path).glob("kept.double-*.nbi"))
+    index.write_bytes(index.read_bytes()[:40])
+    with pytest.raises(pickle.UnpicklingError):  # what a run met before
+        fresh_import("lossmap_kept_b").double(2)
+    damaged = fresh_import("lossmap_kept_c")
+    assert project.rebuilding_broken_caches(lambda: damaged.double(3)) == 6
+    again = fresh_import("lossmap_kept_d")
+    assert again.double(5) == 10 and sum(again.double.stats.cache_hits.values()) == 1
+    with pytest.raises(ZeroDivisionError):  # anything else is raised as it is
+        project.rebuilding_broken_caches(lambda: 1 / 0)
