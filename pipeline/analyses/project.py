@@ -227,17 +227,16 @@ def keep_umap_compiled() -> int:
     """
     from numba.core.registry import CPUDispatcher
 
+    found = {id(obj): obj for name, module in list(sys.modules.items())  # a function umap's modules import from
+             if (name == "umap" or name.startswith("umap.")) and module is not None  # each other: once
+             for obj in list(vars(module).values()) if isinstance(obj, CPUDispatcher)}
     kept = 0
-    for name, module in list(sys.modules.items()):
-        if not (name == "umap" or name.startswith("umap.")) or module is None:
+    for obj in found.values():
+        try:
+            obj.enable_caching()
+        except RuntimeError:  # "cannot cache function ...: no locator available"
             continue
-        for obj in list(vars(module).values()):
-            if isinstance(obj, CPUDispatcher):
-                try:
-                    obj.enable_caching()
-                except RuntimeError:  # "cannot cache function ...: no locator available"
-                    continue
-                kept += 1
+        kept += 1
     return kept
 
 
